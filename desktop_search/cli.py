@@ -1,0 +1,315 @@
+"""Command-line front: ``gui`` (default), ``index``, ``search``, ``status``.
+
+Each command builds Settings from flags and environment, then calls the core. Heavy imports happen inside the
+command that needs them: ``status`` and keyword ``search`` never import torch, so they answer in about a second.
+Every expected failure (bad arguments, no index, no model) ends in one line on stderr and a non-zero exit code,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from desktop_search import config
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+class CliError(Exception):
+    """An expected failure: printed as one line, exit code EXIT_ERROR."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line instead of usage + message
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _add_common(p: argparse.ArgumentParser, *, model: bool = True) -> None:
+    p.add_argument("--index-dir", type=Path, help="index folder (default: per-user data dir; env DESKTOP_SEARCH_INDEX_DIR)")
+    if model:
+        p.add_argument("--model-dir", type=Path, help="BGE-M3 model folder (env DESKTOP_SEARCH_MODEL_DIR)")
+        p.add_argument("--device", choices=config.DEVICES, help="where to run the model (default: auto = GPU if any)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="desktop-search", description="Offline multilingual semantic search over your documents.")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    sub.add_parser("gui", help="open the search window (the default)")
+
+    p = sub.add_parser("index", help="index folders or files (incremental: unchanged files are skipped)")
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    _add_common(p)
+    p.add_argument("--json", action="store_true", help="print the run report as JSON")
+    p.add_argument("--keyword-only", action="store_true", help="do not load the model; build the keyword index only")
+
+    p = sub.add_parser("search", help="search the index")
+    p.add_argument("query", nargs="?", help="the query; quotes for exact phrases, -word to exclude")
+    p.add_argument("--queries", type=Path, metavar="FILE", help="run every line of FILE as a query")
+    p.add_argument("-k", type=int, default=10, metavar="N", help="number of files to return (default 10)")
+    p.add_argument("--mode", choices=config.SEARCH_MODES, help="hybrid (default when a model is installed) or keyword")
+    p.add_argument("--json", action="store_true", help="one JSON object per query")
+    p.add_argument("--weights", type=str, help="dense,sparse,colbert weights (default 0.4,0.2,0.4)")
+    _add_common(p)
+
+    p = sub.add_parser("status", help="what is indexed, what failed and why, index size, model")
+    p.add_argument("--json", action="store_true")
+    _add_common(p)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> config.Settings:
+    weights = None
+    if getattr(args, "weights", None):
+        try:
+            weights = tuple(float(x) for x in args.weights.split(","))
+        except ValueError:
+            raise CliError(f"--weights must be three numbers like 0.4,0.2,0.4, not {args.weights!r}") from None
+    try:
+        return config.load_settings(
+            index_dir=getattr(args, "index_dir", None),
+            model_dir=getattr(args, "model_dir", None),
+            device=getattr(args, "device", None),
+            weights=weights,
+        )
+    except ValueError as e:
+        raise CliError(str(e)) from None
+
+
+def _load_encoder(settings: config.Settings, *, required: bool):
+    """The encoder, or None when no model is installed and ``required`` is False."""
+    from desktop_search.core.encoder import Encoder, ModelUnavailable, model_problem
+
+    problem = model_problem(settings.model_dir)
+    if problem:
+        if required:
+            raise CliError(problem)
+        return None
+    try:
+        return Encoder(settings.model_dir, settings.device)
+    except ModelUnavailable as e:
+        raise CliError(str(e)) from None
+    except Exception as e:  # a damaged model must be named, not dumped as a traceback
+        raise CliError(f"could not load the model from {settings.model_dir}: {type(e).__name__}: {e}") from None
+
+
+def _open_store(settings: config.Settings, *, create: bool):
+    from desktop_search.core.store import IndexIncompatible, IndexMissing, Store
+
+    try:
+        return Store(settings.index_dir, create=create)
+    except (IndexMissing, IndexIncompatible) as e:
+        raise CliError(str(e)) from None
+
+
+def _note(msg: str) -> None:
+    print(f"desktop-search: {msg}", file=sys.stderr)
+
+
+def _fmt_duration(s: float | None) -> str:
+    if s is None:
+        return "?"
+    s = int(s)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+class ProgressPrinter:
+    """A one-line progress bar on a terminal; a line every few seconds when stderr is a file or pipe."""
+
+    def __init__(self, stream=None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._last = 0.0
+
+    def __call__(self, p) -> None:
+        now = time.monotonic()
+        final = p.phase == "done"
+        if not final and now - self._last < (0.2 if self.tty else 5.0):
+            return
+        self._last = now
+        total = max(p.files_total, 1)
+        frac = min(1.0, p.files_done / total)
+        bar = "=" * int(frac * 24)
+        line = (
+            f"[{bar:<24}] {p.files_done}/{p.files_total} files · {p.chunks_done} chunks "
+            f"({p.chunks_per_s:.1f}/s) · {p.files_failed} failed · ETA {_fmt_duration(p.eta_s)} · {p.phase}"
+        )
+        if self.tty:
+            self.stream.write("\r" + line[:160].ljust(160) + ("\n" if final else ""))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+# -- commands -------------------------------------------------------------------------------------------
+def cmd_index(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    missing = [str(p) for p in args.paths if not p.exists()]
+    if missing:
+        raise CliError(f"no such file or folder: {', '.join(missing)}")
+    encoder = None if args.keyword_only else _load_encoder(settings, required=False)
+    if encoder is None and not args.keyword_only:
+        _note(f"no model installed at {settings.model_dir}: building the keyword index only "
+              "(run `desktop-search model download`, then index again to add semantic search)")
+    store = _open_store(settings, create=True)
+    from desktop_search.core.indexer import Indexer
+
+    report = Indexer(store, settings, encoder).index(args.paths, progress=ProgressPrinter())
+    if args.json:
+        print(json.dumps(report.as_json(), ensure_ascii=False))
+    else:
+        print(
+            f"indexed {report.indexed} files ({report.chunks_written} chunks, {report.chunks_encoded} encoded), "
+            f"{report.failed} failed, {report.unchanged} unchanged, {report.removed} removed "
+            f"in {report.elapsed_s:.1f}s" + ("" if report.semantic else " [keyword only]")
+        )
+        for path, reason, detail in report.failures[:20]:
+            _note(f"failed: {path}: {reason}: {detail}")
+        if len(report.failures) > 20:
+            _note(f"... and {len(report.failures) - 20} more failures (see `desktop-search status`)")
+    for err in report.errors:
+        _note(err)
+    return EXIT_OK
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    if args.k < 1:
+        raise CliError("-k must be at least 1")
+    if bool(args.query) == bool(args.queries):
+        raise CliError("give either a QUERY or --queries FILE")
+    if args.queries:
+        try:
+            queries = [q.strip() for q in args.queries.read_text("utf-8").splitlines() if q.strip()]
+        except (OSError, UnicodeDecodeError) as e:
+            raise CliError(f"cannot read queries file {args.queries}: {e}") from None
+    else:
+        queries = [args.query]
+    settings = _settings(args)
+    store = _open_store(settings, create=False)
+    mode = args.mode
+    encoder = None
+    if mode != "keyword":
+        encoder = _load_encoder(settings, required=mode == "hybrid")
+        if encoder is None:
+            _note(f"no model installed at {settings.model_dir}: keyword search only")
+            mode = "keyword"
+        else:
+            mode = "hybrid"
+            if store.model_fingerprint not in (None, encoder.fingerprint):
+                raise CliError("the index was built with a different model; run `desktop-search index` again")
+            if store.count_vectors() == 0:
+                _note("the index has no semantic vectors yet (run `desktop-search index` with the model installed)")
+    from desktop_search.core.search import Searcher
+
+    searcher = Searcher(
+        store,
+        encoder,
+        weights=settings.weights,
+        candidates_per_mode=settings.candidates_per_mode,
+        rerank_k=settings.rerank_k,
+    )
+    for q in queries:
+        result = searcher.search(q, k=args.k, mode=mode)
+        if args.json:
+            print(json.dumps(result.as_json(), ensure_ascii=False))
+        else:
+            _print_result(result, multiple=len(queries) > 1)
+    return EXIT_OK
+
+
+def _print_result(result, *, multiple: bool) -> None:
+    if multiple:
+        print(f"## {result.query}")
+    if not result.hits:
+        print("no results")
+    for i, h in enumerate(result.hits, 1):
+        where = f" (page {h.page})" if h.page else ""
+        more = f" [+{h.more} more]" if h.more else ""
+        parts = ", ".join(f"{k} {v:.3f}" for k, v in h.scores.items() if v is not None)
+        print(f"{i:>2}. {h.score:.3f}  {h.path}{where}{more}")
+        print(f"      {h.snippet}")
+        print(f"      ({parts})")
+
+
+def status_dict(settings: config.Settings) -> dict[str, Any]:
+    from desktop_search.core.encoder import model_fingerprint, model_problem
+
+    store = _open_store(settings, create=False)
+    records = store.file_records()
+    by_status = {"indexed": 0, "failed": 0, "pending": 0}
+    failures = []
+    for r in records.values():
+        by_status[r.status] = by_status.get(r.status, 0) + 1
+        if r.status == "failed":
+            failures.append({"path": r.path, "reason": r.reason, "detail": r.detail})
+    failures.sort(key=lambda f: f["path"])
+    problem = model_problem(settings.model_dir)
+    chunks = store.count_chunks()
+    vectors_ok = store.count_vectors()
+    return {
+        "index_dir": str(settings.index_dir),
+        "files": {"total": len(records), **by_status},
+        "chunks": chunks,
+        "failures": failures,
+        "index_bytes": store.index_bytes(),
+        "model": {
+            "dir": str(settings.model_dir),
+            "installed": problem is None,
+            "problem": problem,
+            "fingerprint": model_fingerprint(settings.model_dir) if problem is None else None,
+            "index_model": store.model_fingerprint,
+            "dim": store.dim,
+            "encoded_texts": vectors_ok,
+            "colbert_storage": store.meta.get("colbert_storage"),
+        },
+    }
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    st = status_dict(_settings(args))
+    if args.json:
+        print(json.dumps(st, ensure_ascii=False))
+        return EXIT_OK
+    f = st["files"]
+    print(f"index:   {st['index_dir']} ({st['index_bytes'] / 1e6:.1f} MB)")
+    print(f"files:   {f['total']} total, {f['indexed']} indexed, {f['failed']} failed, {f['pending']} pending")
+    print(f"chunks:  {st['chunks']} ({st['model']['encoded_texts']} distinct texts encoded)")
+    m = st["model"]
+    print(f"model:   {m['dir']} " + ("(installed)" if m["installed"] else f"(not usable: {m['problem']})"))
+    if st["failures"]:
+        print("failures:")
+        for fl in st["failures"]:
+            print(f"  {fl['path']}: {fl['reason']}: {fl['detail']}")
+    return EXIT_OK
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    try:
+        from desktop_search.gui.app import run
+    except ImportError as e:
+        raise CliError(f"the window cannot start: {e} (is PySide6 installed?)") from None
+    return run()
+
+
+COMMANDS = {"gui": cmd_gui, "index": cmd_index, "search": cmd_search, "status": cmd_status}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("TRANSFORMERS_NO_TF", "1")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = args.command or "gui"
+    try:
+        return COMMANDS[command](args)
+    except CliError as e:
+        print(f"desktop-search: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("desktop-search: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,107 @@
+"""Settings for every part of the app: one frozen dataclass built from defaults, environment and flags.
+
+User folders come from platformdirs and each has a ``DESKTOP_SEARCH_*`` override, so tests (and portable
+installs) never touch the real home. Nothing here imports Qt or the ML stack: the CLI and the window read
+settings before anything heavy loads.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+APP_NAME = "desktop-search"
+ENV_PREFIX = "DESKTOP_SEARCH_"
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+COLBERT_STORAGE = ("int8", "float16")
+SEARCH_MODES = ("hybrid", "keyword")
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(ENV_PREFIX + name)
+    return Path(value).expanduser() if value else None
+
+
+def default_data_dir() -> Path:
+    return _env_path("DATA_DIR") or Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def default_index_dir() -> Path:
+    return _env_path("INDEX_DIR") or default_data_dir() / "index"
+
+
+def default_model_dir() -> Path:
+    return _env_path("MODEL_DIR") or default_data_dir() / "models" / "bge-m3"
+
+
+def default_config_dir() -> Path:
+    return _env_path("CONFIG_DIR") or Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
+
+
+def resources_dir() -> Path:
+    """Where `resources/` lives: next to a frozen app's files, else at the top of the source tree."""
+    override = _env_path("RESOURCES_DIR")
+    if override:
+        return override
+    frozen_root = getattr(sys, "_MEIPASS", None)
+    if frozen_root:
+        return Path(frozen_root) / "resources"
+    return Path(__file__).resolve().parent.parent / "resources"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable the core reads. Build with :func:`load_settings`; derive variants with ``.with_(...)``."""
+
+    index_dir: Path = field(default_factory=default_index_dir)
+    model_dir: Path = field(default_factory=default_model_dir)
+    device: str = "auto"
+    # Chunking: BGE-M3 was trained on passages up to 8192 tokens, but retrieval precision and snippet
+    # quality are better with paragraph-sized chunks; 512 is FlagEmbedding's own passage default.
+    chunk_tokens: int = 512
+    chunk_overlap_tokens: int = 48
+    # Weights for dense, sparse, ColBERT, as in BGEM3FlagModel.compute_score(weights_for_different_modes=...).
+    weights: tuple[float, float, float] = (0.4, 0.2, 0.4)
+    candidates_per_mode: int = 100
+    rerank_k: int = 50
+    colbert_storage: str = "int8"
+    batch_tokens: int = 8192
+    max_file_bytes: int = 512 * 1024**2
+    extract_time_limit_s: float = 120.0
+    extract_workers: int = 2
+
+    def with_(self, **changes: Any) -> "Settings":
+        return replace(self, **changes)
+
+    def validate(self) -> "Settings":
+        if self.device not in DEVICES:
+            raise ValueError(f"unknown device {self.device!r}; choose one of {', '.join(DEVICES)}")
+        if self.colbert_storage not in COLBERT_STORAGE:
+            raise ValueError(f"unknown ColBERT storage {self.colbert_storage!r}; choose one of {', '.join(COLBERT_STORAGE)}")
+        if len(self.weights) != 3 or any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
+            raise ValueError("weights must be three non-negative numbers (dense, sparse, colbert) with a positive sum")
+        if not 16 <= self.chunk_tokens <= 8192:
+            raise ValueError("chunk size must be between 16 and 8192 tokens")
+        if not 0 <= self.chunk_overlap_tokens < self.chunk_tokens // 2:
+            raise ValueError("chunk overlap must be at least 0 and less than half the chunk size")
+        return self
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Defaults <- environment (``DESKTOP_SEARCH_DEVICE`` ...) <- explicit overrides (None means 'not given')."""
+    env: dict[str, Any] = {}
+    if os.environ.get(ENV_PREFIX + "DEVICE"):
+        env["device"] = os.environ[ENV_PREFIX + "DEVICE"]
+    if os.environ.get(ENV_PREFIX + "COLBERT_STORAGE"):
+        env["colbert_storage"] = os.environ[ENV_PREFIX + "COLBERT_STORAGE"]
+    given = {k: v for k, v in overrides.items() if v is not None}
+    for key in ("index_dir", "model_dir"):
+        if key in given:
+            given[key] = Path(given[key]).expanduser().resolve()
+    return Settings(**{**env, **given}).validate()

@@ -1,0 +1,193 @@
+"""Chunks -> BGE-M3 representations: dense vector, learned lexical (sparse) weights and ColBERT vectors.
+
+The model is loaded through FlagEmbedding's ``BGEM3FlagModel`` from a local directory only (hub libraries are
+forced offline first), so the weights, heads and tokenizer are exactly the ones FlagEmbedding uses. Encoding
+calls that model's own forward pass once per batch for all three outputs and post-processes them the way
+``BGEM3FlagModel.encode`` does (max weight per token id without special tokens; ColBERT vectors without the CLS
+position), but batches by a token budget over length-sorted inputs instead of a fixed count: less padding, no
+probe batch run twice, and no retry loop that can spin forever on a non-memory RuntimeError.
+torch/transformers/FlagEmbedding are imported only when an Encoder is built: they take ~10 s to import.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+REQUIRED_FILES = ("config.json", "tokenizer.json", "colbert_linear.pt", "sparse_linear.pt")
+WEIGHT_FILES = ("pytorch_model.bin", "model.safetensors")
+# Passages are chunked to the configured budget, so this window only guards against estimated chunks
+# (made before a model was installed) and is never reached by tokenizer-counted ones.
+PASSAGE_MAX_TOKENS = 8192
+QUERY_MAX_TOKENS = 512
+
+
+class ModelUnavailable(RuntimeError):
+    """No usable model in the model directory; the message says what is missing and what to do."""
+
+
+@dataclass
+class Encoded:
+    dense: np.ndarray  # (n, dim) float32, unit rows
+    sparse: list[dict[int, float]]  # token id -> weight, as BGEM3FlagModel lexical_weights (ids as int)
+    colbert: list[np.ndarray]  # per text (tokens, dim) float32, unit rows
+
+    def __len__(self) -> int:
+        return len(self.sparse)
+
+
+def model_problem(model_dir: Path) -> str | None:
+    """Why ``model_dir`` cannot be loaded, or None if every file the encoder needs is there."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        return f"no model at {model_dir} (run `desktop-search model download`, or pass --model-dir)"
+    missing = [f for f in REQUIRED_FILES if not (model_dir / f).is_file()]
+    if not any((model_dir / f).is_file() for f in WEIGHT_FILES):
+        missing.append(" or ".join(WEIGHT_FILES))
+    if missing:
+        return f"model at {model_dir} is incomplete: missing {', '.join(missing)}"
+    return None
+
+
+def model_fingerprint(model_dir: Path) -> str:
+    """A cheap identity of the weights: vectors from another model must never be mixed into the index."""
+    h = hashlib.sha256()
+    model_dir = Path(model_dir)
+    for name in ("config.json", "colbert_linear.pt", "sparse_linear.pt"):
+        p = model_dir / name
+        h.update(name.encode())
+        h.update(p.read_bytes() if p.is_file() else b"-")
+    for name in WEIGHT_FILES:
+        p = model_dir / name
+        if p.is_file():
+            h.update(f"{name}:{p.stat().st_size}".encode())
+    return h.hexdigest()[:16]
+
+
+def resolve_device(device: str) -> str:
+    """'auto' -> the best available of cuda, mps, cpu; explicit names are checked and kept."""
+    import torch
+
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return "mps"
+        return "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ModelUnavailable("device 'cuda' was requested but no CUDA GPU is available (use --device auto or cpu)")
+    if device == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ModelUnavailable("device 'mps' was requested but Apple MPS is not available (use --device auto or cpu)")
+    return device
+
+
+def _force_offline() -> None:
+    # After setup the app makes no network access: hub libraries must resolve everything locally.
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ.setdefault("TRANSFORMERS_NO_TF", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+class Encoder:
+    """BGE-M3 loaded from a local directory; thread-safe (one forward pass at a time)."""
+
+    def __init__(self, model_dir: Path, device: str = "auto") -> None:
+        problem = model_problem(model_dir)
+        if problem:
+            raise ModelUnavailable(problem)
+        _force_offline()
+        import torch
+        from FlagEmbedding import BGEM3FlagModel
+
+        self.model_dir = Path(model_dir)
+        self.device = resolve_device(device)
+        self.fp16 = self.device != "cpu"
+        self.fingerprint = model_fingerprint(self.model_dir)
+        self._torch = torch
+        self._lock = threading.Lock()
+        self._flag = BGEM3FlagModel(
+            str(self.model_dir), use_fp16=self.fp16, devices=[self.device], normalize_embeddings=True
+        )
+        self.tokenizer = self._flag.tokenizer
+        self._net = self._flag.model
+        if self.device == "cpu":
+            self._net.float()
+        self._net.to(self.device)
+        self._net.eval()
+        self.dim = int(self._net.model.config.hidden_size)
+        tok = self.tokenizer
+        self._unused = {
+            tok.convert_tokens_to_ids(tok.special_tokens_map[name])
+            for name in ("cls_token", "eos_token", "pad_token", "unk_token")
+            if name in tok.special_tokens_map
+        }
+
+    @property
+    def flag_model(self):  # the FlagEmbedding object, for parity checks against compute_score
+        return self._flag
+
+    def encode_query(self, text: str) -> Encoded:
+        return self.encode([text], max_tokens=QUERY_MAX_TOKENS)
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        *,
+        max_tokens: int = PASSAGE_MAX_TOKENS,
+        batch_tokens: int = 8192,
+        progress: Callable[[int], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> Encoded:
+        """Encode texts in length-sorted batches of at most ``batch_tokens`` padded tokens."""
+        n = len(texts)
+        if n == 0:
+            return Encoded(np.zeros((0, self.dim), np.float32), [], [])
+        enc = self.tokenizer(list(texts), truncation=True, max_length=max_tokens, return_token_type_ids=False)
+        lengths = [len(ids) for ids in enc["input_ids"]]
+        order = sorted(range(n), key=lambda i: -lengths[i])
+        dense = np.zeros((n, self.dim), np.float32)
+        sparse: list[dict[int, float]] = [{} for _ in range(n)]
+        colbert: list[np.ndarray] = [np.zeros((0, self.dim), np.float32)] * n
+        pos = 0
+        while pos < n:
+            if cancelled is not None and cancelled():
+                raise InterruptedError("encoding cancelled")
+            longest = lengths[order[pos]]
+            size = max(1, batch_tokens // max(longest, 1))
+            batch = order[pos : pos + size]
+            self._encode_batch(enc, batch, dense, sparse, colbert)
+            pos += len(batch)
+            if progress is not None:
+                progress(len(batch))
+        return Encoded(dense, sparse, colbert)
+
+    def _encode_batch(self, enc, batch, dense, sparse, colbert) -> None:
+        torch = self._torch
+        features = [{"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i]} for i in batch]
+        inputs = self.tokenizer.pad(features, padding=True, return_tensors="pt").to(self.device)
+        with self._lock, torch.inference_mode():
+            out = self._net(inputs, return_dense=True, return_sparse=True, return_colbert_vecs=True)
+        d = out["dense_vecs"].float().cpu().numpy()
+        w = out["sparse_vecs"].squeeze(-1).float().cpu().numpy()
+        c = out["colbert_vecs"].float().cpu().numpy()
+        ids = inputs["input_ids"].cpu().numpy()
+        mask_len = inputs["attention_mask"].sum(dim=1).cpu().numpy()
+        for row, i in enumerate(batch):
+            dense[i] = d[row]
+            weights: dict[int, float] = {}
+            for tid, wt in zip(ids[row].tolist(), w[row].tolist()):
+                if tid not in self._unused and wt > 0 and wt > weights.get(tid, 0.0):
+                    weights[tid] = wt
+            sparse[i] = weights
+            # As FlagEmbedding: drop the CLS position, keep the real tokens (incl. </s>), drop padding.
+            colbert[i] = np.ascontiguousarray(c[row, : int(mask_len[row]) - 1])

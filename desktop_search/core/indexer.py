@@ -1,0 +1,407 @@
+"""Folders -> index: discover files, skip unchanged ones, extract, chunk, encode, store; report progress.
+
+Extraction runs ahead in a thread pool (PyMuPDF and file I/O) while the encoder works on the previous group, so
+neither the CPU nor a GPU waits on the other. Files are committed in groups: chunks first, then their vectors,
+then the files rows, so a file is never marked indexed without its chunks and an interrupted run simply redoes
+the files it had not committed. Unchanged files (same size and mtime, or same content hash) cost one stat; text
+that was encoded before (same chunk text anywhere in the index) is never encoded again. Every file ends as
+``indexed`` or ``failed`` with a reason; nothing here raises for a bad file. Progress goes to a plain callback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from desktop_search.config import Settings
+from desktop_search.core.chunk import Chunk, TokenSpans, chunk_pages, token_spans_for
+from desktop_search.core.extract import Extraction, extract, is_supported
+from desktop_search.core.store import FileRecord, Store, chunk_id, quantize_colbert, text_hash
+
+# Files whose names say they are temporary, partial or editor lock files.
+_IGNORED_PREFIXES = ("~$", ".~lock", ".")
+_IGNORED_SUFFIXES = (".part", ".crdownload", ".tmp", ".swp", "~")
+GROUP_FILES = 32
+GROUP_TOKENS = 32_768
+
+
+@dataclass
+class Progress:
+    phase: str  # scanning | indexing | encoding | optimizing | done
+    files_total: int = 0
+    files_done: int = 0
+    files_failed: int = 0
+    files_skipped: int = 0
+    chunks_done: int = 0
+    chunks_encoded: int = 0
+    elapsed_s: float = 0.0
+    current: str = ""
+
+    @property
+    def files_per_s(self) -> float:
+        return self.files_done / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def chunks_per_s(self) -> float:
+        return self.chunks_done / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def eta_s(self) -> float | None:
+        left = self.files_total - self.files_done
+        rate = self.files_per_s
+        return left / rate if rate > 0 and left > 0 else (0.0 if left <= 0 else None)
+
+
+@dataclass
+class IndexReport:
+    files_seen: int = 0
+    indexed: int = 0
+    failed: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    chunks_written: int = 0
+    chunks_encoded: int = 0
+    encode_s: float = 0.0
+    elapsed_s: float = 0.0
+    cancelled: bool = False
+    semantic: bool = False
+    errors: list[str] = field(default_factory=list)
+    failures: list[tuple[str, str, str]] = field(default_factory=list)  # (path, reason, detail)
+
+    def as_json(self) -> dict:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+def is_ignored_name(name: str) -> bool:
+    return name.startswith(_IGNORED_PREFIXES) or name.endswith(_IGNORED_SUFFIXES)
+
+
+def discover(paths: Iterable[Path]) -> tuple[list[Path], list[Path]]:
+    """(files to index, explicitly named files that are not supported). Symlinked folders are not followed,
+    so a link loop cannot trap the walk; hidden and temporary files are skipped."""
+    found: dict[str, Path] = {}
+    unsupported: list[Path] = []
+    for root in paths:
+        root = Path(os.path.abspath(root))
+        if root.is_file():
+            (found.setdefault(str(root), root) if is_supported(root) else unsupported.append(root))
+            continue
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=lambda e: None):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                if is_ignored_name(name):
+                    continue
+                p = Path(dirpath) / name
+                if is_supported(p):
+                    found.setdefault(str(p), p)
+    return list(found.values()), unsupported
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class _Prepared:
+    path: Path
+    size: int
+    mtime_ns: int
+    sha256: str
+    extraction: Extraction | None
+    error: str | None = None
+
+
+class Indexer:
+    """Indexes folders into a Store. ``encoder`` may be None: then only keyword (BM25) search is built."""
+
+    def __init__(self, store: Store, settings: Settings, encoder=None) -> None:
+        self.store = store
+        self.settings = settings
+        self.encoder = encoder
+        self.counter: TokenSpans = token_spans_for(settings.model_dir)
+        if encoder is not None:
+            store.bind_model(encoder.fingerprint, encoder.dim, settings.colbert_storage)
+
+    # -- public -----------------------------------------------------------------------------------------
+    def index(
+        self,
+        paths: Sequence[Path],
+        progress: Callable[[Progress], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> IndexReport:
+        t0 = time.monotonic()
+        report = IndexReport(semantic=self.encoder is not None)
+        prog = Progress("scanning")
+        cancel = cancel or threading.Event()
+
+        def tick(**kw) -> None:
+            for k, v in kw.items():
+                setattr(prog, k, v)
+            prog.elapsed_s = time.monotonic() - t0
+            if progress is not None:
+                progress(prog)
+
+        tick()
+        files, unsupported = discover(paths)
+        roots = [os.path.abspath(p) for p in paths]
+        known = {
+            p: r
+            for p, r in self.store.file_records().items()
+            if any(p == root or p.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+        }
+        on_disk = {str(p) for p in files}
+        gone = [p for p in known if p not in on_disk]
+        if gone:
+            self.store.delete_files(gone)
+            report.removed = len(gone)
+
+        todo: list[tuple[Path, os.stat_result]] = []
+        touch: list[FileRecord] = []
+        for p in files:
+            try:
+                st = p.stat()
+            except OSError as e:
+                todo.append((p, None))  # extraction will record the reason
+                continue
+            rec = known.get(str(p))
+            if rec is not None and rec.status in ("indexed", "failed") and rec.size == st.st_size:
+                if rec.mtime_ns == st.st_mtime_ns:
+                    report.unchanged += 1
+                    continue
+                # Touched but maybe not changed (copied back, `touch`, sync tools): compare content.
+                try:
+                    if sha256_file(p) == rec.sha256:
+                        touch.append(FileRecord(**{**rec.as_row(), "mtime_ns": st.st_mtime_ns}))
+                        report.unchanged += 1
+                        continue
+                except OSError:
+                    pass
+            todo.append((p, st))
+        self.store.upsert_files(touch)
+        report.files_seen = len(files)
+        for p in unsupported:
+            self._record_failure(report, p, "unsupported", f"not a supported document type ({p.suffix or 'no extension'})")
+
+        tick(phase="indexing", files_total=len(todo), files_skipped=report.unchanged)
+        self._run(todo, report, prog, tick, cancel)
+        if not cancel.is_set() and self.encoder is not None:
+            self._encode_missing(report, prog, tick, cancel)
+        report.cancelled = cancel.is_set()
+        tick(phase="optimizing")
+        self.store.optimize()
+        report.elapsed_s = time.monotonic() - t0
+        tick(phase="done")
+        return report
+
+    # -- pipeline ---------------------------------------------------------------------------------------
+    def _prepare(self, path: Path, st: os.stat_result | None) -> _Prepared:
+        try:
+            if st is None:
+                st = path.stat()
+            digest = sha256_file(path) if st.st_size <= self.settings.max_file_bytes else ""
+        except PermissionError as e:
+            return _Prepared(path, 0, 0, "", None, f"permission_denied|cannot read file: {e.strerror or e}")
+        except FileNotFoundError:
+            return _Prepared(path, 0, 0, "", None, "corrupt|file disappeared before it could be read")
+        except OSError as e:
+            return _Prepared(path, 0, 0, "", None, f"corrupt|cannot read file: {e}")
+        ex = extract(path, max_bytes=self.settings.max_file_bytes, time_limit_s=self.settings.extract_time_limit_s)
+        return _Prepared(path, st.st_size, st.st_mtime_ns, digest, ex)
+
+    def _run(self, todo, report: IndexReport, prog: Progress, tick, cancel: threading.Event) -> None:
+        if not todo:
+            return
+        workers = max(1, self.settings.extract_workers)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="extract") as pool:
+            queue: deque[Future] = deque()
+            it = iter(todo)
+
+            def refill() -> None:
+                # Bounded look-ahead: enough to keep the encoder fed, not every document in memory at once.
+                while len(queue) < workers * 2 + GROUP_FILES:
+                    nxt = next(it, None)
+                    if nxt is None:
+                        return
+                    queue.append(pool.submit(self._prepare, *nxt))
+
+            refill()
+            group: list[tuple[_Prepared, list[Chunk]]] = []
+            group_tokens = 0
+            while queue and not cancel.is_set():
+                prepared = queue.popleft().result()
+                refill()
+                tick(current=str(prepared.path))
+                chunks: list[Chunk] = []
+                if prepared.extraction is not None and prepared.extraction.ok:
+                    try:
+                        chunks = chunk_pages(
+                            prepared.extraction.pages,
+                            self.counter,
+                            max_tokens=self.settings.chunk_tokens,
+                            overlap_tokens=self.settings.chunk_overlap_tokens,
+                        )
+                    except Exception as e:  # a chunker bug must cost one file, not the run
+                        prepared.error = f"corrupt|internal error while chunking: {type(e).__name__}: {e}"
+                group.append((prepared, chunks))
+                group_tokens += sum(c.n_tokens for c in chunks)
+                if len(group) >= GROUP_FILES or group_tokens >= GROUP_TOKENS:
+                    self._commit(group, report, prog, tick, cancel)
+                    group, group_tokens = [], 0
+            if group:
+                self._commit(group, report, prog, tick, cancel)
+            for fut in queue:
+                fut.cancel()
+
+    def _commit(self, group, report: IndexReport, prog: Progress, tick, cancel: threading.Event) -> None:
+        now = time.time()
+        chunk_rows: list[dict] = []
+        records: list[FileRecord] = []
+        for prepared, chunks in group:
+            path = str(prepared.path)
+            ex = prepared.extraction
+            if prepared.error or ex is None or not ex.ok or not chunks:
+                if prepared.error:
+                    reason, _, detail = prepared.error.partition("|")
+                elif ex is not None and not ex.ok:
+                    reason, detail = ex.reason or "corrupt", ex.detail
+                else:
+                    reason, detail = "no_text", "no text to index"
+                records.append(self._failed_record(prepared, reason, detail, now))
+                report.failed += 1
+                report.failures.append((path, reason, detail))
+                prog.files_failed += 1
+                continue
+            for c in chunks:
+                chunk_rows.append(
+                    {
+                        "id": chunk_id(path, c.ordinal),
+                        "path": path,
+                        "ordinal": c.ordinal,
+                        "page": c.page,
+                        "char_start": c.char_start,
+                        "char_end": c.char_end,
+                        "text": c.text,
+                        "text_hash": text_hash(c.text),
+                        "n_tokens": c.n_tokens,
+                    }
+                )
+            records.append(
+                FileRecord(
+                    path=path,
+                    size=prepared.size,
+                    mtime_ns=prepared.mtime_ns,
+                    sha256=prepared.sha256,
+                    kind=ex.kind,
+                    status="indexed",
+                    reason=None,
+                    detail=ex.detail,
+                    warnings="\n".join(ex.warnings),
+                    page_count=ex.page_count,
+                    n_chunks=len(chunks),
+                    indexed_at=now,
+                )
+            )
+            report.indexed += 1
+        paths = [str(p.path) for p, _ in group]
+        # Order is the crash-safety contract: chunks, then vectors, then the files rows that say "done".
+        self.store.replace_chunks(paths, chunk_rows)
+        report.chunks_written += len(chunk_rows)
+        if self.encoder is not None and chunk_rows and not cancel.is_set():
+            try:
+                self._encode_rows(chunk_rows, report, prog, tick, cancel)
+            except InterruptedError:
+                pass  # cancelled: the chunks are keyword-searchable; the next run encodes them
+            except Exception as e:  # e.g. out of memory: keep the keyword index, say why semantic is behind
+                report.errors.append(f"encoding failed ({type(e).__name__}: {e}); will retry on the next run")
+        self.store.upsert_files(records)
+        tick(files_done=prog.files_done + len(group), chunks_done=prog.chunks_done + len(chunk_rows))
+
+    def _failed_record(self, prepared: _Prepared, reason: str, detail: str, now: float) -> FileRecord:
+        ex = prepared.extraction
+        return FileRecord(
+            path=str(prepared.path),
+            size=prepared.size,
+            mtime_ns=prepared.mtime_ns,
+            sha256=prepared.sha256,
+            kind=ex.kind if ex else "",
+            status="failed",
+            reason=reason,
+            detail=detail,
+            warnings="\n".join(ex.warnings) if ex else "",
+            page_count=ex.page_count if ex else 0,
+            n_chunks=0,
+            indexed_at=now,
+        )
+
+    def _record_failure(self, report: IndexReport, path: Path, reason: str, detail: str) -> None:
+        try:
+            st = path.stat()
+            size, mtime = st.st_size, st.st_mtime_ns
+        except OSError:
+            size, mtime = 0, 0
+        prepared = _Prepared(path, size, mtime, "", None)
+        self.store.upsert_files([self._failed_record(prepared, reason, detail, time.time())])
+        report.failed += 1
+        report.failures.append((str(path), reason, detail))
+
+    # -- encoding ---------------------------------------------------------------------------------------
+    def _encode_rows(self, rows: list[dict], report: IndexReport, prog: Progress, tick, cancel) -> None:
+        by_hash = {r["text_hash"]: r["text"] for r in rows}
+        needed = [h for h in by_hash if h not in self.store.present_hashes(by_hash)]
+        if not needed:
+            return
+        texts = [by_hash[h] for h in needed]
+        t = time.monotonic()
+        encoded = self.encoder.encode(
+            texts,
+            batch_tokens=self.settings.batch_tokens,
+            progress=lambda n: tick(phase="encoding", chunks_encoded=prog.chunks_encoded + n),
+            cancelled=cancel.is_set,
+        )
+        report.encode_s += time.monotonic() - t
+        vec_rows = []
+        for i, h in enumerate(needed):
+            blob, scale = quantize_colbert(encoded.colbert[i], self.settings.colbert_storage)
+            sp = encoded.sparse[i]
+            vec_rows.append(
+                {
+                    "text_hash": h,
+                    "dense": np.asarray(encoded.dense[i], np.float32),
+                    "sparse_ids": list(sp.keys()),
+                    "sparse_weights": [float(w) for w in sp.values()],
+                    "colbert": blob,
+                    "colbert_scale": scale,
+                    "n_vectors": int(encoded.colbert[i].shape[0]),
+                }
+            )
+        self.store.add_vectors(vec_rows)
+        report.chunks_encoded += len(vec_rows)
+        tick(phase="indexing")
+
+    def _encode_missing(self, report: IndexReport, prog: Progress, tick, cancel) -> None:
+        """Encode chunks that have no vectors yet: indexed before a model was installed, or after a model change."""
+        missing = sorted(self.store.all_chunk_hashes() - self.store.vector_hashes())
+        for start in range(0, len(missing), 256):
+            if cancel.is_set():
+                return
+            rows = self.store.chunks_for_hashes(missing[start : start + 256])
+            try:
+                self._encode_rows(rows, report, prog, tick, cancel)
+            except InterruptedError:
+                return
+            except Exception as e:
+                report.errors.append(f"encoding failed ({type(e).__name__}: {e}); will retry on the next run")
+                return

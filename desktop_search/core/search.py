@@ -1,0 +1,327 @@
+"""Query -> ranked hits, one per file: BM25 first, then hybrid dense + sparse, then a ColBERT MaxSim rerank.
+
+Candidates are the union of dense nearest neighbours, BGE-M3 lexical-weight (sparse) matches and BM25 matches.
+Every candidate gets exact dense (dot of unit vectors) and sparse (sum of weight products over shared token
+ids) scores; the best ``rerank_k`` by their weighted mix are rescored with ColBERT MaxSim (mean over query
+tokens of the best passage-token similarity). The final score is the weighted average of the three, exactly as
+``BGEM3FlagModel.compute_score(..., weights_for_different_modes=[w_dense, w_sparse, w_colbert])``.
+``stages()`` yields the intermediate rankings so a window can show keyword hits at once and refine them.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+
+from desktop_search.core.store import Store, dequantize_colbert
+
+SNIPPET_CHARS = 240
+MARK_OPEN, MARK_CLOSE = "**", "**"
+
+_WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
+_CJK_RE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
+
+
+@dataclass(frozen=True)
+class ParsedQuery:
+    """``"exact phrase"`` must appear, ``-word`` must not; the rest is free text for the models and BM25."""
+
+    text: str
+    phrases: tuple[str, ...] = ()
+    excluded: tuple[str, ...] = ()
+
+    @property
+    def terms(self) -> list[str]:
+        """Words to highlight: query words, and for CJK runs their 2-character pieces (no spaces to split on)."""
+        out: list[str] = []
+        for phrase in self.phrases:
+            out.append(phrase)
+        for w in _WORD_RE.findall(self.text):
+            if _CJK_RE.fullmatch(w) and len(w) > 2:
+                out.append(w)
+                out.extend(w[i : i + 2] for i in range(len(w) - 1))
+            elif len(w) >= 2 or _CJK_RE.fullmatch(w):
+                out.append(w)
+        return list(dict.fromkeys(out))
+
+
+def parse_query(raw: str) -> ParsedQuery:
+    phrases = tuple(p.strip() for p in re.findall(r'"([^"]+)"', raw) if p.strip())
+    rest = re.sub(r'"[^"]*"?', " ", raw)
+    excluded = tuple(t[1:] for t in rest.split() if t.startswith("-") and len(t) > 1)
+    words = [t for t in rest.split() if not (t.startswith("-") and len(t) > 1)]
+    text = " ".join([*phrases, *words]).strip()
+    return ParsedQuery(text=text, phrases=phrases, excluded=excluded)
+
+
+@dataclass
+class Hit:
+    path: str
+    page: int | None
+    text: str
+    snippet: str
+    score: float
+    scores: dict[str, float | None]
+    char_start: int
+    char_end: int
+    chunk_id: str
+    more: int = 0  # other chunks of the same file that matched
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "page": self.page,
+            "text": self.text,
+            "snippet": self.snippet,
+            "score": self.score,
+            "scores": dict(self.scores),
+            "more_matches": self.more,
+            "char_start": self.char_start,
+            "char_end": self.char_end,
+        }
+
+
+@dataclass
+class SearchResult:
+    query: str
+    mode: str  # hybrid | keyword
+    stage: str  # keyword | hybrid | reranked
+    hits: list[Hit] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"query": self.query, "mode": self.mode, "hits": [h.as_json() for h in self.hits]}
+
+
+def make_snippet(text: str, terms: list[str], width: int = SNIPPET_CHARS) -> str:
+    """A window of ``text`` around the densest cluster of matched terms, with the terms marked ``**like this**``."""
+    lowered = text.casefold()
+    spans: list[tuple[int, int]] = []
+    for term in sorted(terms, key=len, reverse=True):
+        t = term.casefold()
+        if not t:
+            continue
+        start = 0
+        while True:
+            i = lowered.find(t, start)
+            if i < 0:
+                break
+            # Latin-script words match at word starts only ("art" must not light up inside "start").
+            if _CJK_RE.match(t) or i == 0 or not lowered[i - 1].isalnum():
+                if not any(a < i + len(t) and i < b for a, b in spans):
+                    spans.append((i, i + len(t)))
+            start = i + 1
+    spans.sort()
+    if spans:
+        best_i, best_n = 0, 0
+        for i, (a, _b) in enumerate(spans):
+            n = sum(1 for s, _ in spans[i:] if s < a + width)
+            if n > best_n:
+                best_i, best_n = i, n
+        lo = max(0, spans[best_i][0] - width // 4)
+    else:
+        lo = 0
+    hi = min(len(text), lo + width)
+    lo = max(0, min(lo, hi - width))
+    if lo > 0:  # start at a word boundary
+        sp = text.find(" ", lo, lo + 20)
+        lo = sp + 1 if sp >= 0 else lo
+    parts: list[str] = []
+    pos = lo
+    for a, b in spans:
+        if a < lo or b > hi:
+            continue
+        parts.append(text[pos:a])
+        parts.append(MARK_OPEN + text[a:b] + MARK_CLOSE)
+        pos = b
+    parts.append(text[pos:hi])
+    body = " ".join("".join(parts).split())
+    return ("… " if lo > 0 else "") + body + (" …" if hi < len(text) else "")
+
+
+def colbert_maxsim(q: np.ndarray, p: np.ndarray) -> float:
+    """FlagEmbedding's colbert_score: for each query token its best passage token, averaged over the query."""
+    if len(q) == 0 or len(p) == 0:
+        return 0.0
+    return float((q @ p.T).max(axis=1).sum() / q.shape[0])
+
+
+def lexical_score(q: dict[int, float], ids: list[int], weights: list[float]) -> float:
+    """FlagEmbedding's compute_lexical_matching_score for one stored passage."""
+    return float(sum(w * q[i] for i, w in zip(ids, weights) if i in q))
+
+
+class Searcher:
+    """Answers queries over one Store; the encoder is optional (keyword-only without a model)."""
+
+    def __init__(
+        self,
+        store: Store,
+        encoder: Any | None = None,
+        *,
+        weights: tuple[float, float, float] = (0.4, 0.2, 0.4),
+        candidates_per_mode: int = 100,
+        rerank_k: int = 50,
+    ) -> None:
+        self.store = store
+        self.encoder = encoder
+        self.weights = weights
+        self.candidates_per_mode = candidates_per_mode
+        self.rerank_k = rerank_k
+        self._query_cache: OrderedDict[str, Any] = OrderedDict()
+        self._cache_lock = threading.Lock()
+
+    @property
+    def semantic_ready(self) -> bool:
+        return self.encoder is not None and self.store.count_vectors() > 0
+
+    def search(self, query: str, k: int = 10, mode: str = "hybrid") -> SearchResult:
+        last = None
+        for last in self.stages(query, k, mode):
+            pass
+        assert last is not None
+        return last
+
+    def stages(self, query: str, k: int = 10, mode: str = "hybrid") -> Iterator[SearchResult]:
+        """Keyword result first; in hybrid mode then the hybrid ranking and the ColBERT-reranked one."""
+        pq = parse_query(query)
+        keyword_rows = self.store.fts(pq.text, self.candidates_per_mode) if pq.text else []
+        if mode == "keyword" or self.encoder is None:
+            yield self._keyword_result(query, pq, keyword_rows, k)
+            return
+        yield self._keyword_result(query, pq, keyword_rows, k, mode="hybrid")
+        yield from self._semantic(query, pq, keyword_rows, k)
+
+    # -- keyword ----------------------------------------------------------------------------------------
+    def _keyword_result(self, query: str, pq: ParsedQuery, rows: list[dict], k: int, mode: str = "keyword") -> SearchResult:
+        scored = []
+        for r in rows:
+            if not self._passes(pq, r["text"]):
+                continue
+            s = float(r.get("_score") or 0.0)
+            scored.append((s, r, {"dense": None, "sparse": None, "colbert": None, "bm25": s}))
+        return SearchResult(query, mode, "keyword", self._group(scored, pq, k))
+
+    # -- semantic ---------------------------------------------------------------------------------------
+    def _encode_query(self, text: str):
+        with self._cache_lock:
+            if text in self._query_cache:
+                self._query_cache.move_to_end(text)
+                return self._query_cache[text]
+        enc = self.encoder.encode_query(text)
+        q = (enc.dense[0], enc.sparse[0], enc.colbert[0])
+        with self._cache_lock:
+            self._query_cache[text] = q
+            while len(self._query_cache) > 128:
+                self._query_cache.popitem(last=False)
+        return q
+
+    def _semantic(self, query: str, pq: ParsedQuery, keyword_rows: list[dict], k: int) -> Iterator[SearchResult]:
+        if not pq.text:
+            yield SearchResult(query, "hybrid", "reranked", [])
+            return
+        q_dense, q_sparse, q_colbert = self._encode_query(pq.text)
+        n = self.candidates_per_mode
+        candidates: dict[str, None] = dict.fromkeys(self.store.dense_neighbours(q_dense, n))
+        candidates.update(dict.fromkeys(self._sparse_candidates(q_sparse, n)))
+        bm25_by_chunk = {r["id"]: float(r.get("_score") or 0.0) for r in keyword_rows}
+        candidates.update(dict.fromkeys(r["text_hash"] for r in keyword_rows))
+        if not candidates:
+            yield SearchResult(query, "hybrid", "reranked", [])
+            return
+        vecs = self.store.vector_rows(list(candidates), ["dense", "sparse_ids", "sparse_weights"])
+        wd, ws, wc = self.weights
+        pre: dict[str, tuple[float, float, float]] = {}
+        if vecs:
+            hashes = list(vecs)
+            dense_m = np.asarray([vecs[h]["dense"] for h in hashes], np.float32)
+            dense_s = dense_m @ np.asarray(q_dense, np.float32)
+            for h, d in zip(hashes, dense_s.tolist()):
+                s = lexical_score(q_sparse, vecs[h]["sparse_ids"], vecs[h]["sparse_weights"])
+                mix = (wd * d + ws * s) / (wd + ws) if wd + ws > 0 else 0.0
+                pre[h] = (mix, d, s)
+        # Chunks without vectors yet (model installed after keyword indexing) still rank, by BM25 alone.
+        chunk_rows = self.store.chunks_for_hashes(list(candidates))
+
+        hybrid_scored = []
+        for r in chunk_rows:
+            if not self._passes(pq, r["text"]) or r["text_hash"] not in pre:
+                continue
+            mix, d, s = pre[r["text_hash"]]
+            hybrid_scored.append((mix, r, {"dense": d, "sparse": s, "colbert": None, "bm25": bm25_by_chunk.get(r["id"])}))
+        yield SearchResult(query, "hybrid", "hybrid", self._group(hybrid_scored, pq, k))
+
+        rerank_n = max(self.rerank_k, 2 * k)
+        top = sorted(pre, key=lambda h: pre[h][0], reverse=True)[:rerank_n]
+        colrows = self.store.vector_rows(top, ["colbert", "colbert_scale"])
+        dim = self.store.dim or len(q_dense)
+        q_col = np.asarray(q_colbert, np.float32)
+        final: dict[str, tuple[float, float, float, float]] = {}
+        for h in top:
+            row = colrows.get(h)
+            if row is None:
+                continue
+            c = colbert_maxsim(q_col, dequantize_colbert(row["colbert"], row["colbert_scale"], dim))
+            _mix, d, s = pre[h]
+            total = (wd * d + ws * s + wc * c) / (wd + ws + wc)
+            final[h] = (total, d, s, c)
+        reranked = []
+        for r in chunk_rows:
+            if r["text_hash"] not in final or not self._passes(pq, r["text"]):
+                continue
+            total, d, s, c = final[r["text_hash"]]
+            reranked.append((total, r, {"dense": d, "sparse": s, "colbert": c, "bm25": bm25_by_chunk.get(r["id"])}))
+        yield SearchResult(query, "hybrid", "reranked", self._group(reranked, pq, k, extra=hybrid_scored))
+
+    def _sparse_candidates(self, q_sparse: dict[int, float], n: int) -> list[str]:
+        hashes, mat = self.store.sparse_matrix()
+        if mat is None or not hashes or not q_sparse:
+            return []
+        ids = [i for i in q_sparse if i < mat.shape[1]]
+        if not ids:
+            return []
+        sub = mat[:, ids]
+        scores = np.asarray(sub @ np.asarray([q_sparse[i] for i in ids], np.float32)).ravel()
+        nz = np.flatnonzero(scores > 0)
+        if len(nz) > n:
+            nz = nz[np.argpartition(-scores[nz], n)[:n]]
+        return [hashes[i] for i in nz]
+
+    # -- shared -----------------------------------------------------------------------------------------
+    @staticmethod
+    def _passes(pq: ParsedQuery, text: str) -> bool:
+        low = text.casefold()
+        if any(p.casefold() not in low for p in pq.phrases):
+            return False
+        return not any(re.search(r"(?<!\w)" + re.escape(x.casefold()), low) for x in pq.excluded)
+
+    def _group(self, scored: list[tuple[float, dict, dict]], pq: ParsedQuery, k: int, extra: list | None = None) -> list[Hit]:
+        """Best chunk per file, sorted by score; ``more`` counts that file's other matching chunks."""
+        scored = sorted(scored, key=lambda t: t[0], reverse=True)
+        matched: dict[str, set[str]] = {}
+        for _s, r, _sc in [*scored, *(extra or [])]:
+            matched.setdefault(r["path"], set()).add(r["id"])
+        best: dict[str, Hit] = {}
+        terms = pq.terms
+        for s, r, sc in scored:
+            if r["path"] in best:
+                continue
+            best[r["path"]] = Hit(
+                path=r["path"],
+                page=r["page"],
+                text=r["text"],
+                snippet=make_snippet(r["text"], terms),
+                score=float(s),
+                scores=sc,
+                char_start=r["char_start"],
+                char_end=r["char_end"],
+                chunk_id=r["id"],
+                more=len(matched[r["path"]]) - 1,
+            )
+            if len(best) >= k:
+                break
+        return list(best.values())
