@@ -35,6 +35,11 @@ def _add_common(p: argparse.ArgumentParser, *, model: bool = True) -> None:
     if model:
         p.add_argument("--model-dir", type=Path, help="BGE-M3 model folder (env DESKTOP_SEARCH_MODEL_DIR)")
         p.add_argument("--device", choices=config.DEVICES, help="where to run the model (default: auto = GPU if any)")
+        p.add_argument(
+            "--precision",
+            choices=config.CPU_PRECISIONS,
+            help="model precision on the CPU: int8 (fast, checked against fp32 at load; default) or fp32 (exact)",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="what is indexed, what failed and why, index size, model")
     p.add_argument("--json", action="store_true")
     _add_common(p)
+
+    from desktop_search.cli_model import add_model_parser  # here: cli_model imports this module
+
+    add_model_parser(sub)
     return parser
 
 
@@ -76,6 +85,7 @@ def _settings(args: argparse.Namespace) -> config.Settings:
             index_dir=getattr(args, "index_dir", None),
             model_dir=getattr(args, "model_dir", None),
             device=getattr(args, "device", None),
+            cpu_precision=getattr(args, "precision", None),
             weights=weights,
         )
     except ValueError as e:
@@ -92,7 +102,7 @@ def _load_encoder(settings: config.Settings, *, required: bool):
             raise CliError(problem)
         return None
     try:
-        return Encoder(settings.model_dir, settings.device)
+        return Encoder(settings.model_dir, settings.device, settings.cpu_precision)
     except ModelUnavailable as e:
         raise CliError(str(e)) from None
     except Exception as e:  # a damaged model must be named, not dumped as a traceback
@@ -297,7 +307,13 @@ def cmd_gui(args: argparse.Namespace) -> int:
     return run()
 
 
-COMMANDS = {"gui": cmd_gui, "index": cmd_index, "search": cmd_search, "status": cmd_status}
+def cmd_model(args: argparse.Namespace) -> int:
+    from desktop_search.cli_model import cmd_model as run
+
+    return run(args)
+
+
+COMMANDS = {"gui": cmd_gui, "index": cmd_index, "search": cmd_search, "status": cmd_status, "model": cmd_model}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,7 +19,11 @@ APP_NAME = "desktop-search"
 ENV_PREFIX = "DESKTOP_SEARCH_"
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-COLBERT_STORAGE = ("int8", "float16")
+# int8: 1 byte per dimension + a scale per token (default); float16: 2 bytes; binary: 1 bit per dimension + a
+# scale, scored against full-precision query vectors; pooled: int8 after merging similar tokens of a passage.
+COLBERT_STORAGE = ("int8", "float16", "binary", "pooled")
+# CPU inference: an int8 copy of the model checked against fp32 at load (fast), or the exact fp32 model.
+CPU_PRECISIONS = ("int8", "fp32")
 SEARCH_MODES = ("hybrid", "keyword")
 
 
@@ -44,6 +48,11 @@ def default_config_dir() -> Path:
     return _env_path("CONFIG_DIR") or Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
 
 
+def default_cache_dir() -> Path:
+    """Derived, rebuildable files (the int8 CPU copy of the model)."""
+    return _env_path("CACHE_DIR") or Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
+
+
 def resources_dir() -> Path:
     """Where `resources/` lives: next to a frozen app's files, else at the top of the source tree."""
     override = _env_path("RESOURCES_DIR")
@@ -62,6 +71,7 @@ class Settings:
     index_dir: Path = field(default_factory=default_index_dir)
     model_dir: Path = field(default_factory=default_model_dir)
     device: str = "auto"
+    cpu_precision: str = "int8"
     # Chunking: BGE-M3 was trained on passages up to 8192 tokens, but retrieval precision and snippet
     # quality are better with paragraph-sized chunks; 512 is FlagEmbedding's own passage default.
     chunk_tokens: int = 512
@@ -82,6 +92,8 @@ class Settings:
     def validate(self) -> "Settings":
         if self.device not in DEVICES:
             raise ValueError(f"unknown device {self.device!r}; choose one of {', '.join(DEVICES)}")
+        if self.cpu_precision not in CPU_PRECISIONS:
+            raise ValueError(f"unknown CPU precision {self.cpu_precision!r}; choose one of {', '.join(CPU_PRECISIONS)}")
         if self.colbert_storage not in COLBERT_STORAGE:
             raise ValueError(f"unknown ColBERT storage {self.colbert_storage!r}; choose one of {', '.join(COLBERT_STORAGE)}")
         if len(self.weights) != 3 or any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
@@ -98,6 +110,8 @@ def load_settings(**overrides: Any) -> Settings:
     env: dict[str, Any] = {}
     if os.environ.get(ENV_PREFIX + "DEVICE"):
         env["device"] = os.environ[ENV_PREFIX + "DEVICE"]
+    if os.environ.get(ENV_PREFIX + "CPU_PRECISION"):
+        env["cpu_precision"] = os.environ[ENV_PREFIX + "CPU_PRECISION"]
     if os.environ.get(ENV_PREFIX + "COLBERT_STORAGE"):
         env["colbert_storage"] = os.environ[ENV_PREFIX + "COLBERT_STORAGE"]
     given = {k: v for k, v in overrides.items() if v is not None}

@@ -67,16 +67,23 @@ def _no_network(monkeypatch):
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
+    from desktop_search.core.models import Manifest, verify_model, write_manifest_for
     from desktop_search.devtools.random_bge_m3 import build_random_bge_m3
 
-    return build_random_bge_m3(tmp_path_factory.mktemp("models") / "bge-m3-tiny", size="tiny", seed=0)
+    model_dir = build_random_bge_m3(tmp_path_factory.mktemp("models") / "bge-m3-tiny", size="tiny", seed=0)
+    # The encoder refuses weights that never passed verification: verify through the real code path.
+    manifest = Manifest.load(write_manifest_for(model_dir, repo="test/tiny-bge-m3", revision="0" * 40))
+    bad = verify_model(manifest, model_dir)
+    assert not bad, bad
+    return model_dir
 
 
 @pytest.fixture(scope="session")
 def tiny_encoder(tiny_model_dir):
     from desktop_search.core.encoder import Encoder
 
-    return Encoder(tiny_model_dir, device="cpu")
+    # The exact fp32 FlagEmbedding path: parity tests compare it with BGEM3FlagModel.compute_score.
+    return Encoder(tiny_model_dir, device="cpu", precision="fp32")
 
 
 @pytest.fixture

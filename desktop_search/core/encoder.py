@@ -20,6 +20,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from desktop_search.config import CPU_PRECISIONS
+
 REQUIRED_FILES = ("config.json", "tokenizer.json", "colbert_linear.pt", "sparse_linear.pt")
 WEIGHT_FILES = ("pytorch_model.bin", "model.safetensors")
 # Passages are chunked to the configured budget, so this window only guards against estimated chunks
@@ -43,7 +45,9 @@ class Encoded:
 
 
 def model_problem(model_dir: Path) -> str | None:
-    """Why ``model_dir`` cannot be loaded, or None if every file the encoder needs is there."""
+    """Why ``model_dir`` cannot be loaded, or None if every file the encoder needs is there and verified."""
+    from desktop_search.core.models import verification_problem
+
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         return f"no model at {model_dir} (run `desktop-search model download`, or pass --model-dir)"
@@ -52,7 +56,14 @@ def model_problem(model_dir: Path) -> str | None:
         missing.append(" or ".join(WEIGHT_FILES))
     if missing:
         return f"model at {model_dir} is incomplete: missing {', '.join(missing)}"
-    return None
+    # Weights are only loaded after their SHA-256 matched (a cheap size + mtime check against that record here).
+    # Everything the loaders may read must be covered: transformers prefers model.safetensors or a sharded
+    # index over pytorch_model.bin, so one dropped in after verification would otherwise load unchecked.
+    loaded = REQUIRED_FILES + WEIGHT_FILES + (
+        "model.safetensors.index.json", "pytorch_model.bin.index.json", "tokenizer_config.json",
+        "special_tokens_map.json", "sentencepiece.bpe.model", "added_tokens.json",
+    )
+    return verification_problem(model_dir, must_cover=loaded)
 
 
 def model_fingerprint(model_dir: Path) -> str:
@@ -99,15 +110,25 @@ def _force_offline() -> None:
 
 
 class Encoder:
-    """BGE-M3 loaded from a local directory; thread-safe (one forward pass at a time)."""
+    """BGE-M3 loaded from a local directory; thread-safe (one forward pass at a time).
 
-    def __init__(self, model_dir: Path, device: str = "auto") -> None:
+    On a GPU the FlagEmbedding model runs in fp16. On the CPU ``precision="int8"`` (the default) runs an int8
+    ONNX Runtime copy of the model (see ``quantize.py``: built once per model into ``cache_dir``, checked
+    against fp32 at every load); if it cannot be built or fails the fidelity check, the encoder falls back to
+    the exact fp32 FlagEmbedding path and says why in ``precision_note``. ``precision="fp32"`` always runs
+    that exact path (the reference in parity tests).
+    """
+
+    def __init__(
+        self, model_dir: Path, device: str = "auto", precision: str = "int8", cache_dir: Path | None = None
+    ) -> None:
         problem = model_problem(model_dir)
         if problem:
             raise ModelUnavailable(problem)
+        if precision not in CPU_PRECISIONS:
+            raise ValueError(f"unknown CPU precision {precision!r}; choose one of {', '.join(CPU_PRECISIONS)}")
         _force_offline()
         import torch
-        from FlagEmbedding import BGEM3FlagModel
 
         self.model_dir = Path(model_dir)
         self.device = resolve_device(device)
@@ -115,6 +136,25 @@ class Encoder:
         self.fingerprint = model_fingerprint(self.model_dir)
         self._torch = torch
         self._lock = threading.Lock()
+        self._flag = None
+        self._net = None
+        self._onnx = None
+        self.precision = "fp16" if self.fp16 else "fp32"
+        self.precision_note = f"fp16 on {self.device}" if self.fp16 else "fp32 (exact FlagEmbedding path)"
+        if self.device == "cpu" and precision == "int8":
+            self._load_int8(Path(cache_dir) if cache_dir is not None else _default_cache_dir())
+        if self._onnx is None:
+            self._load_torch()
+        tok = self.tokenizer
+        self._unused = {
+            tok.convert_tokens_to_ids(tok.special_tokens_map[name])
+            for name in ("cls_token", "eos_token", "pad_token", "unk_token")
+            if name in tok.special_tokens_map
+        }
+
+    def _load_torch(self) -> None:
+        from FlagEmbedding import BGEM3FlagModel
+
         self._flag = BGEM3FlagModel(
             str(self.model_dir), use_fp16=self.fp16, devices=[self.device], normalize_embeddings=True
         )
@@ -125,15 +165,43 @@ class Encoder:
         self._net.to(self.device)
         self._net.eval()
         self.dim = int(self._net.model.config.hidden_size)
-        tok = self.tokenizer
-        self._unused = {
-            tok.convert_tokens_to_ids(tok.special_tokens_map[name])
-            for name in ("cls_token", "eos_token", "pad_token", "unk_token")
-            if name in tok.special_tokens_map
-        }
+
+    def _load_int8(self, cache_dir: Path) -> None:
+        """Use the int8 graph when it is (or can be) built and passes the fidelity check; else leave a note."""
+        from desktop_search.core import quantize
+
+        out = quantize.int8_dir(cache_dir, self.fingerprint)
+        try:
+            if not quantize.is_built(out):
+                # Once per model (minutes for the full model), in a child process so that the fp32 weights and
+                # the quantizer's copies never weigh on this one.
+                quantize.build_int8_in_subprocess(self.model_dir, out)
+            from transformers import AutoTokenizer
+
+            self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))  # what BGEM3FlagModel loads
+            session, verdict = quantize.load_int8(out, self.tokenizer)
+        except Exception as e:  # no onnx/onnxruntime, unwritable cache, export failure: fp32 still works
+            self.precision_note = f"int8 unavailable ({type(e).__name__}: {e}); using fp32"
+            return
+        if not verdict.ok:
+            self.precision_note = verdict.note + "; using fp32"
+            return
+        self._onnx = session
+        self.precision = "int8"
+        self.precision_note = verdict.note
+        self.dim = quantize.reference_dim(out)
 
     @property
-    def flag_model(self):  # the FlagEmbedding object, for parity checks against compute_score
+    def flag_model(self):
+        """The exact fp32/fp16 FlagEmbedding object, for parity checks against compute_score (loaded on demand)."""
+        if self._flag is None:
+            with self._lock:
+                if self._flag is None:
+                    from FlagEmbedding import BGEM3FlagModel
+
+                    flag = BGEM3FlagModel(str(self.model_dir), use_fp16=False, devices=["cpu"])
+                    flag.model.float().eval()
+                    self._flag = flag
         return self._flag
 
     def encode_query(self, text: str) -> Encoded:
@@ -172,16 +240,15 @@ class Encoder:
         return Encoded(dense, sparse, colbert)
 
     def _encode_batch(self, enc, batch, dense, sparse, colbert) -> None:
-        torch = self._torch
         features = [{"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i]} for i in batch]
-        inputs = self.tokenizer.pad(features, padding=True, return_tensors="pt").to(self.device)
-        with self._lock, torch.inference_mode():
-            out = self._net(inputs, return_dense=True, return_sparse=True, return_colbert_vecs=True)
-        d = out["dense_vecs"].float().cpu().numpy()
-        w = out["sparse_vecs"].squeeze(-1).float().cpu().numpy()
-        c = out["colbert_vecs"].float().cpu().numpy()
-        ids = inputs["input_ids"].cpu().numpy()
-        mask_len = inputs["attention_mask"].sum(dim=1).cpu().numpy()
+        if self._onnx is not None:
+            inputs = self.tokenizer.pad(features, padding=True, return_tensors="np")
+            ids, mask = inputs["input_ids"], inputs["attention_mask"]
+            with self._lock:
+                d, w, c = self._onnx.run(ids, mask)
+            mask_len = mask.sum(axis=1)
+        else:
+            d, w, c, ids, mask_len = self._torch_batch(features)
         for row, i in enumerate(batch):
             dense[i] = d[row]
             weights: dict[int, float] = {}
@@ -191,3 +258,21 @@ class Encoder:
             sparse[i] = weights
             # As FlagEmbedding: drop the CLS position, keep the real tokens (incl. </s>), drop padding.
             colbert[i] = np.ascontiguousarray(c[row, : int(mask_len[row]) - 1])
+
+    def _torch_batch(self, features):
+        torch = self._torch
+        inputs = self.tokenizer.pad(features, padding=True, return_tensors="pt").to(self.device)
+        with self._lock, torch.inference_mode():
+            out = self._net(inputs, return_dense=True, return_sparse=True, return_colbert_vecs=True)
+        d = out["dense_vecs"].float().cpu().numpy()
+        w = out["sparse_vecs"].squeeze(-1).float().cpu().numpy()
+        c = out["colbert_vecs"].float().cpu().numpy()
+        ids = inputs["input_ids"].cpu().numpy()
+        mask_len = inputs["attention_mask"].sum(dim=1).cpu().numpy()
+        return d, w, c, ids, mask_len
+
+
+def _default_cache_dir() -> Path:
+    from desktop_search.config import default_cache_dir
+
+    return default_cache_dir() / "models"

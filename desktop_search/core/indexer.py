@@ -10,6 +10,7 @@ that was encoded before (same chunk text anywhere in the index) is never encoded
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import os
 import threading
@@ -85,7 +86,18 @@ def is_ignored_name(name: str) -> bool:
     return name.startswith(_IGNORED_PREFIXES) or name.endswith(_IGNORED_SUFFIXES)
 
 
-def discover(paths: Iterable[Path]) -> tuple[list[Path], list[Path]]:
+def matches_patterns(path: Path, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> bool:
+    """Glob patterns (``*.pdf``, ``drafts/*``) against the file name and the full path."""
+    name, full = path.name, path.as_posix()
+    hit = lambda pat: fnmatch.fnmatch(name, pat) or fnmatch.fnmatch(full, pat) or fnmatch.fnmatch(full, "*/" + pat)
+    if include and not any(hit(p) for p in include):
+        return False
+    return not any(hit(p) for p in exclude)
+
+
+def discover(
+    paths: Iterable[Path], include: Sequence[str] = (), exclude: Sequence[str] = ()
+) -> tuple[list[Path], list[Path]]:
     """(files to index, explicitly named files that are not supported). Symlinked folders are not followed,
     so a link loop cannot trap the walk; hidden and temporary files are skipped."""
     found: dict[str, Path] = {}
@@ -101,7 +113,7 @@ def discover(paths: Iterable[Path]) -> tuple[list[Path], list[Path]]:
                 if is_ignored_name(name):
                     continue
                 p = Path(dirpath) / name
-                if is_supported(p):
+                if is_supported(p) and matches_patterns(p, include, exclude):
                     found.setdefault(str(p), p)
     return list(found.values()), unsupported
 
@@ -141,8 +153,15 @@ class Indexer:
         paths: Sequence[Path],
         progress: Callable[[Progress], None] | None = None,
         cancel: threading.Event | None = None,
+        *,
+        pause: threading.Event | None = None,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
     ) -> IndexReport:
+        """Bring the index in line with ``paths``. ``pause`` (set = paused) holds the run between files;
+        ``cancel`` ends it after the current group is committed."""
         t0 = time.monotonic()
+        self._pause = pause
         report = IndexReport(semantic=self.encoder is not None)
         prog = Progress("scanning")
         cancel = cancel or threading.Event()
@@ -155,7 +174,7 @@ class Indexer:
                 progress(prog)
 
         tick()
-        files, unsupported = discover(paths)
+        files, unsupported = discover(paths, include, exclude)
         roots = [os.path.abspath(p) for p in paths]
         known = {
             p: r
@@ -241,6 +260,12 @@ class Indexer:
             group: list[tuple[_Prepared, list[Chunk]]] = []
             group_tokens = 0
             while queue and not cancel.is_set():
+                while self._pause is not None and self._pause.is_set() and not cancel.is_set():
+                    tick(phase="paused")
+                    cancel.wait(0.1)
+                if cancel.is_set():
+                    break
+                tick(phase="indexing")
                 prepared = queue.popleft().result()
                 refill()
                 tick(current=str(prepared.path))
@@ -405,3 +430,16 @@ class Indexer:
             except Exception as e:
                 report.errors.append(f"encoding failed ({type(e).__name__}: {e}); will retry on the next run")
                 return
+
+
+def folder_counts(records: dict[str, FileRecord], folders: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Per watched folder: how many of its files are indexed, failed, or waiting (pending)."""
+    out: dict[str, dict[str, int]] = {}
+    for folder in folders:
+        prefix = folder.rstrip(os.sep) + os.sep
+        counts = {"indexed": 0, "failed": 0, "pending": 0}
+        for path, rec in records.items():
+            if path == folder or path.startswith(prefix):
+                counts[rec.status if rec.status in counts else "pending"] += 1
+        out[folder] = counts
+    return out

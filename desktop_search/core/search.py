@@ -71,6 +71,7 @@ class Hit:
     char_end: int
     chunk_id: str
     more: int = 0  # other chunks of the same file that matched
+    others: list["Hit"] = field(default_factory=list)  # the best few of those, best first
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -84,6 +85,42 @@ class Hit:
             "char_start": self.char_start,
             "char_end": self.char_end,
         }
+
+
+@dataclass(frozen=True)
+class SearchFilter:
+    """Narrows hits by folder, file type and modification time (seconds since the epoch)."""
+
+    folders: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()  # "pdf", "text"
+    modified_after: float | None = None
+    modified_before: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.folders or self.kinds or self.modified_after or self.modified_before)
+
+    def matcher(self, store: Store):
+        """A path -> bool predicate; file facts are read once per search, only when a filter is active."""
+        if not self.active:
+            return lambda path: True
+        records = store.file_records()
+        roots = [f.rstrip("/\\") for f in self.folders]
+
+        def keep(path: str) -> bool:
+            if roots and not any(path == r or path.startswith(r + "/") or path.startswith(r + "\\") for r in roots):
+                return False
+            rec = records.get(path)
+            if rec is None:
+                return False
+            if self.kinds and rec.kind not in self.kinds:
+                return False
+            mtime = rec.mtime_ns / 1e9
+            if self.modified_after is not None and mtime < self.modified_after:
+                return False
+            return self.modified_before is None or mtime <= self.modified_before
+
+        return keep
 
 
 @dataclass
@@ -179,32 +216,35 @@ class Searcher:
     def semantic_ready(self) -> bool:
         return self.encoder is not None and self.store.count_vectors() > 0
 
-    def search(self, query: str, k: int = 10, mode: str = "hybrid") -> SearchResult:
+    def search(self, query: str, k: int = 10, mode: str = "hybrid", flt: SearchFilter | None = None) -> SearchResult:
         last = None
-        for last in self.stages(query, k, mode):
+        for last in self.stages(query, k, mode, flt):
             pass
         assert last is not None
         return last
 
-    def stages(self, query: str, k: int = 10, mode: str = "hybrid") -> Iterator[SearchResult]:
+    def stages(
+        self, query: str, k: int = 10, mode: str = "hybrid", flt: SearchFilter | None = None
+    ) -> Iterator[SearchResult]:
         """Keyword result first; in hybrid mode then the hybrid ranking and the ColBERT-reranked one."""
         pq = parse_query(query)
+        keep = (flt or SearchFilter()).matcher(self.store)
         keyword_rows = self.store.fts(pq.text, self.candidates_per_mode) if pq.text else []
         if mode == "keyword" or self.encoder is None:
-            yield self._keyword_result(query, pq, keyword_rows, k)
+            yield self._keyword_result(query, pq, keyword_rows, k, keep)
             return
-        yield self._keyword_result(query, pq, keyword_rows, k, mode="hybrid")
-        yield from self._semantic(query, pq, keyword_rows, k)
+        yield self._keyword_result(query, pq, keyword_rows, k, keep, mode="hybrid")
+        yield from self._semantic(query, pq, keyword_rows, k, keep)
 
     # -- keyword ----------------------------------------------------------------------------------------
-    def _keyword_result(self, query: str, pq: ParsedQuery, rows: list[dict], k: int, mode: str = "keyword") -> SearchResult:
+    def _keyword_result(self, query: str, pq: ParsedQuery, rows: list[dict], k: int, keep, mode: str = "keyword") -> SearchResult:
         scored = []
         for r in rows:
             if not self._passes(pq, r["text"]):
                 continue
             s = float(r.get("_score") or 0.0)
             scored.append((s, r, {"dense": None, "sparse": None, "colbert": None, "bm25": s}))
-        return SearchResult(query, mode, "keyword", self._group(scored, pq, k))
+        return SearchResult(query, mode, "keyword", self._group(scored, pq, k, keep))
 
     # -- semantic ---------------------------------------------------------------------------------------
     def _encode_query(self, text: str):
@@ -220,7 +260,7 @@ class Searcher:
                 self._query_cache.popitem(last=False)
         return q
 
-    def _semantic(self, query: str, pq: ParsedQuery, keyword_rows: list[dict], k: int) -> Iterator[SearchResult]:
+    def _semantic(self, query: str, pq: ParsedQuery, keyword_rows: list[dict], k: int, keep) -> Iterator[SearchResult]:
         if not pq.text:
             yield SearchResult(query, "hybrid", "reranked", [])
             return
@@ -253,7 +293,7 @@ class Searcher:
                 continue
             mix, d, s = pre[r["text_hash"]]
             hybrid_scored.append((mix, r, {"dense": d, "sparse": s, "colbert": None, "bm25": bm25_by_chunk.get(r["id"])}))
-        yield SearchResult(query, "hybrid", "hybrid", self._group(hybrid_scored, pq, k))
+        yield SearchResult(query, "hybrid", "hybrid", self._group(hybrid_scored, pq, k, keep))
 
         rerank_n = max(self.rerank_k, 2 * k)
         top = sorted(pre, key=lambda h: pre[h][0], reverse=True)[:rerank_n]
@@ -275,7 +315,7 @@ class Searcher:
                 continue
             total, d, s, c = final[r["text_hash"]]
             reranked.append((total, r, {"dense": d, "sparse": s, "colbert": c, "bm25": bm25_by_chunk.get(r["id"])}))
-        yield SearchResult(query, "hybrid", "reranked", self._group(reranked, pq, k, extra=hybrid_scored))
+        yield SearchResult(query, "hybrid", "reranked", self._group(reranked, pq, k, keep, extra=hybrid_scored))
 
     def _sparse_candidates(self, q_sparse: dict[int, float], n: int) -> list[str]:
         hashes, mat = self.store.sparse_matrix()
@@ -299,9 +339,11 @@ class Searcher:
             return False
         return not any(re.search(r"(?<!\w)" + re.escape(x.casefold()), low) for x in pq.excluded)
 
-    def _group(self, scored: list[tuple[float, dict, dict]], pq: ParsedQuery, k: int, extra: list | None = None) -> list[Hit]:
+    def _group(
+        self, scored: list[tuple[float, dict, dict]], pq: ParsedQuery, k: int, keep, extra: list | None = None
+    ) -> list[Hit]:
         """Best chunk per file, sorted by score; ``more`` counts that file's other matching chunks."""
-        scored = sorted(scored, key=lambda t: t[0], reverse=True)
+        scored = sorted((t for t in scored if keep(t[1]["path"])), key=lambda t: t[0], reverse=True)
         matched: dict[str, set[str]] = {}
         for _s, r, _sc in [*scored, *(extra or [])]:
             matched.setdefault(r["path"], set()).add(r["id"])
@@ -309,6 +351,11 @@ class Searcher:
         terms = pq.terms
         for s, r, sc in scored:
             if r["path"] in best:
+                hit = best[r["path"]]
+                if len(hit.others) < 5 and r["id"] != hit.chunk_id:
+                    hit.others.append(self._hit(r, s, sc, terms))
+                continue
+            if len(best) >= k:
                 continue
             best[r["path"]] = Hit(
                 path=r["path"],
@@ -322,6 +369,18 @@ class Searcher:
                 chunk_id=r["id"],
                 more=len(matched[r["path"]]) - 1,
             )
-            if len(best) >= k:
-                break
         return list(best.values())
+
+    @staticmethod
+    def _hit(r: dict, s: float, sc: dict, terms: list[str]) -> Hit:
+        return Hit(
+            path=r["path"],
+            page=r["page"],
+            text=r["text"],
+            snippet=make_snippet(r["text"], terms),
+            score=float(s),
+            scores=sc,
+            char_start=r["char_start"],
+            char_end=r["char_end"],
+            chunk_id=r["id"],
+        )

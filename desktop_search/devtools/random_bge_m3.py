@@ -20,8 +20,9 @@ The directory written here has the same file layout as the real model repository
 Two sizes:
 
 * ``tiny``: hidden 64, 2 layers, a locally trained ~8k-piece multilingual vocabulary. Builds in
-  seconds, so it can be a session-scoped pytest fixture. The embeddings are meaningless but
-  deterministic and non-degenerate (the sparse head gives positive weights to most tokens).
+  seconds, so it can be a session-scoped pytest fixture. The embeddings carry no semantics but are
+  deterministic and not degenerate: texts sharing tokens score higher in all three modes (dense,
+  sparse, ColBERT), and the sparse head gives a positive weight to ~70 % of tokens.
 * ``full``: the real BGE-M3 architecture (24 x 1024, vocab 250002, 568M parameters, ~2.2 GB) for
   speed and memory benchmarks. It uses the same small tokenizer, so only token ids < ~8k ever occur;
   the embedding matrix still has the real size.
@@ -70,18 +71,21 @@ _ARCHITECTURES: dict[str, dict[str, int]] = {
     "full": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 4096},
 }
 
-# The real config's initializer_range; used as is for "full" (only its speed matters) and for both heads.
+# The real config's initializer_range: recorded in config.json (transformers uses it only to initialise
+# weights that a checkpoint lacks) and used for the ColBERT head.
 _INIT_STD = 0.02
 
-# "tiny" with std 0.02 everywhere is degenerate: the attention and FFN branches are ~10x smaller than the
-# LayerNorm-ed residual stream, so the CLS vector (BGE-M3's dense embedding) is essentially the CLS token's own
-# embedding and any two texts get cosine > 0.9999. "tiny" therefore uses std = factor / sqrt(hidden), so each
-# branch is about as large as the residual and the output depends on the whole text; the FFN is halved (its
-# GELU otherwise scrambles what attention mixed in), position embeddings are small and token-type embeddings
-# zero (a constant added to every token), so token identity dominates. The result is a random encoder that is
-# sensitive to lexical overlap: on a 10-document multilingual probe, query -> matching document MRR averaged
-# ~0.9 (dense), 1.0 (ColBERT), ~0.93 (sparse) over 6 seeds. Dense cosines of unrelated texts are high (~0.85)
-# but differ enough to rank.
+# Encoder weights are NOT drawn with std 0.02. At hidden 64 that is degenerate: the attention and FFN branches
+# are ~10x smaller than the LayerNorm-ed residual stream, so the CLS vector (BGE-M3's dense embedding) is
+# essentially the CLS token's own embedding and any two texts get cosine > 0.9999. Instead std = factor /
+# sqrt(hidden) (0.125 tiny, 0.031 full), so each branch is about as large as the residual and the output
+# depends on the whole text; the FFN is halved (its GELU otherwise scrambles what attention mixed in),
+# position embeddings are small and token-type embeddings zero (a constant added to every token), so token
+# identity dominates. The result is a random encoder that is sensitive to lexical overlap. On a 10-document,
+# 8-language probe (one query per document sharing a few words with it; see the tests), query -> document
+# MRR through BGEM3FlagModel was, for tiny seeds 0-3: dense 0.82-0.95, sparse 0.82-1.0, ColBERT 1.0 (dense
+# cosine of unrelated documents ~0.85); for full, seed 0: dense 1.0, sparse 0.93, ColBERT 1.0 (~0.8).
+# Dense cosines are compressed (like the real model's) but differ enough to rank.
 _STD_FACTORS: dict[str, float] = {
     "word_embeddings": 1.0,
     "position_embeddings": 0.2,
@@ -89,10 +93,12 @@ _STD_FACTORS: dict[str, float] = {
     "ffn": 0.5,
 }
 
-# relu(sparse_linear(h)) is BGE-M3's per-token lexical weight. With zero bias and random weights the share
-# of tokens with weight > 0 is anywhere between ~5 % and ~95 % depending on the seed (the hidden states share
-# a common direction). The bias is therefore calibrated on a fixed multilingual probe so that this share of
-# ordinary tokens is positive, as with the real model where most tokens get a (small) weight.
+# relu(sparse_linear(h)) is BGE-M3's per-token lexical weight. The real model's weights lie in ~0..0.35;
+# since h is LayerNorm-ed (norm ~ sqrt(hidden)), a weight std of _SPARSE_LOGIT_STD / sqrt(hidden) gives logits
+# of that scale at any size (std 0.02 would give 4x larger ones at hidden 1024). Where the zero crossing falls
+# depends on the seed and the size, so the bias is calibrated on a fixed multilingual probe such that this
+# share of ordinary tokens gets a positive weight, as with the real model where most tokens get a small one.
+_SPARSE_LOGIT_STD = 0.16
 _SPARSE_POSITIVE_SHARE = 0.7
 _CALIBRATION_MAX_TOKENS = 48
 
@@ -130,7 +136,8 @@ résultats de l'année, les dépenses prévues et les réunions à venir à Pari
 يجب أن يكون البحث عن المستندات على الحاسوب سريعًا وموثوقًا. يصف التقرير نتائج العام والنفقات المخطط لها \
 والاجتماعات القادمة. مرحبا بالعالم! هذا نص عربي قصير للتجربة.
 在个人电脑上搜索文档应该既快速又可靠。这份报告介绍了今年的结果、计划中的支出以及下周的会议安排。\
-你好，世界！我们使用向量检索和关键词匹配来查找相关的段落。
+你好，世界！我们使用向量检索和关键词匹配来查找相关的段落。中华人民共和国的经济、社会、文化和教育都在\
+发展。国家政府发布了新的法律和规定，每个人都有工作和学习的权利。
 パソコンの中の文書を検索するのは、速くて信頼できるものであるべきです。この報告書には今年の結果と\
 来週の会議の予定が書かれています。こんにちは、世界！日本語のテキストを検索します。テキスト、ファイル、\
 データ、システム、コンピューター。
@@ -195,29 +202,36 @@ def _train_sentencepiece(lines: list[str], vocab_size: int) -> bytes:
     """Train a Unigram SentencePiece model laid out like XLM-R's ``sentencepiece.bpe.model``."""
     import sentencepiece as spm
 
+    # Every required character is a piece of its own, plus the three spm meta pieces.
+    minimum = len(_required_chars()) + 3
+    if vocab_size < minimum:
+        raise ValueError(f"vocab_size must be at least {minimum} (the always-included characters), not {vocab_size}")
     model = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(lines),
-        model_writer=model,
-        model_type="unigram",
-        vocab_size=vocab_size,
-        # A soft limit: the built-in sample alone cannot fill 8000 pieces, and that must not be an error.
-        hard_vocab_limit=False,
-        character_coverage=1.0,
-        required_chars=_required_chars(),
-        normalization_rule_name="nmt_nfkc",
-        # XLM-R's spm ids: <unk>=0, <s>=1, </s>=2, no pad; the HF ids are spm ids + 1 (fairseq offset).
-        unk_id=0,
-        bos_id=1,
-        eos_id=2,
-        pad_id=-1,
-        byte_fallback=False,
-        split_digits=False,
-        max_sentence_length=_MAX_SENTENCE_BYTES,
-        # The EM sums are reduced per thread; a fixed count keeps the vocabulary identical across machines.
-        num_threads=2,
-        minloglevel=2,  # the trainer logs every EM step to stderr otherwise
-    )
+    try:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(lines),
+            model_writer=model,
+            model_type="unigram",
+            vocab_size=vocab_size,
+            # A soft limit: the built-in sample alone cannot fill 8000 pieces, and that must not be an error.
+            hard_vocab_limit=False,
+            character_coverage=1.0,
+            required_chars=_required_chars(),
+            normalization_rule_name="nmt_nfkc",
+            # XLM-R's spm ids: <unk>=0, <s>=1, </s>=2, no pad; the HF ids are spm ids + 1 (fairseq offset).
+            unk_id=0,
+            bos_id=1,
+            eos_id=2,
+            pad_id=-1,
+            byte_fallback=False,
+            split_digits=False,
+            max_sentence_length=_MAX_SENTENCE_BYTES,
+            # The EM sums are reduced per thread; a fixed count keeps the vocabulary identical across machines.
+            num_threads=2,
+            minloglevel=2,  # the trainer logs every EM step to stderr otherwise
+        )
+    except RuntimeError as error:  # e.g. more distinct characters in the texts than vocab_size allows
+        raise ValueError(f"SentencePiece cannot train a {vocab_size}-piece vocabulary: {error}") from error
     return model.getvalue()
 
 
@@ -283,17 +297,21 @@ def _reinit_encoder(model) -> None:  # model: transformers.XLMRobertaModel
         emb.word_embeddings.weight[pad].zero_()
         emb.position_embeddings.weight[pad].zero_()
         emb.token_type_embeddings.weight.zero_()  # a constant shared by all tokens: only blurs them
+        # Deep random post-LN transformers collapse all tokens of a text onto one vector (each layer mixes
+        # them); shrinking the branches' output projections with depth (GPT-2 style) keeps the 24-layer model
+        # as token-distinct as the 2-layer one, which is the reference (factor 1 at 2 layers).
+        depth = (2 / model.config.num_hidden_layers) ** 0.5
         for layer in model.encoder.layer:
             attention = layer.attention
-            for linear, key in (
-                (attention.self.query, "attention"),
-                (attention.self.key, "attention"),
-                (attention.self.value, "attention"),
-                (attention.output.dense, "attention"),
-                (layer.intermediate.dense, "ffn"),
-                (layer.output.dense, "ffn"),
+            for linear, scale in (
+                (attention.self.query, std["attention"]),
+                (attention.self.key, std["attention"]),
+                (attention.self.value, std["attention"]),
+                (attention.output.dense, std["attention"] * depth),
+                (layer.intermediate.dense, std["ffn"]),
+                (layer.output.dense, std["ffn"] * depth),
             ):
-                linear.weight.normal_(0.0, std[key])
+                linear.weight.normal_(0.0, scale)
                 linear.bias.zero_()
 
 
@@ -351,8 +369,10 @@ def build_random_bge_m3(
             The caller's global torch RNG state is left untouched.
         training_texts: texts to train the tokenizer on. Default: the shared UDHR corpus (34 languages)
             when it can be found (see :func:`find_udhr_dir`) plus a small built-in multilingual sample.
-        vocab_size: target number of SentencePiece pieces (default 8000). A soft limit: a small corpus
-            yields fewer. Must exceed the number of distinct characters in the texts (~2.5k for the UDHR).
+        vocab_size: target number of SentencePiece pieces (default 8000); the tokenizer has two more ids
+            (<pad>, <mask>). A soft limit: a small corpus yields fewer. It must exceed the number of
+            distinct characters, i.e. ~650 always-included Latin/Greek/Cyrillic/Arabic/kana characters plus
+            those of the texts (~2.5k with the UDHR); ValueError otherwise.
 
     Returns:
         ``out_dir``, loadable with ``BGEM3FlagModel(str(out_dir), devices="cpu")``.
@@ -391,6 +411,7 @@ def build_random_bge_m3(
         bos_token_id=0,
         eos_token_id=2,
         architectures=["XLMRobertaModel"],
+        dtype="float32",  # recorded like the real config.json ("torch_dtype" in transformers 4)
     )
 
     # fork_rng: seeding must not change the random stream of the test session / caller.
@@ -403,9 +424,10 @@ def build_random_bge_m3(
         colbert_linear = torch.nn.Linear(hidden, hidden)
         sparse_linear = torch.nn.Linear(hidden, 1)
         with torch.no_grad():
-            for layer in (colbert_linear, sparse_linear):
-                layer.weight.normal_(mean=0.0, std=_INIT_STD)
-                layer.bias.zero_()
+            colbert_linear.weight.normal_(mean=0.0, std=_INIT_STD)  # its output is L2-normalised: scale is moot
+            sparse_linear.weight.normal_(mean=0.0, std=_SPARSE_LOGIT_STD / hidden**0.5)
+            colbert_linear.bias.zero_()
+            sparse_linear.bias.zero_()  # set by _calibrate_sparse_bias below
     _calibrate_sparse_bias(model, tokenizer, sparse_linear)
 
     # from_pretrained prefers model.safetensors over pytorch_model.bin: remove a previous build's weights so
@@ -439,7 +461,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--size", choices=sorted(_ARCHITECTURES), default="tiny")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--vocab-size", type=int, default=None, help=f"tokenizer pieces (default {DEFAULT_TOKENIZER_VOCAB})")
+    parser.add_argument(
+        "--vocab-size", type=int, default=None, help=f"tokenizer pieces (default {DEFAULT_TOKENIZER_VOCAB})"
+    )
     args = parser.parse_args(argv)
 
     start = time.perf_counter()

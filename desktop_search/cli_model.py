@@ -1,0 +1,162 @@
+"""``desktop-search model download|verify|import|status``: getting the BGE-M3 weights onto disk, checked.
+
+A thin front over :mod:`desktop_search.core.models`: flags -> manifest, model folder, endpoint and proxy; a
+progress line on stderr; every expected failure (no network, HTTP errors, bad hashes, no disk space) ends in one
+``desktop-search: error:`` line and exit code 1, with each bad file named on its own line before it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from desktop_search.cli import EXIT_OK, CliError, _fmt_duration, _note, _settings
+from desktop_search.core import models
+
+
+def add_model_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("model", help="download, verify or import the BGE-M3 model, or show its state")
+    actions = p.add_subparsers(dest="model_action", metavar="{download,verify,import,status}", parser_class=type(p))
+    actions.required = True
+
+    def common(q: argparse.ArgumentParser, *, manifest: bool = True) -> None:
+        q.add_argument("--model-dir", type=Path, metavar="M", help="model folder (env DESKTOP_SEARCH_MODEL_DIR)")
+        if manifest:
+            q.add_argument("--manifest", type=Path, metavar="FILE",
+                           help="files, sizes and SHA-256 to expect (default: the bundled BGE-M3 manifest)")
+
+    q = actions.add_parser("download", help="fetch the model files (resumable), verify them, mark them verified")
+    q.add_argument("--endpoint", metavar="URL",
+                   help="hub or mirror URL (default: env DESKTOP_SEARCH_HF_ENDPOINT, HF_ENDPOINT, else huggingface.co)")
+    q.add_argument("--proxy", metavar="URL", help="HTTP(S) proxy, e.g. http://user:pass@proxy:3128")
+    common(q)
+
+    q = actions.add_parser("verify", help="re-hash every model file; names each file that does not match")
+    common(q)
+
+    q = actions.add_parser("import", help="copy the model files from a folder (e.g. a USB stick), verifying each")
+    q.add_argument("src_dir", type=Path, metavar="SRC_DIR")
+    common(q)
+
+    q = actions.add_parser("status", help="is the model installed and verified")
+    q.add_argument("--json", action="store_true")
+    common(q)
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{int(n)} B"
+
+
+class TransferPrinter:
+    """Bytes, speed and ETA on one line of stderr (a line every few seconds when stderr is not a terminal)."""
+
+    def __init__(self, stream=None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._last = 0.0
+        self._open = False
+
+    def __call__(self, p: models.TransferProgress) -> None:
+        now = time.monotonic()
+        final = p.phase == "done"
+        if not final and now - self._last < (0.2 if self.tty else 5.0):
+            return
+        self._last = now
+        frac = p.bytes_done / p.bytes_total if p.bytes_total else 1.0
+        bar = "=" * int(min(1.0, frac) * 24)
+        what = "done" if final else f"{p.phase} {p.file}"
+        line = (
+            f"[{bar:<24}] {_fmt_bytes(p.bytes_done)}/{_fmt_bytes(p.bytes_total)} · {_fmt_bytes(p.speed_bps)}/s · "
+            f"ETA {_fmt_duration(p.eta_s)} · {p.files_done}/{p.files_total} files · {what}"
+        )
+        if self.tty:
+            self.stream.write("\r" + line[:160].ljust(160) + ("\n" if final else ""))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def end(self) -> None:
+        # An error line must not be glued to a half-drawn progress bar.
+        if self.tty and self._last:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _manifest(args: argparse.Namespace) -> models.Manifest:
+    path = getattr(args, "manifest", None) or models.default_manifest_path()
+    try:
+        return models.Manifest.load(path)
+    except models.ModelError as e:
+        raise CliError(f"{e} (pass --manifest FILE)" if args.manifest is None else str(e)) from None
+
+
+def _report_bad(bad: list[models.BadFile], model_dir: Path, what: str) -> None:
+    for b in bad:
+        _note(f"bad file: {model_dir / b.path}: expected sha256 {b.expected}, actual {b.actual}")
+    raise CliError(
+        f"{len(bad)} model file(s) at {model_dir} failed {what}; the model was not marked verified "
+        "(run `desktop-search model download` to fetch them again)"
+    )
+
+
+def cmd_model(args: argparse.Namespace) -> int:
+    model_dir = _settings(args).model_dir
+    action = args.model_action
+    if action == "status":
+        return _status(args, model_dir)
+    manifest = _manifest(args)
+    printer = TransferPrinter()
+    try:
+        if action == "download":
+            endpoint = (args.endpoint or models.default_endpoint()).rstrip("/")
+            _note(f"downloading {manifest.repo} ({_fmt_bytes(manifest.total_bytes())}) from {endpoint} to {model_dir}")
+            try:
+                models.download_model(manifest, model_dir, endpoint=endpoint, proxy=args.proxy, progress=printer)
+            except models.ModelError as e:
+                printer.end()
+                if e.bad_files:
+                    _report_bad(list(e.bad_files), model_dir, "verification after two downloads")
+                raise
+            print(f"model ready: {model_dir} ({len(manifest.files)} files, {_fmt_bytes(manifest.total_bytes())}, verified)")
+        elif action == "verify":
+            bad = models.verify_model(manifest, model_dir, progress=printer)
+            printer.end()
+            if bad:
+                _report_bad(bad, model_dir, "verification")
+            print(f"model verified: {model_dir} ({len(manifest.files)} files match {manifest.repo}@{manifest.revision[:12]})")
+        elif action == "import":
+            bad = models.import_model(args.src_dir, manifest, model_dir, progress=printer)
+            printer.end()
+            if bad:
+                _report_bad(bad, args.src_dir, "verification while importing")
+            print(f"model imported: {model_dir} ({len(manifest.files)} files, verified)")
+    except models.ModelError as e:
+        printer.end()
+        raise CliError(str(e)) from None
+    return EXIT_OK
+
+
+def _status(args: argparse.Namespace, model_dir: Path) -> int:
+    from desktop_search.core.encoder import model_problem
+
+    st = models.model_status(_manifest(args), model_dir)
+    # "problem" is the encoder's own verdict (missing files, unverified weights): None iff search can load it.
+    st["problem"] = model_problem(model_dir)
+    if args.json:
+        print(json.dumps(st, ensure_ascii=False))
+        return EXIT_OK
+    present = sum(f["present"] for f in st["files"])
+    state = "verified" if st["verified"] else "installed, not verified" if st["installed"] else "not installed"
+    print(f"model:    {st['dir']}")
+    print(f"state:    {state}" + (f" ({st['repo']}@{str(st['revision'])[:12]}, {st['verified_at']})" if st["verified"] else ""))
+    print(f"files:    {present}/{len(st['files'])} present, {_fmt_bytes(st['bytes'])} of {_fmt_bytes(st['bytes_total'])}"
+          + (f" (+{_fmt_bytes(st['partial_bytes'])} partly downloaded)" if st["partial_bytes"] else ""))
+    if st["problem"]:
+        print(f"problem:  {st['problem']}")
+    return EXIT_OK

@@ -1,0 +1,207 @@
+"""Folders panel (watched folders with include/exclude patterns and per-folder counts, add/remove/rebuild) and
+the failures view (every failed file with its reason and detail; retry, open).
+"""
+
+from __future__ import annotations
+
+import os
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QStandardItem, QStandardItemModel
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLineEdit,
+    QPushButton,
+    QTableView,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop_search.gui.prefs import WatchedFolder
+
+REASON_TEXT = {
+    "encrypted": "password-protected",
+    "no_text": "no text (scanned or empty)",
+    "corrupt": "damaged file",
+    "unsupported": "unsupported type",
+    "too_large": "too large",
+    "timeout": "took too long",
+    "permission_denied": "no permission",
+    "decode_error": "unknown text encoding",
+}
+
+
+def _patterns(text: str) -> list[str]:
+    return [p.strip() for p in text.replace(";", ",").split(",") if p.strip()]
+
+
+class FolderDialog(QDialog):
+    """Edit one watched folder's include/exclude patterns."""
+
+    def __init__(self, folder: WatchedFolder, parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"Folder: {folder.path}")
+        self.include = QLineEdit(", ".join(folder.include))
+        self.include.setPlaceholderText("all supported files (e.g. *.pdf, *.md)")
+        self.exclude = QLineEdit(", ".join(folder.exclude))
+        self.exclude.setPlaceholderText("nothing (e.g. drafts/*, *.log)")
+        form = QFormLayout(self)
+        form.addRow("Include", self.include)
+        form.addRow("Exclude", self.exclude)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+        self.folder = folder
+
+    def result_folder(self) -> WatchedFolder:
+        return WatchedFolder(self.folder.path, _patterns(self.include.text()), _patterns(self.exclude.text()))
+
+
+class FoldersPanel(QWidget):
+    """The list of watched folders. Emits what the user asked for; the window wires it to the services."""
+
+    add_requested = Signal(str)
+    remove_requested = Signal(str)
+    rebuild_requested = Signal(str)
+    patterns_changed = Signal(object)  # WatchedFolder
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.tree = QTreeWidget()
+        self.tree.setHeaderLabels(["Folder", "Indexed", "Failed", "Pending"])
+        self.tree.setRootIsDecorated(False)
+        self.tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.add_btn = QPushButton("Add…")
+        self.remove_btn = QPushButton("Remove")
+        self.edit_btn = QPushButton("Patterns…")
+        self.rebuild_btn = QPushButton("Rebuild")
+        row = QHBoxLayout()
+        for b in (self.add_btn, self.remove_btn, self.edit_btn, self.rebuild_btn):
+            row.addWidget(b)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.tree, 1)
+        lay.addLayout(row)
+        self._folders: list[WatchedFolder] = []
+        self.add_btn.clicked.connect(self._ask_add)
+        self.remove_btn.clicked.connect(lambda: self._with_selected(self.remove_requested.emit))
+        self.rebuild_btn.clicked.connect(lambda: self._with_selected(self.rebuild_requested.emit))
+        self.edit_btn.clicked.connect(self._edit)
+
+    def set_folders(self, folders: list[WatchedFolder], counts: dict[str, dict[str, int]] | None = None,
+                    pending: dict[str, int] | None = None) -> None:
+        self._folders = list(folders)
+        selected = self.selected_path()
+        self.tree.clear()
+        for f in folders:
+            c = (counts or {}).get(f.path, {})
+            item = QTreeWidgetItem([f.path, str(c.get("indexed", 0)), str(c.get("failed", 0)),
+                                    str((pending or {}).get(f.path, c.get("pending", 0)))])
+            pats = []
+            if f.include:
+                pats.append("include " + ", ".join(f.include))
+            if f.exclude:
+                pats.append("exclude " + ", ".join(f.exclude))
+            item.setToolTip(0, "; ".join(pats) or "all supported files")
+            self.tree.addTopLevelItem(item)
+            if f.path == selected:
+                self.tree.setCurrentItem(item)
+
+    def counts_for(self, path: str) -> tuple[int, int, int]:
+        for i in range(self.tree.topLevelItemCount()):
+            it = self.tree.topLevelItem(i)
+            if it.text(0) == path:
+                return int(it.text(1)), int(it.text(2)), int(it.text(3))
+        raise KeyError(path)
+
+    def selected_path(self) -> str | None:
+        it = self.tree.currentItem()
+        return it.text(0) if it else None
+
+    def _with_selected(self, fn) -> None:
+        path = self.selected_path()
+        if path:
+            fn(path)
+
+    def _ask_add(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Add a folder to search")
+        if path:
+            self.add_requested.emit(path)
+
+    def _edit(self) -> None:
+        path = self.selected_path()
+        folder = next((f for f in self._folders if f.path == path), None)
+        if folder is None:
+            return
+        dlg = FolderDialog(folder, self)
+        if dlg.exec() == QDialog.DialogCode.Accepted:
+            self.patterns_changed.emit(dlg.result_folder())
+
+
+class FailuresDialog(QDialog):
+    """Every file that could not be indexed, why, and what can be done."""
+
+    retry_requested = Signal(list)
+    open_requested = Signal(str)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Files that could not be indexed")
+        self.resize(900, 420)
+        self.model = QStandardItemModel(0, 3)
+        self.model.setHorizontalHeaderLabels(["File", "Reason", "Detail"])
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.verticalHeader().setVisible(False)
+        self.retry_btn = QPushButton("Retry selected")
+        self.open_btn = QPushButton("Open")
+        close = QPushButton("Close")
+        row = QHBoxLayout()
+        row.addWidget(self.retry_btn)
+        row.addWidget(self.open_btn)
+        row.addStretch(1)
+        row.addWidget(close)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.table)
+        lay.addLayout(row)
+        close.clicked.connect(self.accept)
+        self.retry_btn.clicked.connect(lambda: self.retry_requested.emit(self.selected_paths()))
+        self.open_btn.clicked.connect(self._open)
+        self.table.doubleClicked.connect(lambda _i: self._open())
+
+    def set_failures(self, failures: list[tuple[str, str, str]]) -> None:
+        self.model.removeRows(0, self.model.rowCount())
+        for path, reason, detail in failures:
+            name = QStandardItem(os.path.basename(path))
+            name.setToolTip(path)
+            name.setData(path, Qt.ItemDataRole.UserRole)
+            r = QStandardItem(REASON_TEXT.get(reason, reason))
+            r.setData(reason, Qt.ItemDataRole.UserRole)
+            self.model.appendRow([name, r, QStandardItem(detail)])
+        self.table.resizeColumnsToContents()
+
+    def rows(self) -> list[tuple[str, str, str]]:
+        return [
+            (self.model.item(i, 0).data(Qt.ItemDataRole.UserRole), self.model.item(i, 1).data(Qt.ItemDataRole.UserRole),
+             self.model.item(i, 2).text())
+            for i in range(self.model.rowCount())
+        ]
+
+    def selected_paths(self) -> list[str]:
+        rows = {i.row() for i in self.table.selectionModel().selectedRows()}
+        return [self.model.item(r, 0).data(Qt.ItemDataRole.UserRole) for r in sorted(rows)]
+
+    def _open(self) -> None:
+        paths = self.selected_paths()
+        if paths:
+            self.open_requested.emit(paths[0])

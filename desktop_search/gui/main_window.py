@@ -1,0 +1,452 @@
+"""The search window: query field with search-as-you-type, progressive results (keyword, then hybrid, then
+ColBERT-reranked) that keep the selected file where it is, filters, preview pane, folders panel, failures
+view and a status bar with indexing progress. Widgets only adapt the Services' signals and calls.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDockWidget,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTreeView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop_search.core.search import SearchFilter, parse_query
+from desktop_search.gui import opener
+from desktop_search.gui.folders import FailuresDialog, FoldersPanel
+from desktop_search.gui.prefs import WatchedFolder
+from desktop_search.gui.preview import PreviewPane
+from desktop_search.gui.results import COL_SNIPPET, HtmlDelegate, ResultsModel
+
+DEBOUNCE_MS = 250
+STAGE_TEXT = {
+    "keyword": "keyword matches",
+    "hybrid": "semantic matches (refining…)",
+    "reranked": "semantic matches, reranked",
+}
+DATE_RANGES = [("Any time", None), ("Past week", 7), ("Past month", 31), ("Past year", 365)]
+TYPES = [("All types", ()), ("PDF", ("pdf",)), ("Text", ("text",))]
+
+
+class ResultsView(QTreeView):
+    open_requested = Signal()
+
+    def keyPressEvent(self, event) -> None:
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self.open_requested.emit()
+            return
+        super().keyPressEvent(event)
+
+
+class SearchField(QLineEdit):
+    down_pressed = Signal()
+
+    def keyPressEvent(self, event) -> None:
+        if event.key() == Qt.Key.Key_Down:
+            self.down_pressed.emit()
+            return
+        if event.key() == Qt.Key.Key_Escape:
+            self.clear()
+            return
+        super().keyPressEvent(event)
+
+
+def _fmt_bytes(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+class MainWindow(QMainWindow):
+    results_shown = Signal(str)  # stage, after the results list was updated (tests, screenshots)
+
+    def __init__(self, services, open_wizard=None) -> None:
+        super().__init__()
+        self.services = services
+        self.prefs = services.prefs
+        self._open_wizard = open_wizard
+        self._current_seq = 0
+        self._last_stats: dict = {}
+        self._pending: dict[str, int] = {}
+        self._failures_dialog: FailuresDialog | None = None
+        self.setWindowTitle("desktop_search")
+        self.resize(1280, 800)
+
+        # search row
+        self.search_field = SearchField()
+        self.search_field.setPlaceholderText('Search your documents…   "exact phrase"   -exclude')
+        self.search_field.setClearButtonEnabled(True)
+        self.folder_filter = QComboBox()
+        self.type_filter = QComboBox()
+        for label, _ in TYPES:
+            self.type_filter.addItem(label)
+        self.date_filter = QComboBox()
+        for label, _ in DATE_RANGES:
+            self.date_filter.addItem(label)
+        self.stage_label = QLabel("")
+        self.stage_label.setObjectName("stage")
+        top = QHBoxLayout()
+        top.addWidget(self.search_field, 1)
+        top.addWidget(self.folder_filter)
+        top.addWidget(self.type_filter)
+        top.addWidget(self.date_filter)
+
+        # results + preview
+        self.model = ResultsModel(self)
+        self.view = ResultsView()
+        self.view.setModel(self.model)
+        self.view.setItemDelegateForColumn(COL_SNIPPET, HtmlDelegate(self.view))
+        self.view.setUniformRowHeights(False)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.setAlternatingRowColors(True)
+        header = self.view.header()
+        header.setSectionResizeMode(COL_SNIPPET, QHeaderView.ResizeMode.Stretch)
+        header.setStretchLastSection(False)
+        for col, width in ((0, 220), (1, 50), (2, 130), (4, 200)):
+            self.view.setColumnWidth(col, width)
+        self.preview = PreviewPane(services.pools)
+        self.open_btn = QPushButton("Open")
+        self.folder_btn = QPushButton("Show in folder")
+        self.copy_btn = QPushButton("Copy path")
+        actions = QHBoxLayout()
+        for b in (self.open_btn, self.folder_btn, self.copy_btn):
+            actions.addWidget(b)
+        actions.addStretch(1)
+        right = QWidget()
+        rl = QVBoxLayout(right)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rl.addLayout(actions)
+        rl.addWidget(self.preview, 1)
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+        ll.addWidget(self.stage_label)
+        ll.addWidget(self.view, 1)
+        self.splitter = QSplitter()
+        self.splitter.addWidget(left)
+        self.splitter.addWidget(right)
+        self.splitter.setSizes([760, 520])
+
+        central = QWidget()
+        cl = QVBoxLayout(central)
+        cl.addLayout(top)
+        cl.addWidget(self.splitter, 1)
+        self.setCentralWidget(central)
+
+        # folders dock
+        self.folders_panel = FoldersPanel()
+        self.folders_dock = QDockWidget("Folders", self)
+        self.folders_dock.setObjectName("folders")
+        self.folders_dock.setWidget(self.folders_panel)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.folders_dock)
+
+        # status bar
+        self.docs_label = QLabel("opening index…")
+        self.failed_btn = QPushButton("0 failed")
+        self.failed_btn.setFlat(True)
+        self.size_label = QLabel("")
+        self.device_label = QLabel("model: loading…")
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(220)
+        self.progress.setVisible(False)
+        self.progress_label = QLabel("")
+        self.pause_btn = QPushButton("Pause")
+        self.pause_btn.setCheckable(True)
+        self.pause_btn.setVisible(False)
+        sb = self.statusBar()
+        for w in (self.docs_label, self.failed_btn, self.size_label, self.device_label):
+            sb.addWidget(w)
+        for w in (self.progress_label, self.progress, self.pause_btn):
+            sb.addPermanentWidget(w)
+
+        self._build_menus()
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(DEBOUNCE_MS)
+        self._wire()
+        self._refresh_folder_filter()
+        self.folders_panel.set_folders(self.prefs.folders())
+
+    # -- construction -----------------------------------------------------------------------------------
+    def _build_menus(self) -> None:
+        m = self.menuBar().addMenu("&File")
+        self.add_folder_action = QAction("Add folder…", self)
+        m.addAction(self.add_folder_action)
+        quit_action = QAction("Quit", self)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        m.addAction(quit_action)
+        v = self.menuBar().addMenu("&View")
+        self.failures_action = QAction("Failed files…", self)
+        v.addAction(self.failures_action)
+        v.addAction(self.folders_dock.toggleViewAction())
+        t = self.menuBar().addMenu("&Tools")
+        self.settings_action = QAction("Settings…", self)
+        t.addAction(self.settings_action)
+        h = self.menuBar().addMenu("&Help")
+        self.wizard_action = QAction("Setup wizard…", self)
+        h.addAction(self.wizard_action)
+
+    def _wire(self) -> None:
+        s = self.services
+        self.search_field.textChanged.connect(lambda _t: self._debounce.start())
+        self.search_field.returnPressed.connect(self.run_search)
+        self.search_field.down_pressed.connect(self._focus_results)
+        self._debounce.timeout.connect(self.run_search)
+        for combo in (self.folder_filter, self.type_filter, self.date_filter):
+            combo.currentIndexChanged.connect(lambda _i: self.run_search())
+        self.view.selectionModel().currentChanged.connect(self._on_current)
+        self.view.doubleClicked.connect(lambda _i: self.open_current())
+        self.view.open_requested.connect(self.open_current)
+        self.open_btn.clicked.connect(self.open_current)
+        self.folder_btn.clicked.connect(self._show_in_folder)
+        self.copy_btn.clicked.connect(self._copy_path)
+        self.failed_btn.clicked.connect(self.show_failures)
+        self.failures_action.triggered.connect(self.show_failures)
+        self.settings_action.triggered.connect(self.show_settings)
+        self.wizard_action.triggered.connect(lambda: self._open_wizard and self._open_wizard())
+        self.add_folder_action.triggered.connect(self.folders_panel._ask_add)
+        self.pause_btn.toggled.connect(self._on_pause)
+        self.folders_panel.add_requested.connect(self.add_folder)
+        self.folders_panel.remove_requested.connect(self.remove_folder)
+        self.folders_panel.rebuild_requested.connect(self.rebuild_folder)
+        self.folders_panel.patterns_changed.connect(self._on_patterns)
+        for seq in ("Ctrl+F", "Ctrl+L"):
+            QShortcut(QKeySequence(seq), self, activated=self._focus_search)
+
+        s.store_ready.connect(self._on_store_ready)
+        s.store_failed.connect(lambda e: self.docs_label.setText(f"index unavailable: {e.splitlines()[0]}"))
+        s.semantic_ready.connect(lambda d: self.device_label.setText(f"model: BGE-M3 on {d.upper()}"))
+        s.semantic_unavailable.connect(self._on_semantic_unavailable)
+        s.search_stage.connect(self._on_stage)
+        s.search_failed.connect(lambda seq, e: seq == self._current_seq and self.stage_label.setText(f"search failed: {e.splitlines()[0]}"))
+        s.index_started.connect(self._on_index_started)
+        s.index_progress.connect(self._on_index_progress)
+        s.index_finished.connect(self._on_index_finished)
+        s.index_failed.connect(lambda e: self.statusBar().showMessage(f"indexing stopped: {e.splitlines()[0]}", 10000))
+        s.stats_ready.connect(self._on_stats)
+
+    # -- search -----------------------------------------------------------------------------------------
+    def current_filter(self) -> SearchFilter:
+        days = DATE_RANGES[self.date_filter.currentIndex()][1]
+        folder = self.folder_filter.currentData()
+        return SearchFilter(
+            folders=(folder,) if folder else (),
+            kinds=TYPES[self.type_filter.currentIndex()][1],
+            modified_after=time.time() - days * 86400 if days else None,
+        )
+
+    def run_search(self) -> None:
+        self._debounce.stop()
+        query = self.search_field.text().strip()
+        if not query:
+            self._current_seq = -1  # drop results of queries still in flight
+            self.model.clear()
+            self.stage_label.setText("")
+            self.preview.clear()
+            return
+        self._terms = parse_query(query).terms
+        self._current_seq = self.services.search(query, self.current_filter())
+
+    def _on_stage(self, seq: int, result) -> None:
+        if seq != self._current_seq:
+            return  # an older query's results; the user has typed on
+        anchor = self._anchor()
+        self.model.set_result(result)
+        self._restore_anchor(anchor)
+        n = len(result.hits)
+        self.stage_label.setText(f"{n} file{'s' if n != 1 else ''} · {STAGE_TEXT.get(result.stage, result.stage)}")
+        self.results_shown.emit(result.stage)
+
+    def _anchor(self):
+        """The selected file and where it sits in the viewport, so a refinement can keep it there."""
+        idx = self.view.currentIndex()
+        if not idx.isValid():
+            return None
+        top = idx.parent() if idx.parent().isValid() else idx
+        hit = self.model.hit_at(top)
+        return hit.path, self.view.visualRect(top).top()
+
+    def _restore_anchor(self, anchor) -> None:
+        if anchor is None:
+            return
+        path, y = anchor
+        row = self.model.row_of(path)
+        if row < 0:
+            return
+        idx = self.model.index(row, 0)
+        self.view.selectionModel().setCurrentIndex(
+            idx, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+        )
+        # scroll so the row stays at the same height in the viewport
+        bar = self.view.verticalScrollBar()
+        bar.setValue(bar.value() + self.view.visualRect(idx).top() - y)
+
+    def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        hit = self.model.hit_at(current)
+        if hit is not None:
+            self.preview.show_hit(hit, getattr(self, "_terms", []))
+
+    def current_hit(self):
+        return self.model.hit_at(self.view.currentIndex())
+
+    def open_current(self) -> None:
+        hit = self.current_hit()
+        if hit is not None:
+            opener.open_document(hit.path, hit.page)
+
+    def _show_in_folder(self) -> None:
+        hit = self.current_hit()
+        if hit is not None:
+            opener.show_in_folder(hit.path)
+
+    def _copy_path(self) -> None:
+        hit = self.current_hit()
+        if hit is not None:
+            QGuiApplication.clipboard().setText(hit.path)
+            self.statusBar().showMessage("path copied", 2000)
+
+    def _focus_search(self) -> None:
+        self.search_field.setFocus()
+        self.search_field.selectAll()
+
+    def _focus_results(self) -> None:
+        if self.model.rowCount():
+            self.view.setFocus()
+            if not self.view.currentIndex().isValid():
+                self.view.setCurrentIndex(self.model.index(0, 0))
+
+    # -- folders & indexing -----------------------------------------------------------------------------
+    def _refresh_folder_filter(self) -> None:
+        current = self.folder_filter.currentData()
+        self.folder_filter.blockSignals(True)
+        self.folder_filter.clear()
+        self.folder_filter.addItem("All folders", None)
+        for f in self.prefs.folders():
+            self.folder_filter.addItem(os.path.basename(f.path.rstrip("/\\")) or f.path, f.path)
+        i = self.folder_filter.findData(current)
+        self.folder_filter.setCurrentIndex(max(0, i))
+        self.folder_filter.blockSignals(False)
+
+    def add_folder(self, path: str) -> None:
+        path = os.path.abspath(path)
+        folders = self.prefs.folders()
+        if any(f.path == path for f in folders):
+            return
+        folders.append(WatchedFolder(path))
+        self.prefs.set_folders(folders)
+        self._refresh_folder_filter()
+        self.folders_panel.set_folders(folders, self._last_stats.get("folders"))
+        self.services.index_folders([folders[-1]])
+
+    def remove_folder(self, path: str) -> None:
+        folders = [f for f in self.prefs.folders() if f.path != path]
+        self.prefs.set_folders(folders)
+        self._refresh_folder_filter()
+        self.services.forget_paths([path])
+
+    def rebuild_folder(self, path: str) -> None:
+        folder = next((f for f in self.prefs.folders() if f.path == path), None)
+        if folder is None:
+            return
+        self.services.forget_paths([path], then=lambda: self.services.index_folders([folder]))
+
+    def _on_patterns(self, folder: WatchedFolder) -> None:
+        folders = [folder if f.path == folder.path else f for f in self.prefs.folders()]
+        self.prefs.set_folders(folders)
+        self.services.index_folders([folder])
+
+    def _on_pause(self, paused: bool) -> None:
+        self.services.set_paused(paused)
+        self.pause_btn.setText("Resume" if paused else "Pause")
+
+    def _on_index_started(self) -> None:
+        self.progress.setVisible(True)
+        self.pause_btn.setVisible(True)
+        self.progress.setRange(0, 0)
+
+    def _on_index_progress(self, p) -> None:
+        if p.files_total:
+            self.progress.setRange(0, p.files_total)
+            self.progress.setValue(p.files_done)
+        eta = f", ETA {int(p.eta_s)} s" if p.eta_s else ""
+        phase = "paused" if p.phase == "paused" else f"{p.files_per_s:.1f} files/s{eta}"
+        self.progress_label.setText(f"indexing {p.files_done}/{p.files_total} · {phase}")
+
+    def _on_index_finished(self, report) -> None:
+        if not self.services.indexing:
+            self.progress.setVisible(False)
+            self.pause_btn.setVisible(False)
+            self.pause_btn.setChecked(False)
+            self.progress_label.setText("")
+        msg = f"indexed {report.indexed} files, {report.failed} failed, {report.unchanged} unchanged"
+        self.statusBar().showMessage(msg, 8000)
+        if self.search_field.text().strip():
+            self.run_search()
+
+    def _on_stats(self, stats: dict) -> None:
+        self._last_stats = stats
+        self.docs_label.setText(f"{stats['indexed']} documents")
+        self.failed_btn.setText(f"{stats['failed']} failed")
+        self.size_label.setText(f"index {_fmt_bytes(stats['index_bytes'])}")
+        self.folders_panel.set_folders(self.prefs.folders(), stats.get("folders"))
+        if self._failures_dialog is not None:
+            self._failures_dialog.set_failures(stats["failures"])
+
+    def _on_store_ready(self) -> None:
+        self.docs_label.setText("index ready")
+        if self.search_field.text().strip():
+            self.run_search()
+        folders = self.prefs.folders()
+        if folders:
+            self.services.index_folders(folders)  # reconcile with changes made while the app was closed
+
+    def _on_semantic_unavailable(self, why: str) -> None:
+        self.device_label.setText("model: not installed (keyword search)")
+        self.device_label.setToolTip(why)
+
+    def show_failures(self) -> FailuresDialog:
+        if self._failures_dialog is None:
+            dlg = FailuresDialog(self)
+            dlg.retry_requested.connect(self._retry)
+            dlg.open_requested.connect(lambda p: opener.open_document(p))
+            self._failures_dialog = dlg
+        self._failures_dialog.set_failures(self._last_stats.get("failures", []))
+        self._failures_dialog.show()
+        return self._failures_dialog
+
+    def _retry(self, paths: list[str]) -> None:
+        if paths:
+            self.services.forget_paths(paths, then=lambda: self.services.index_paths(paths))
+
+    def show_settings(self) -> None:
+        from desktop_search.gui.settings_dialog import SettingsDialog
+
+        dlg = SettingsDialog(self.prefs, self)
+        if dlg.exec():
+            self.services.set_weights(tuple(self.prefs.get("weights")))
+            self.run_search()
+
+    def closeEvent(self, event) -> None:
+        self.services.shutdown()
+        super().closeEvent(event)

@@ -1,0 +1,257 @@
+"""The window's view of the core: opens the index, loads the model lazily, runs searches and indexing in the
+role pools and re-emits what the core reports as Qt signals on the GUI thread.
+
+Start-up order is what makes the window appear at once: the window is shown first, then the index is opened
+(keyword search works from then on), then the model stack (~10 s of imports) loads in the background; when it
+is ready, searches become hybrid and an incremental pass encodes whatever was keyword-indexed meanwhile.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from desktop_search import config
+from desktop_search.gui.prefs import Prefs, WatchedFolder
+from desktop_search.gui.workers import Pools, Task
+
+
+def settle_heap() -> None:
+    """Exclude everything alive now (the imported ML stack: hundreds of thousands of objects) from future
+    garbage collections. Without this a full collection, triggered by any allocation in any thread, holds the
+    GIL for more than half a second and freezes the window (measured with torch + transformers loaded)."""
+    gc.freeze()
+
+
+class Services(QObject):
+    store_ready = Signal()
+    store_failed = Signal(str)
+    semantic_ready = Signal(str)  # device
+    semantic_unavailable = Signal(str)  # why
+    search_stage = Signal(int, object)  # request id, SearchResult
+    search_failed = Signal(int, str)
+    index_started = Signal()
+    index_progress = Signal(object)  # core Progress
+    index_finished = Signal(object)  # core IndexReport
+    index_failed = Signal(str)
+    stats_ready = Signal(object)  # dict
+
+    def __init__(self, settings: config.Settings, prefs: Prefs, pools: Pools | None = None, parent=None) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.prefs = prefs
+        self.pools = pools or Pools()
+        self.store = None
+        self.searcher = None
+        self.encoder = None
+        self.device = "none"
+        self._search_seq = 0
+        self._search_task: Task | None = None
+        self._index_task: Task | None = None
+        self._index_queue: list[tuple[list[str], list[str], list[str]]] = []
+        self.pause_event = threading.Event()
+        self._closing = False
+
+    # -- start-up ---------------------------------------------------------------------------------------
+    def start(self, *, load_model: bool = True) -> None:
+        task = Task(self._open_store)
+        task.signals.result.connect(lambda _: self._on_store(load_model))
+        task.signals.error.connect(self.store_failed)
+        self.pools.start(self.pools.search, task)
+
+    def _open_store(self) -> None:
+        from desktop_search.core.search import Searcher
+        from desktop_search.core.store import Store
+
+        self.store = Store(self.settings.index_dir, create=True)
+        self.searcher = Searcher(
+            self.store,
+            None,
+            weights=self.settings.weights,
+            candidates_per_mode=self.settings.candidates_per_mode,
+            rerank_k=self.settings.rerank_k,
+        )
+
+    def _on_store(self, load_model: bool) -> None:
+        settle_heap()
+        self.store_ready.emit()
+        self.refresh_stats()
+        if load_model:
+            self.load_model()
+
+    def load_model(self) -> None:
+        from desktop_search.core.encoder import model_problem
+
+        problem = model_problem(self.settings.model_dir)
+        if problem:
+            self.semantic_unavailable.emit(problem)
+            return
+        task = Task(self._load_encoder)
+        task.signals.result.connect(self._on_encoder)
+        task.signals.error.connect(self.semantic_unavailable)
+        self.pools.start(self.pools.model, task)
+
+    def _load_encoder(self):
+        from desktop_search.core.encoder import Encoder
+
+        return Encoder(self.settings.model_dir, self.settings.device)
+
+    def _on_encoder(self, encoder) -> None:
+        if self._closing:
+            return
+        settle_heap()
+        self.encoder = encoder
+        self.device = encoder.device
+        if self.searcher is not None:
+            self.searcher.encoder = encoder
+        self.semantic_ready.emit(encoder.device)
+        # Catch up: anything keyword-indexed before the model was ready gets its vectors now.
+        if self.prefs.folders():
+            self.index_folders(self.prefs.folders())
+
+    # -- search -----------------------------------------------------------------------------------------
+    def search(self, query: str, flt=None, k: int = 30) -> int:
+        """Start a search; stages arrive as ``search_stage(id, result)``. Earlier searches are cancelled."""
+        self._search_seq += 1
+        seq = self._search_seq
+        if self._search_task is not None:
+            self._search_task.cancel()
+        if self.searcher is None:
+            return seq
+        searcher = self.searcher
+        mode = "hybrid" if self.encoder is not None else "keyword"
+
+        def run(progress, cancel):
+            for result in searcher.stages(query, k=k, mode=mode, flt=flt):
+                if cancel.is_set():
+                    return
+                progress(result)
+
+        task = Task(run, with_progress=True)
+        task.signals.progress.connect(lambda r, s=seq: self.search_stage.emit(s, r))
+        task.signals.error.connect(lambda e, s=seq: self.search_failed.emit(s, e))
+        self._search_task = task
+        self.pools.start(self.pools.search, task)
+        return seq
+
+    def set_weights(self, weights: tuple[float, float, float]) -> None:
+        self.settings = self.settings.with_(weights=weights)
+        if self.searcher is not None:
+            self.searcher.weights = weights
+
+    # -- indexing ---------------------------------------------------------------------------------------
+    @property
+    def indexing(self) -> bool:
+        return self._index_task is not None
+
+    def index_folders(self, folders: list[WatchedFolder]) -> None:
+        for f in folders:
+            self.index_paths([f.path], f.include, f.exclude)
+
+    def index_paths(self, paths: list[str], include=(), exclude=()) -> None:
+        job = (list(paths), list(include), list(exclude))
+        if self._index_task is not None:
+            if job not in self._index_queue:
+                self._index_queue.append(job)
+            return
+        self._start_index(job)
+
+    def _start_index(self, job) -> None:
+        if self.store is None:
+            return
+        paths, include, exclude = job
+        store, settings, encoder = self.store, self.settings, self.encoder
+
+        def run(progress, cancel):
+            # Built in the worker: binding the model may create tables, which must not stall the window.
+            from desktop_search.core.indexer import Indexer
+
+            return Indexer(store, settings, encoder).index(
+                [Path(p) for p in paths], progress=progress, cancel=cancel, pause=self.pause_event,
+                include=include, exclude=exclude,
+            )
+
+        task = Task(run, with_progress=True)
+        task.signals.progress.connect(self.index_progress)
+        task.signals.result.connect(self._on_index_done)
+        task.signals.error.connect(self._on_index_error)
+        self._index_task = task
+        self.index_started.emit()
+        self.pools.start(self.pools.index, task)
+
+    def _on_index_done(self, report) -> None:
+        self._index_task = None
+        self.index_finished.emit(report)
+        self._next_index()
+
+    def _on_index_error(self, message: str) -> None:
+        self._index_task = None
+        self.index_failed.emit(message)
+        self._next_index()
+
+    def _next_index(self) -> None:
+        self.refresh_stats()
+        if self._index_queue and not self._closing:
+            self._start_index(self._index_queue.pop(0))
+
+    def set_paused(self, paused: bool) -> None:
+        (self.pause_event.set if paused else self.pause_event.clear)()
+
+    def cancel_indexing(self) -> None:
+        self._index_queue.clear()
+        if self._index_task is not None:
+            self._index_task.cancel()
+
+    def forget_paths(self, paths: list[str], then=None) -> None:
+        """Drop index records of ``paths`` (a removed folder, or files to retry / rebuild) in the serial index
+        pool, so it never races an indexing run; ``then`` is called on the GUI thread afterwards."""
+        if self.store is None or not paths:
+            return
+        store = self.store
+
+        def run() -> None:
+            records = store.file_records()
+            gone = [p for p in records if any(p == r or p.startswith(r.rstrip("/\\") + "/") for r in paths)]
+            store.delete_files(gone)
+
+        task = Task(run)
+        task.signals.finished.connect(then or self.refresh_stats)
+        self.pools.start(self.pools.index, task)
+
+    # -- stats ------------------------------------------------------------------------------------------
+    def refresh_stats(self) -> None:
+        if self.store is None:
+            return
+        store, folders = self.store, [f.path for f in self.prefs.folders()]
+
+        def run() -> dict[str, Any]:
+            from desktop_search.core.indexer import folder_counts
+
+            records = store.file_records()
+            failures = sorted(
+                ((r.path, r.reason or "", r.detail) for r in records.values() if r.status == "failed"),
+            )
+            return {
+                "indexed": sum(1 for r in records.values() if r.status == "indexed"),
+                "failed": len(failures),
+                "failures": failures,
+                "index_bytes": store.index_bytes(),
+                "folders": folder_counts(records, folders),
+            }
+
+        task = Task(run)
+        task.signals.result.connect(self.stats_ready)
+        self.pools.start(self.pools.search, task)
+
+    # -- shutdown ---------------------------------------------------------------------------------------
+    def shutdown(self, wait_ms: int = 30_000) -> None:
+        self._closing = True
+        self.cancel_indexing()
+        self.pause_event.clear()
+        if self._search_task is not None:
+            self._search_task.cancel()
+        self.pools.wait(wait_ms)

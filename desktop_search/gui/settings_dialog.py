@@ -1,0 +1,111 @@
+"""Settings dialog: device, hybrid weights, chunk size, index and model locations, ColBERT storage precision
+with its disk cost. Values are read from and saved to Prefs (INI); the window applies what can change live.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
+
+from desktop_search import config
+from desktop_search.gui.prefs import Prefs
+
+# Bytes per indexed token for the ColBERT vectors of BGE-M3 (1024 dimensions).
+COLBERT_COST = {"int8": (1024 + 4, "1 byte per dimension + a scale per token; scores within ~1% of full precision"),
+                "float16": (2048, "2 bytes per dimension; scores practically identical to full precision")}
+
+
+def colbert_cost_text(storage: str) -> str:
+    per_token, note = COLBERT_COST.get(storage, (None, ""))
+    if per_token is None:
+        return note
+    return f"≈ {per_token / 1024:.1f} KB per token, ≈ {per_token * 350 / 1e6:.2f} MB per 1000-word document — {note}"
+
+
+class SettingsDialog(QDialog):
+    def __init__(self, prefs: Prefs, parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.prefs = prefs
+        self.device = QComboBox()
+        self.device.addItems(list(config.DEVICES))
+        self.device.setCurrentText(prefs.get("device"))
+        self.weights = []
+        wrow = QHBoxLayout()
+        for label, value in zip(("dense", "sparse", "ColBERT"), prefs.get("weights")):
+            box = QDoubleSpinBox()
+            box.setRange(0.0, 1.0)
+            box.setSingleStep(0.05)
+            box.setDecimals(2)
+            box.setValue(float(value))
+            self.weights.append(box)
+            wrow.addWidget(QLabel(label))
+            wrow.addWidget(box)
+        wbox = QWidget()
+        wbox.setLayout(wrow)
+        self.chunk = QSpinBox()
+        self.chunk.setRange(64, 8192)
+        self.chunk.setSingleStep(64)
+        self.chunk.setValue(prefs.get("chunk_tokens"))
+        self.index_dir = self._dir_field(prefs.get("index_dir") or str(config.default_index_dir()))
+        self.model_dir = self._dir_field(prefs.get("model_dir") or str(config.default_model_dir()))
+        self.storage = QComboBox()
+        self.storage.addItems(list(config.COLBERT_STORAGE))
+        self.storage.setCurrentText(prefs.get("colbert_storage"))
+        self.storage_cost = QLabel(colbert_cost_text(self.storage.currentText()))
+        self.storage_cost.setWordWrap(True)
+        self.storage.currentTextChanged.connect(lambda s: self.storage_cost.setText(colbert_cost_text(s)))
+
+        form = QFormLayout(self)
+        form.addRow("Device", self.device)
+        form.addRow("Hybrid weights", wbox)
+        form.addRow("Chunk size (tokens)", self.chunk)
+        form.addRow("Index folder", self.index_dir[0])
+        form.addRow("Model folder", self.model_dir[0])
+        form.addRow("ColBERT storage", self.storage)
+        form.addRow("", self.storage_cost)
+        form.addRow(QLabel("Folder, chunk size and storage changes apply to newly indexed files / after a restart."))
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def _dir_field(self, value: str) -> tuple[QWidget, QLineEdit]:
+        edit = QLineEdit(value)
+        browse = QPushButton("…")
+        browse.clicked.connect(lambda: edit.setText(QFileDialog.getExistingDirectory(self, "Choose a folder", edit.text()) or edit.text()))
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(edit, 1)
+        row.addWidget(browse)
+        w = QWidget()
+        w.setLayout(row)
+        return w, edit
+
+    def save(self) -> None:
+        weights = [b.value() for b in self.weights]
+        if sum(weights) <= 0:
+            weights = list(config.Settings().weights)
+        self.prefs.set("device", self.device.currentText())
+        self.prefs.set("weights", weights)
+        self.prefs.set("chunk_tokens", self.chunk.value())
+        self.prefs.set("colbert_storage", self.storage.currentText())
+        default_index, default_model = str(config.default_index_dir()), str(config.default_model_dir())
+        self.prefs.set("index_dir", "" if self.index_dir[1].text() == default_index else self.index_dir[1].text())
+        self.prefs.set("model_dir", "" if self.model_dir[1].text() == default_model else self.model_dir[1].text())
+
+    def accept(self) -> None:
+        self.save()
+        super().accept()
