@@ -43,6 +43,7 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("DESKTOP_SEARCH_INDEX_DIR", str(home / "index"))
     monkeypatch.setenv("DESKTOP_SEARCH_MODEL_DIR", str(home / "no-model"))
     monkeypatch.setenv("HF_HOME", str(home / "hf"))
+    monkeypatch.setenv("HOME", str(home))  # Qt's Documents/Desktop defaults resolve under here
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "xdg-config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "xdg-data"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "xdg-cache"))

@@ -105,6 +105,9 @@ def _force_offline() -> None:
     # After setup the app makes no network access: hub libraries must resolve everything locally.
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    # Loading progress bars are noise on a CLI's stderr and invisible in a windowed app.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TRANSFORMERS_NO_TF", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 

@@ -224,7 +224,7 @@ class MainWindow(QMainWindow):
         self.failed_btn.clicked.connect(self.show_failures)
         self.failures_action.triggered.connect(self.show_failures)
         self.settings_action.triggered.connect(self.show_settings)
-        self.wizard_action.triggered.connect(lambda: self._open_wizard and self._open_wizard())
+        self.wizard_action.triggered.connect(self.open_wizard)
         self.add_folder_action.triggered.connect(self.folders_panel._ask_add)
         self.pause_btn.toggled.connect(self._on_pause)
         self.folders_panel.add_requested.connect(self.add_folder)
@@ -245,6 +245,25 @@ class MainWindow(QMainWindow):
         s.index_finished.connect(self._on_index_finished)
         s.index_failed.connect(lambda e: self.statusBar().showMessage(f"indexing stopped: {e.splitlines()[0]}", 10000))
         s.stats_ready.connect(self._on_stats)
+        s.model_progress.connect(self._on_model_progress)
+        s.model_done.connect(self._on_model_done)
+
+    def set_wizard_opener(self, opener_fn) -> None:
+        self._open_wizard = opener_fn
+
+    def open_wizard(self):
+        return self._open_wizard() if self._open_wizard else None
+
+    def _on_model_progress(self, p) -> None:
+        pct = int(100 * p.bytes_done / p.bytes_total) if p.bytes_total else 0
+        self.device_label.setText(f"model: {'downloading' if p.phase == 'download' else 'verifying'} {pct}%")
+
+    def _on_model_done(self, ok: bool, message: str) -> None:
+        if ok:
+            self.device_label.setText("model: verified, loading…")
+        else:
+            self.device_label.setText("model: not installed (keyword search)")
+            self.statusBar().showMessage(f"model: {message.splitlines()[0]}", 15000)
 
     # -- search -----------------------------------------------------------------------------------------
     def current_filter(self) -> SearchFilter:

@@ -39,6 +39,8 @@ class Services(QObject):
     index_finished = Signal(object)  # core IndexReport
     index_failed = Signal(str)
     stats_ready = Signal(object)  # dict
+    model_progress = Signal(object)  # core.models.TransferProgress
+    model_done = Signal(bool, str)  # verified?, message (names bad files on failure)
 
     def __init__(self, settings: config.Settings, prefs: Prefs, pools: Pools | None = None, parent=None) -> None:
         super().__init__(parent)
@@ -55,6 +57,8 @@ class Services(QObject):
         self._index_queue: list[tuple[list[str], list[str], list[str]]] = []
         self.pause_event = threading.Event()
         self._closing = False
+        self._model_task: Task | None = None
+        self.manifest_path = None  # None: the pinned BGE-M3 manifest shipped in resources/
 
     # -- start-up ---------------------------------------------------------------------------------------
     def start(self, *, load_model: bool = True) -> None:
@@ -112,6 +116,60 @@ class Services(QObject):
         # Catch up: anything keyword-indexed before the model was ready gets its vectors now.
         if self.prefs.folders():
             self.index_folders(self.prefs.folders())
+
+    # -- model download / import --------------------------------------------------------------------------
+    @property
+    def model_busy(self) -> bool:
+        return self._model_task is not None
+
+    def _manifest(self):
+        from desktop_search.core import models
+
+        return models.Manifest.load(self.manifest_path or models.default_manifest_path())
+
+    def download_model(self, endpoint: str | None = None, proxy: str | None = None) -> None:
+        """Download (resuming any partial files), verify, then load the model and catch up on encoding."""
+        from desktop_search.core import models
+
+        manifest, model_dir = self._manifest(), self.settings.model_dir
+
+        def run(progress, cancel):
+            models.download_model(manifest, model_dir, endpoint=endpoint or None, proxy=proxy or None,
+                                  progress=progress, cancel=cancel)
+
+        self._start_model_job(Task(run, with_progress=True), "model downloaded and verified")
+
+    def import_model(self, src_dir: str) -> None:
+        from desktop_search.core import models
+
+        manifest, model_dir = self._manifest(), self.settings.model_dir
+
+        def run(progress, cancel):
+            bad = models.import_model(Path(src_dir), manifest, model_dir, progress=progress, cancel=cancel)
+            if bad:
+                raise models.ModelError("; ".join(b.describe() for b in bad), bad)
+
+        self._start_model_job(Task(run, with_progress=True), "model imported and verified")
+
+    def cancel_model_job(self) -> None:
+        """Stop a download or import; partial files stay, so the next start resumes where this one stopped."""
+        if self._model_task is not None:
+            self._model_task.cancel()
+
+    def _start_model_job(self, task: Task, ok_message: str) -> None:
+        if self._model_task is not None:
+            return
+        task.signals.progress.connect(self.model_progress)
+        task.signals.result.connect(lambda _r: self._on_model_job(True, ok_message))
+        task.signals.error.connect(lambda e: self._on_model_job(False, e))
+        self._model_task = task
+        self.pools.start(self.pools.model, task)
+
+    def _on_model_job(self, ok: bool, message: str) -> None:
+        self._model_task = None
+        self.model_done.emit(ok, message)
+        if ok and self.encoder is None and not self._closing:
+            self.load_model()
 
     # -- search -----------------------------------------------------------------------------------------
     def search(self, query: str, flt=None, k: int = 30) -> int:
@@ -251,6 +309,7 @@ class Services(QObject):
     def shutdown(self, wait_ms: int = 30_000) -> None:
         self._closing = True
         self.cancel_indexing()
+        self.cancel_model_job()
         self.pause_event.clear()
         if self._search_task is not None:
             self._search_task.cancel()

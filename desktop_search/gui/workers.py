@@ -56,8 +56,12 @@ class Task(QRunnable):
             signals.finished.emit()
 
 
+_EXPECTED = {"ModelUnavailable", "ModelError", "IndexMissing", "IndexIncompatible", "CliError", "InterruptedError"}
+
+
 def _is_expected(e: Exception) -> bool:
-    return type(e).__name__ in {"ModelUnavailable", "ModelError", "IndexMissing", "IndexIncompatible", "CliError"}
+    """Errors whose message is written for users (shown as is) rather than bugs (shown with a traceback)."""
+    return any(cls.__name__ in _EXPECTED for cls in type(e).__mro__)
 
 
 class Pools:
