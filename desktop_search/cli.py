@@ -1,4 +1,5 @@
-"""Command-line front: ``gui`` (default), ``index``, ``search``, ``status``.
+"""Command-line front: ``gui`` (default), ``index``, ``search``, ``status``, ``model`` (download, verify,
+import, status of the BGE-M3 weights).
 
 Each command builds Settings from flags and environment, then calls the core. Heavy imports happen inside the
 command that needs them: ``status`` and keyword ``search`` never import torch, so they answer in about a second.
@@ -165,8 +166,10 @@ def cmd_index(args: argparse.Namespace) -> int:
         raise CliError(f"no such file or folder: {', '.join(missing)}")
     encoder = None if args.keyword_only else _load_encoder(settings, required=False)
     if encoder is None and not args.keyword_only:
-        _note(f"no model installed at {settings.model_dir}: building the keyword index only "
-              "(run `desktop-search model download`, then index again to add semantic search)")
+        from desktop_search.core.encoder import model_problem
+
+        _note(f"{model_problem(settings.model_dir)}: building the keyword index only "
+              "(index again once the model is ready to add semantic search)")
     store = _open_store(settings, create=True)
     from desktop_search.core.indexer import Indexer
 

@@ -35,9 +35,11 @@ class TextContext:
 
 
 def render_pdf_page(
-    path: str | Path, page: int, *, terms: list[str] = (), passage: str = "", zoom: float = 1.5
+    path: str | Path, page: int, *, terms: list[str] = (), passage: str = "", zoom: float = 1.5,
+    fit_width: int | None = None,
 ) -> RenderedPage:
-    """Render page ``page`` (1-based, clamped to the document) and locate the terms and the passage on it."""
+    """Render page ``page`` (1-based, clamped to the document) and locate the terms and the passage on it.
+    With ``fit_width`` (pixels) the zoom is chosen so the page fills that width."""
     import pymupdf
 
     data = Path(path).read_bytes()
@@ -47,6 +49,8 @@ def render_pdf_page(
         count = doc.page_count
         number = min(max(1, page), count)
         pg = doc[number - 1]
+        if fit_width:
+            zoom = max(0.3, min(4.0, fit_width / max(pg.rect.width, 1)))
         pix = pg.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), alpha=False)
 
         def scaled(rects) -> list[tuple[float, float, float, float]]:

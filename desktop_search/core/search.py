@@ -45,7 +45,8 @@ class ParsedQuery:
             if _CJK_RE.fullmatch(w) and len(w) > 2:
                 out.append(w)
                 out.extend(w[i : i + 2] for i in range(len(w) - 1))
-            elif len(w) >= 2 or _CJK_RE.fullmatch(w):
+            elif len(w) >= 3 or _CJK_RE.fullmatch(w):
+                # two-letter words ("of", "in", "de") would light up every line of a page
                 out.append(w)
         return list(dict.fromkeys(out))
 
@@ -187,6 +188,18 @@ def colbert_maxsim(q: np.ndarray, p: np.ndarray) -> float:
     return float((q @ p.T).max(axis=1).sum() / q.shape[0])
 
 
+def colbert_maxsim_many(q: np.ndarray, passages: list[np.ndarray]) -> np.ndarray:
+    """:func:`colbert_maxsim` for many passages with one matrix product over all their tokens."""
+    scores = np.zeros(len(passages), np.float32)
+    sizes = np.array([len(p) for p in passages], np.int64)
+    if len(q) == 0 or not sizes.sum():
+        return scores
+    sim = q @ np.concatenate([p for p in passages if len(p)]).T  # (query tokens, all passage tokens)
+    starts = np.concatenate([[0], np.cumsum(sizes[sizes > 0])[:-1]])
+    scores[sizes > 0] = np.maximum.reduceat(sim, starts, axis=1).sum(axis=0) / q.shape[0]
+    return scores
+
+
 def lexical_score(q: dict[int, float], ids: list[int], weights: list[float]) -> float:
     """FlagEmbedding's compute_lexical_matching_score for one stored passage."""
     return float(sum(w * q[i] for i, w in zip(ids, weights) if i in q))
@@ -273,15 +286,15 @@ class Searcher:
         if not candidates:
             yield SearchResult(query, "hybrid", "reranked", [])
             return
-        vecs = self.store.vector_rows(list(candidates), ["dense", "sparse_ids", "sparse_weights"])
+        vecs = self.store.vector_rows(list(candidates), ["dense"])
         wd, ws, wc = self.weights
         pre: dict[str, tuple[float, float, float]] = {}
         if vecs:
             hashes = list(vecs)
             dense_m = np.asarray([vecs[h]["dense"] for h in hashes], np.float32)
             dense_s = dense_m @ np.asarray(q_dense, np.float32)
-            for h, d in zip(hashes, dense_s.tolist()):
-                s = lexical_score(q_sparse, vecs[h]["sparse_ids"], vecs[h]["sparse_weights"])
+            sparse_s = self.store.lexical_scores(q_sparse, hashes)
+            for h, d, s in zip(hashes, dense_s.tolist(), sparse_s.tolist()):
                 mix = (wd * d + ws * s) / (wd + ws) if wd + ws > 0 else 0.0
                 pre[h] = (mix, d, s)
         # Chunks without vectors yet (model installed after keyword indexing) still rank, by BM25 alone.
@@ -301,11 +314,11 @@ class Searcher:
         dim = self.store.dim or len(q_dense)
         q_col = np.asarray(q_colbert, np.float32)
         final: dict[str, tuple[float, float, float, float]] = {}
-        for h in top:
-            row = colrows.get(h)
-            if row is None:
-                continue
-            c = colbert_maxsim(q_col, dequantize_colbert(row["colbert"], row["colbert_scale"], dim))
+        ranked = [h for h in top if h in colrows]
+        col_scores = colbert_maxsim_many(
+            q_col, [dequantize_colbert(colrows[h]["colbert"], colrows[h]["colbert_scale"], dim) for h in ranked]
+        )
+        for h, c in zip(ranked, col_scores.tolist()):
             _mix, d, s = pre[h]
             total = (wd * d + ws * s + wc * c) / (wd + ws + wc)
             final[h] = (total, d, s, c)

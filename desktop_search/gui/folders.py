@@ -79,6 +79,7 @@ class FoldersPanel(QWidget):
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["Folder", "Indexed", "Failed", "Pending"])
         self.tree.setRootIsDecorated(False)
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.add_btn = QPushButton("Add…")
         self.remove_btn = QPushButton("Remove")
@@ -110,7 +111,7 @@ class FoldersPanel(QWidget):
                 pats.append("include " + ", ".join(f.include))
             if f.exclude:
                 pats.append("exclude " + ", ".join(f.exclude))
-            item.setToolTip(0, "; ".join(pats) or "all supported files")
+            item.setToolTip(0, f.path + "\n" + ("; ".join(pats) or "all supported files"))
             self.tree.addTopLevelItem(item)
             if f.path == selected:
                 self.tree.setCurrentItem(item)

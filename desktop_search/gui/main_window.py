@@ -122,8 +122,9 @@ class MainWindow(QMainWindow):
         header = self.view.header()
         header.setSectionResizeMode(COL_SNIPPET, QHeaderView.ResizeMode.Stretch)
         header.setStretchLastSection(False)
-        for col, width in ((0, 220), (1, 50), (2, 130), (4, 200)):
+        for col, width in ((0, 210), (1, 44), (3, 120), (4, 140)):
             self.view.setColumnWidth(col, width)
+        self.view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.preview = PreviewPane(services.pools)
         self.open_btn = QPushButton("Open")
         self.folder_btn = QPushButton("Show in folder")
@@ -145,7 +146,7 @@ class MainWindow(QMainWindow):
         self.splitter = QSplitter()
         self.splitter.addWidget(left)
         self.splitter.addWidget(right)
-        self.splitter.setSizes([760, 520])
+        self.splitter.setSizes([820, 480])
 
         central = QWidget()
         cl = QVBoxLayout(central)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -82,6 +82,12 @@ class PreviewPane(QWidget):
         lay.addWidget(self.title)
         lay.addWidget(self.nav)
         lay.addWidget(self.stack, 1)
+        # Re-fit the page to the pane's width once the user stops resizing.
+        self._refit = QTimer(self)
+        self._refit.setSingleShot(True)
+        self._refit.setInterval(150)
+        self._refit.timeout.connect(lambda: self.current_page and self.show_page(self.current_page))
+        self._fitted_width = 0
         self.prev_btn.clicked.connect(lambda: self.show_page(self.current_page - 1))
         self.next_btn.clicked.connect(lambda: self.show_page(self.current_page + 1))
         self.page_box.editingFinished.connect(lambda: self.show_page(self.page_box.value()))
@@ -111,11 +117,15 @@ class PreviewPane(QWidget):
         self._seq += 1
         seq, hit = self._seq, self.hit
         passage = hit.text if page == hit.page else ""
+        # The stack always has the pane's real size; the scroll area's viewport is stale while hidden.
+        self._fitted_width = self.stack.width()
+        bar = self.scroll.verticalScrollBar().sizeHint().width()
+        width = max(200, self._fitted_width - bar - 8) * self.devicePixelRatioF()
 
         def run():
             from desktop_search.core.render import render_pdf_page
 
-            r = render_pdf_page(hit.path, page, terms=self.terms, passage=passage)
+            r = render_pdf_page(hit.path, page, terms=self.terms, passage=passage, fit_width=int(width))
             return r, _to_image(r)
 
         task = Task(run)
@@ -134,12 +144,20 @@ class PreviewPane(QWidget):
         self.page_label.setText(f"of {r.page_count}" + (" · matching page" if self.hit and r.page == self.hit.page else ""))
         self.prev_btn.setEnabled(r.page > 1)
         self.next_btn.setEnabled(r.page < r.page_count)
-        self.image.setPixmap(QPixmap.fromImage(img))
+        pix = QPixmap.fromImage(img)
+        pix.setDevicePixelRatio(self.devicePixelRatioF())
+        self.image.setPixmap(pix)
         self.stack.setCurrentWidget(self.scroll)
         if r.passage_rects:
             y = min(y0 for _x0, y0, _x1, _y1 in r.passage_rects)
             self.scroll.verticalScrollBar().setValue(max(0, int(y) - 60))
         self.rendered.emit(r.page)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        showing_pdf = self.hit is not None and self.stack.currentWidget() is self.scroll
+        if showing_pdf and abs(self.stack.width() - self._fitted_width) > 8:
+            self._refit.start()
 
     def _render_text(self, hit) -> None:
         self._seq += 1

@@ -16,8 +16,8 @@ from PySide6.QtCore import QAbstractItemModel, QModelIndex, QRectF, QSize, Qt
 from PySide6.QtGui import QAbstractTextDocumentLayout, QPalette, QTextDocument
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
-COLUMNS = ("Name", "Page", "Modified", "Snippet", "Folder")
-COL_NAME, COL_PAGE, COL_MODIFIED, COL_SNIPPET, COL_FOLDER = range(5)
+COLUMNS = ("Name", "Page", "Snippet", "Modified", "Folder")
+COL_NAME, COL_PAGE, COL_SNIPPET, COL_MODIFIED, COL_FOLDER = range(5)
 HIT_ROLE = Qt.ItemDataRole.UserRole + 1
 SNIPPET_HTML_ROLE = Qt.ItemDataRole.UserRole + 2
 
