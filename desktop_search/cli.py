@@ -47,7 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="desktop-search", description="Offline multilingual semantic search over your documents.")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
-    sub.add_parser("gui", help="open the search window (the default)")
+    # Maintenance flags (hidden): prove an installation or a frozen bundle works end to end.
+    parser.add_argument("--self-test", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--model-dir", dest="top_model_dir", type=Path, help=argparse.SUPPRESS)
+    p = sub.add_parser("gui", help="open the search window (the default)")
+    p.add_argument("--quit-after", type=float, metavar="SECONDS", help=argparse.SUPPRESS)
 
     p = sub.add_parser("index", help="index folders or files (incremental: unchanged files are skipped)")
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
@@ -307,6 +311,10 @@ def cmd_gui(args: argparse.Namespace) -> int:
         from desktop_search.gui.app import run
     except ImportError as e:
         raise CliError(f"the window cannot start: {e} (is PySide6 installed?)") from None
+    if getattr(args, "quit_after", None):
+        from desktop_search.selftest import gui_smoke
+
+        return gui_smoke(args.quit_after)
     return run()
 
 
@@ -325,6 +333,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = args.command or "gui"
     try:
+        if args.self_test:
+            from desktop_search.core.encoder import ModelUnavailable
+            from desktop_search.selftest import run_self_test
+
+            model_dir = args.top_model_dir or config.load_settings().model_dir
+            try:
+                return run_self_test(model_dir)
+            except ModelUnavailable as e:
+                raise CliError(str(e)) from None
         return COMMANDS[command](args)
     except CliError as e:
         print(f"desktop-search: error: {e}", file=sys.stderr)

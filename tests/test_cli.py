@@ -136,3 +136,26 @@ def test_core_imports_without_qt(tmp_path):
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+def test_self_test_proves_an_installation_end_to_end(tiny_model_dir):
+    proc = subprocess.run([sys.executable, "-m", "desktop_search", "--self-test", "--model-dir", str(tiny_model_dir)],
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])["self_test"]
+    assert report["ok"] and report["hybrid"]["all_modes"] and report["hybrid"]["pdf_page"] == 2
+    assert report["keyword"]["top"] == "berlin.txt" and report["index"]["failed"] == 0
+
+
+def test_self_test_without_a_model_is_a_one_line_error(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "desktop_search", "--self-test", "--model-dir", str(tmp_path / "none")],
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "no model at" in proc.stderr
+
+
+def test_gui_starts_offscreen_and_quits_cleanly(tmp_path):
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "DESKTOP_SEARCH_INDEX_DIR": str(tmp_path / "idx")}
+    proc = subprocess.run([sys.executable, "-m", "desktop_search", "gui", "--quit-after", "60"],
+                          capture_output=True, text=True, cwd=REPO, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["gui_smoke"]["index_ready"] is True
