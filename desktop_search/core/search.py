@@ -370,18 +370,9 @@ class Searcher:
                 continue
             if len(best) >= k:
                 continue
-            best[r["path"]] = Hit(
-                path=r["path"],
-                page=r["page"],
-                text=r["text"],
-                snippet=make_snippet(r["text"], terms),
-                score=float(s),
-                scores=sc,
-                char_start=r["char_start"],
-                char_end=r["char_end"],
-                chunk_id=r["id"],
-                more=len(matched[r["path"]]) - 1,
-            )
+            hit = self._hit(r, s, sc, terms)
+            hit.more = len(matched[r["path"]]) - 1
+            best[r["path"]] = hit
         return list(best.values())
 
     @staticmethod

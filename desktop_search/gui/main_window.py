@@ -406,6 +406,14 @@ class MainWindow(QMainWindow):
         self.progress.setRange(0, 0)
 
     def _on_index_progress(self, p) -> None:
+        watched = {f.path for f in self.prefs.folders()}
+        job = [path for path in self.services.current_job_paths if path in watched]
+        if len(job) == 1 and p.files_total:
+            # files of the folder being indexed that are not done yet (unchanged ones were never pending)
+            left = max(0, p.files_total - p.files_done)
+            if self._pending.get(job[0]) != left:
+                self._pending = {job[0]: left}
+                self.folders_panel.set_folders(self.prefs.folders(), self._last_stats.get("folders"), self._pending)
         if p.files_total:
             self.progress.setRange(0, p.files_total)
             self.progress.setValue(p.files_done)
@@ -414,6 +422,7 @@ class MainWindow(QMainWindow):
         self.progress_label.setText(f"indexing {p.files_done}/{p.files_total} · {phase}")
 
     def _on_index_finished(self, report) -> None:
+        self._pending = {}
         if not self.services.indexing:
             self.progress.setVisible(False)
             self.pause_btn.setVisible(False)
@@ -429,7 +438,7 @@ class MainWindow(QMainWindow):
         self.docs_label.setText(f"{stats['indexed']} documents")
         self.failed_btn.setText(f"{stats['failed']} failed")
         self.size_label.setText(f"index {_fmt_bytes(stats['index_bytes'])}")
-        self.folders_panel.set_folders(self.prefs.folders(), stats.get("folders"))
+        self.folders_panel.set_folders(self.prefs.folders(), stats.get("folders"), self._pending)
         if self._failures_dialog is not None:
             self._failures_dialog.set_failures(stats["failures"])
 

@@ -55,6 +55,7 @@ class Services(QObject):
         self._search_task: Task | None = None
         self._index_task: Task | None = None
         self._index_queue: list[tuple[list[str], list[str], list[str]]] = []
+        self.current_job_paths: list[str] = []
         self.pause_event = threading.Event()
         self._closing = False
         self._model_task: Task | None = None
@@ -222,6 +223,7 @@ class Services(QObject):
         if self.store is None:
             return
         paths, include, exclude = job
+        self.current_job_paths = list(paths)
         store, settings, encoder = self.store, self.settings, self.encoder
 
         def run(progress, cancel):
@@ -243,11 +245,13 @@ class Services(QObject):
 
     def _on_index_done(self, report) -> None:
         self._index_task = None
+        self.current_job_paths = []
         self.index_finished.emit(report)
         self._next_index()
 
     def _on_index_error(self, message: str) -> None:
         self._index_task = None
+        self.current_job_paths = []
         self.index_failed.emit(message)
         self._next_index()
 

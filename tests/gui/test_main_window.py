@@ -167,8 +167,11 @@ def test_adding_a_folder_indexes_it_and_counts_update(make_window, qtbot, tmp_pa
     write(folder / "b.txt", "beta document")
     (folder / "scan.pdf").write_bytes((corpus / "pdfs" / "pdfjs" / "issue6010_1.pdf").read_bytes())
     services, window = make_window()
+    pending_seen = []
+    services.index_progress.connect(lambda p: pending_seen.append(window.folders_panel.counts_for(str(folder))[2]))
     with qtbot.waitSignal(services.stats_ready, timeout=60_000, check_params_cb=lambda st: st["indexed"] == 2):
         window.add_folder(str(folder))
+    assert max(pending_seen) >= 1, "files waiting to be indexed show as pending while the folder indexes"
     qtbot.waitUntil(lambda: window.folders_panel.counts_for(str(folder)) == (2, 1, 0), timeout=10_000)
     assert window.docs_label.text() == "2 documents"
     assert window.failed_btn.text() == "1 failed"
