@@ -37,12 +37,12 @@ def _norm_sparse(d: dict) -> dict[int, float]:
 
 def main(argv: list[str] | None = None) -> dict:
     p = c.parser(__doc__.splitlines()[0])
-    p.add_argument("--texts", type=int, default=None, help="abstracts to encode (default 48, quick 16)")
-    p.add_argument("--rounds", type=int, default=None, help="interleaved timing rounds (default 2, quick 1)")
+    p.add_argument("--texts", type=int, default=None, help="abstracts to encode (default 32, quick 8)")
+    p.add_argument("--rounds", type=int, default=None, help="interleaved timing rounds (default 3, quick 2)")
     p.add_argument("--queries", type=int, default=16)
     args = p.parse_args(argv)
-    n_texts = args.texts or (16 if args.quick else 48)
-    rounds = args.rounds or (1 if args.quick else 2)
+    n_texts = args.texts or (8 if args.quick else 32)
+    rounds = args.rounds or (2 if args.quick else 3)
     model_dir = c.model_dir(args.model_dir)
     result: dict = {"benchmark": "encode", "machine": c.machine(), "model": str(model_dir), "texts": n_texts}
 
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> dict:
     c.log("encoding queries for score fidelity")
     q_ref = flag.encode(queries, max_length=512, return_dense=True, return_sparse=True, return_colbert_vecs=True)
     q_got = fast.encode(queries, max_tokens=512)
-    col_err, lex_err, col_ref_scores = [], [], []
+    col_err, lex_err, col_ref_scores, lex_ref_scores = [], [], [], []
     rank_agree = []
     for qi in range(len(queries)):
         ref_scores = []
@@ -117,7 +117,9 @@ def main(argv: list[str] | None = None) -> dict:
             s_got = colbert_score(q_got.colbert[qi], got.colbert[pi])
             col_err.append(abs(s_ref - s_got))
             col_ref_scores.append(s_ref)
-            lex_err.append(abs(lexical(_norm_sparse(q_ref["lexical_weights"][qi]), ref_sparse[pi]) - lexical(q_got.sparse[qi], got.sparse[pi])))
+            lex_ref = lexical(_norm_sparse(q_ref["lexical_weights"][qi]), ref_sparse[pi])
+            lex_err.append(abs(lex_ref - lexical(q_got.sparse[qi], got.sparse[pi])))
+            lex_ref_scores.append(lex_ref)
             ref_scores.append(s_ref)
             got_scores.append(s_got)
         k = min(5, n_texts)
@@ -129,6 +131,8 @@ def main(argv: list[str] | None = None) -> dict:
         "query_dense_cosine_mean": round(float(q_cos.mean()), 5),
         "sparse_top10_token_agreement": round(float(np.mean(agree)), 4),
         "lexical_score_abs_error_mean": round(float(np.mean(lex_err)), 5),
+        "lexical_score_rel_error_mean": round(float(np.mean(lex_err) / max(1e-9, np.mean(np.abs(lex_ref_scores)))), 5),
+        "lexical_score_range": [round(float(np.min(lex_ref_scores)), 4), round(float(np.max(lex_ref_scores)), 4)],
         "colbert_score_abs_error_mean": round(float(np.mean(col_err)), 5),
         "colbert_score_abs_error_max": round(float(np.max(col_err)), 5),
         "colbert_score_range": [round(float(np.min(col_ref_scores)), 4), round(float(np.max(col_ref_scores)), 4)],

@@ -113,7 +113,7 @@ def make_queries(data: dict, n: int, seed: int = 1) -> dict[str, tuple]:
 class StoreTimer:
     """Wraps a Store's read methods to add up the time spent in each during the timed searches."""
 
-    METHODS = ("fts", "dense_neighbours", "sparse_matrix", "vector_rows", "chunks_for_hashes", "colbert_rows")
+    METHODS = ("fts", "dense_neighbours", "sparse_matrix", "vector_rows", "lexical_scores", "chunks_for_hashes")
 
     def __init__(self, store) -> None:
         self.totals: dict[str, float] = {}

@@ -1,5 +1,6 @@
 """Command-line front: ``gui`` (default), ``index``, ``search``, ``status``, ``model`` (download, verify,
-import, status of the BGE-M3 weights).
+import, status of the BGE-M3 weights), ``watch`` (index, then follow changes until stopped) and ``doctor``
+(check and repair the index).
 
 Each command builds Settings from flags and environment, then calls the core. Heavy imports happen inside the
 command that needs them: ``status`` and keyword ``search`` never import torch, so they answer in about a second.
@@ -10,12 +11,13 @@ never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from desktop_search import config
 
@@ -71,6 +73,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="what is indexed, what failed and why, index size, model")
     p.add_argument("--json", action="store_true")
     _add_common(p)
+
+    p = sub.add_parser("watch", help="index folders, then keep the index in step with them until stopped (Ctrl+C)")
+    p.add_argument("paths", nargs="+", type=Path, metavar="FOLDER")
+    _add_common(p)
+    p.add_argument("--keyword-only", action="store_true", help="do not load the model; build the keyword index only")
+    p.add_argument("--poll", action="store_true", help="poll for changes instead of native change notification")
+    p.add_argument("--poll-interval", type=float, default=3.0, metavar="S", help="seconds between polls (default 3)")
+    p.add_argument("--debounce", type=float, default=1.0, metavar="S",
+                   help="seconds of quiet before a burst of changes is indexed (default 1)")
+
+    p = sub.add_parser("doctor", help="check the index for damage (crashes, full disk, old versions); --repair fixes it")
+    p.add_argument("--repair", action="store_true", help="fix what is found (documents are never touched)")
+    p.add_argument("--json", action="store_true")
+    _add_common(p, model=False)
 
     from desktop_search.cli_model import add_model_parser  # here: cli_model imports this module
 
@@ -177,7 +193,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     store = _open_store(settings, create=True)
     from desktop_search.core.indexer import Indexer
 
-    report = Indexer(store, settings, encoder).index(args.paths, progress=ProgressPrinter())
+    with _index_errors():
+        report = Indexer(store, settings, encoder).index(args.paths, progress=ProgressPrinter())
     if args.json:
         print(json.dumps(report.as_json(), ensure_ascii=False))
     else:
@@ -306,6 +323,123 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@contextlib.contextmanager
+def _index_errors() -> Iterator[None]:
+    """Index-in-use and index-write failures are expected: one line, exit 1."""
+    from desktop_search.core.indexer import IndexWriteError
+    from desktop_search.core.lock import IndexBusy
+
+    try:
+        yield
+    except (IndexBusy, IndexWriteError) as e:
+        raise CliError(str(e)) from None
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    import queue
+    import signal
+    import threading
+
+    settings = _settings(args)
+    missing = [str(p) for p in args.paths if not p.exists()]
+    if missing:
+        raise CliError(f"no such folder: {', '.join(missing)}")
+    files = [str(p) for p in args.paths if not p.is_dir()]
+    if files:
+        raise CliError(f"watch takes folders, not files: {', '.join(files)}")
+    encoder = None if args.keyword_only else _load_encoder(settings, required=False)
+    if encoder is None and not args.keyword_only:
+        from desktop_search.core.encoder import model_problem
+
+        _note(f"{model_problem(settings.model_dir)}: building the keyword index only")
+    store = _open_store(settings, create=True)
+    from desktop_search.core.indexer import Indexer
+    from desktop_search.core.lock import IndexLock
+    from desktop_search.core.watcher import FolderWatcher
+
+    stop = threading.Event()
+    previous = {}
+    for name in ("SIGINT", "SIGTERM", "SIGBREAK", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    batches: "queue.Queue" = queue.Queue()
+    folders = [p.resolve() for p in args.paths]
+    try:
+        # The lock is held for the whole session: one watcher (or indexer) per index.
+        with _index_errors(), IndexLock(settings.index_dir, command="desktop-search watch"):
+            indexer = Indexer(store, settings, encoder)
+            watcher = FolderWatcher(
+                folders, batches.put, debounce_s=args.debounce, force_polling=args.poll,
+                poll_interval_s=args.poll_interval, ignore_dirs=[settings.index_dir],
+            )
+            watcher.start()  # before the first pass, so changes made during it are not missed
+            try:
+                report = indexer.index(folders, progress=ProgressPrinter(), cancel=stop)
+                if not report.cancelled:
+                    _note(f"up to date: {report.indexed} indexed, {report.failed} failed, "
+                          f"{report.unchanged} unchanged, {report.removed} removed")
+                watcher.on_status = _note
+                _note(f"{watcher.status} ({watcher.mode}); press Ctrl+C to stop")
+                while not stop.is_set():
+                    try:
+                        batch = batches.get(timeout=0.2)
+                    except queue.Empty:
+                        continue
+                    rep = indexer.update_paths([Path(p) for p in batch.paths], cancel=stop)
+                    moved = f" ({rep.moved} moved)" if rep.moved else ""
+                    _note(f"updated: {rep.indexed} indexed{moved}, {rep.failed} failed, {rep.removed} removed")
+                    for path, reason, detail in rep.failures[:5]:
+                        _note(f"failed: {path}: {reason}: {detail}")
+                    for err in rep.errors:
+                        _note(err)
+            finally:
+                watcher.stop()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    _note("stopped watching")
+    return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    from desktop_search.core.doctor import check, repair
+    from desktop_search.core.lock import IndexBusy
+    from desktop_search.core.store import IndexMissing
+
+    try:
+        report = repair(settings.index_dir) if args.repair else check(settings.index_dir)
+    except IndexMissing as e:
+        raise CliError(str(e)) from None
+    except IndexBusy as e:
+        raise CliError(str(e)) from None
+    if args.json:
+        print(json.dumps(report.as_json(), ensure_ascii=False))
+        return EXIT_OK if report.ok else EXIT_ERROR
+    st = report.stats
+    line = f"index:   {report.index_dir} (schema {report.schema_version})"
+    if "files" in st:
+        line += (f": {st['files']} files ({st['indexed']} indexed, {st['failed']} failed, {st['pending']} pending), "
+                 f"{st['chunks']} chunks, {st['vectors']} vectors")
+    print(line)
+    for p in report.problems:
+        state = " [fixed]" if p.fixed else ""
+        label = "problem" if p.severity == "error" else "note"
+        print(f"{label}: {p.code}: {p.count} - {p.message}{state}")
+        if p.examples:
+            print(f"         e.g. {', '.join(p.examples[:3])}")
+        if not p.fixed:
+            print(f"         {'repair' if p.severity == 'error' else 'next step'}: {p.fix}")
+    for action in report.actions:
+        print(f"repaired: {action}")
+    if report.ok:
+        print("ok: the index is consistent")
+    elif not args.repair:
+        print("run `desktop-search doctor --repair` to fix the problems above")
+    return EXIT_OK if report.ok else EXIT_ERROR
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
     try:
         from desktop_search.gui.app import run
@@ -324,7 +458,10 @@ def cmd_model(args: argparse.Namespace) -> int:
     return run(args)
 
 
-COMMANDS = {"gui": cmd_gui, "index": cmd_index, "search": cmd_search, "status": cmd_status, "model": cmd_model}
+COMMANDS = {
+    "gui": cmd_gui, "index": cmd_index, "search": cmd_search, "status": cmd_status, "model": cmd_model,
+    "watch": cmd_watch, "doctor": cmd_doctor,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -35,9 +35,17 @@ def corpus() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def _derived_model_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("derived-model-cache")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_user_dirs(tmp_path_factory, monkeypatch):
+def _isolated_user_dirs(tmp_path_factory, monkeypatch, _derived_model_cache):
     home = tmp_path_factory.mktemp("home")
+    # The int8 CPU copy of a model is derived from its weights and keyed by their fingerprint: one per session,
+    # shared by every test that loads the tiny model with the default precision (building it takes seconds).
+    monkeypatch.setenv("DESKTOP_SEARCH_CACHE_DIR", str(_derived_model_cache))
     for name in ("DATA_DIR", "CONFIG_DIR"):
         monkeypatch.setenv(f"DESKTOP_SEARCH_{name}", str(home / name.lower()))
     monkeypatch.setenv("DESKTOP_SEARCH_INDEX_DIR", str(home / "index"))

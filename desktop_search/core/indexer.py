@@ -1,15 +1,21 @@
 """Folders -> index: discover files, skip unchanged ones, extract, chunk, encode, store; report progress.
 
-Extraction runs ahead in a thread pool (PyMuPDF and file I/O) while the encoder works on the previous group, so
-neither the CPU nor a GPU waits on the other. Files are committed in groups: chunks first, then their vectors,
-then the files rows, so a file is never marked indexed without its chunks and an interrupted run simply redoes
-the files it had not committed. Unchanged files (same size and mtime, or same content hash) cost one stat; text
-that was encoded before (same chunk text anywhere in the index) is never encoded again. Every file ends as
-``indexed`` or ``failed`` with a reason; nothing here raises for a bad file. Progress goes to a plain callback.
+Extraction runs ahead in a thread pool (file I/O; PDFs go to isolated worker processes, see ``isolate.py``, so
+a hostile PDF costs one file) while the encoder works on the previous group, so neither the CPU nor a GPU waits
+on the other. Files are committed in groups: an intent row (status ``pending``) for files new to the index,
+then chunks, then their vectors, then the files rows, so a file is never marked indexed without its chunks,
+no chunk is ever left without a files row, and a run killed at any moment simply redoes the files it had not
+committed. Unchanged files (same size and mtime, or same content hash) cost one stat; a moved or renamed file
+(same size and content hash as a file gone from the index) keeps its chunks under the new path without being
+read again; text that was encoded before (same chunk text anywhere in the index) is never encoded again. Every
+file ends as ``indexed`` or ``failed`` with a reason; nothing here raises for a bad file. Only one process
+writes an index at a time (``lock.py``); a failing index write (disk full) ends the run with
+:class:`IndexWriteError` and leaves the last committed state readable. Progress goes to a plain callback.
 """
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import hashlib
 import os
@@ -25,14 +31,28 @@ import numpy as np
 
 from desktop_search.config import Settings
 from desktop_search.core.chunk import Chunk, TokenSpans, chunk_pages, token_spans_for
-from desktop_search.core.extract import Extraction, extract, is_supported
-from desktop_search.core.store import FileRecord, Store, chunk_id, quantize_colbert, text_hash
+from desktop_search.core.extract import PDF_EXTENSIONS, Extraction, extract, is_supported
+from desktop_search.core.lock import IndexBusy, IndexLock
+from desktop_search.core.store import (
+    FileRecord,
+    Store,
+    chunk_id,
+    path_key,
+    quantize_colbert,
+    sql_str,
+    text_hash,
+)
 
 # Files whose names say they are temporary, partial or editor lock files.
 _IGNORED_PREFIXES = ("~$", ".~lock", ".")
 _IGNORED_SUFFIXES = (".part", ".crdownload", ".tmp", ".swp", "~")
 GROUP_FILES = 32
 GROUP_TOKENS = 32_768
+
+
+class IndexWriteError(RuntimeError):
+    """The index could not be written (disk full, read-only, I/O error). Everything committed before stays
+    readable and searchable; the next run continues from there."""
 
 
 @dataclass
@@ -69,6 +89,7 @@ class IndexReport:
     failed: int = 0
     unchanged: int = 0
     removed: int = 0
+    moved: int = 0  # of ``indexed``: renamed/moved files whose chunks were kept without reading them again
     chunks_written: int = 0
     chunks_encoded: int = 0
     encode_s: float = 0.0
@@ -96,18 +117,36 @@ def matches_patterns(path: Path, include: Sequence[str] = (), exclude: Sequence[
 
 
 def discover(
-    paths: Iterable[Path], include: Sequence[str] = (), exclude: Sequence[str] = ()
+    paths: Iterable[Path],
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    *,
+    errors: list[tuple[str, OSError]] | None = None,
+    strict_files: bool = False,
 ) -> tuple[list[Path], list[Path]]:
     """(files to index, explicitly named files that are not supported). Symlinked folders are not followed,
-    so a link loop cannot trap the walk; hidden and temporary files are skipped."""
+    so a link loop cannot trap the walk; hidden and temporary files are skipped. Folders that cannot be listed
+    are appended to ``errors``. With ``strict_files`` a named file passes the same filters as a found one
+    (type, temporary name, patterns) and is left out silently when it does not: the watcher names files."""
     found: dict[str, Path] = {}
     unsupported: list[Path] = []
+
+    def onerror(e: OSError) -> None:
+        if errors is not None and not isinstance(e, (FileNotFoundError, NotADirectoryError)):
+            errors.append((e.filename or "", e))
+
     for root in paths:
         root = Path(os.path.abspath(root))
         if root.is_file():
-            (found.setdefault(str(root), root) if is_supported(root) else unsupported.append(root))
+            if strict_files:
+                if is_supported(root) and not is_ignored_name(root.name) and matches_patterns(root, include, exclude):
+                    found.setdefault(str(root), root)
+            else:
+                (found.setdefault(str(root), root) if is_supported(root) else unsupported.append(root))
             continue
-        for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=lambda e: None):
+        if os.path.islink(root) and strict_files:
+            continue  # a link to a folder inside a watched folder: not followed, as in a full walk
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=onerror):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for name in sorted(filenames):
                 if is_ignored_name(name):
@@ -126,6 +165,47 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def is_disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return True
+    text = str(exc)
+    # LanceDB reports I/O errors as RuntimeError text carrying the OS message and code.
+    return any(s in text for s in ("No space left on device", "os error 28", "Disk quota exceeded",
+                                   "not enough space on the disk", "os error 112"))
+
+
+def _is_store_error(exc: BaseException) -> bool:
+    text = str(exc)
+    return isinstance(exc, OSError) or is_disk_full(exc) or "lance error" in text.lower() or "LanceError" in text
+
+
+def _write_error(index_dir: Path, exc: BaseException) -> IndexWriteError:
+    if is_disk_full(exc):
+        return IndexWriteError(
+            f"cannot write to the index at {index_dir}: the disk is full. Free some space and run again; "
+            "everything indexed so far is kept and searchable"
+        )
+    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return IndexWriteError(f"cannot write to the index at {index_dir}: {detail[:300]}")
+
+
+def _kind_of(path: Path) -> str:
+    return "pdf" if path.suffix.lower() in PDF_EXTENSIONS else "text"
+
+
+def _os_failure(path: Path, e: OSError) -> str:
+    """'reason|detail' for a file that could not even be opened or hashed."""
+    if isinstance(e, PermissionError):
+        return f"permission_denied|cannot read file: {e.strerror or e}"
+    if e.errno == errno.ELOOP:
+        return "unsupported|symbolic link loop: the link leads back to itself"
+    if isinstance(e, FileNotFoundError):
+        if os.path.islink(path):
+            return "unsupported|broken symbolic link: its target does not exist"
+        return "corrupt|file disappeared before it could be read"
+    return f"corrupt|cannot read file: {e.strerror or e}"
+
+
 @dataclass
 class _Prepared:
     path: Path
@@ -137,15 +217,27 @@ class _Prepared:
 
 
 class Indexer:
-    """Indexes folders into a Store. ``encoder`` may be None: then only keyword (BM25) search is built."""
+    """Indexes folders into a Store. ``encoder`` may be None: then only keyword (BM25) search is built.
 
-    def __init__(self, store: Store, settings: Settings, encoder=None) -> None:
+    ``extractor`` reads PDFs (``extract(path, max_bytes=, time_limit_s=) -> Extraction``); by default the shared
+    pool of isolated worker processes. Text files are read in this process."""
+
+    def __init__(self, store: Store, settings: Settings, encoder=None, *, extractor=None) -> None:
         self.store = store
         self.settings = settings
         self.encoder = encoder
         self.counter: TokenSpans = token_spans_for(settings.model_dir)
+        if extractor is None:
+            from desktop_search.core.isolate import default_memory_limit, shared_pool
+
+            extractor = shared_pool(settings.extract_workers, default_memory_limit(settings.max_file_bytes))
+        self.extractor = extractor
+        self._known_keys: set[str] = set()  # paths with a files row, so new ones get an intent row first
         if encoder is not None:
-            store.bind_model(encoder.fingerprint, encoder.dim, settings.colbert_storage)
+            current = store.model_fingerprint == encoder.fingerprint and store.dim == encoder.dim
+            if not current or store.vectors is None:
+                with IndexLock(store.index_dir):  # binding writes (and may drop vectors): writers only
+                    store.bind_model(encoder.fingerprint, encoder.dim, settings.colbert_storage)
 
     # -- public -----------------------------------------------------------------------------------------
     def index(
@@ -159,7 +251,54 @@ class Indexer:
         exclude: Sequence[str] = (),
     ) -> IndexReport:
         """Bring the index in line with ``paths``. ``pause`` (set = paused) holds the run between files;
-        ``cancel`` ends it after the current group is committed."""
+        ``cancel`` ends it after the current group is committed. Raises :class:`IndexBusy` if another process
+        writes this index, :class:`IndexWriteError` if the index cannot be written."""
+        return self._locked(paths, progress, cancel, pause, include, exclude, watched=False)
+
+    def update_paths(
+        self,
+        paths: Sequence[Path],
+        progress: Callable[[Progress], None] | None = None,
+        cancel: threading.Event | None = None,
+        *,
+        pause: threading.Event | None = None,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+    ) -> IndexReport:
+        """Reconcile only ``paths`` - files or folders, existing or gone - with the index: what a watcher calls
+        with a batch of changes. A gone path loses its records (a folder: everything under it); a named file that
+        is not a document the index takes (unsupported type, temporary name, excluded) is left out silently
+        rather than recorded as a failure. Chunks of moved files are kept when both ends are in ``paths``."""
+        return self._locked(paths, progress, cancel, pause, include, exclude, watched=True)
+
+    def _locked(self, paths, progress, cancel, pause, include, exclude, *, watched: bool) -> IndexReport:
+        with IndexLock(self.store.index_dir):
+            try:
+                return self._reconcile(paths, progress, cancel, pause, include, exclude, watched=watched)
+            except (IndexBusy, IndexWriteError):
+                raise
+            except Exception as e:
+                if _is_store_error(e):
+                    raise _write_error(self.store.index_dir, e) from e
+                raise
+
+    def _known_under(self, roots: list[str], watched: bool) -> dict[str, FileRecord]:
+        def under(p: str) -> bool:
+            return any(p == root or p.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+
+        if not watched:
+            return {p: r for p, r in self.store.file_records().items() if under(p)}
+        # A watcher batch names a few paths: ask for their rows instead of reading the whole table.
+        known: dict[str, FileRecord] = {}
+        for start in range(0, len(roots), 100):
+            part = roots[start : start + 100]
+            where = " OR ".join(
+                f"path = {sql_str(r)} OR starts_with(path, {sql_str(r.rstrip(os.sep) + os.sep)})" for r in part
+            )
+            known.update(self.store.file_records(where))
+        return {p: r for p, r in known.items() if under(p)}
+
+    def _reconcile(self, paths, progress, cancel, pause, include, exclude, *, watched: bool) -> IndexReport:
         t0 = time.monotonic()
         self._pause = pause
         report = IndexReport(semantic=self.encoder is not None)
@@ -174,28 +313,26 @@ class Indexer:
                 progress(prog)
 
         tick()
-        files, unsupported = discover(paths, include, exclude)
-        roots = [os.path.abspath(p) for p in paths]
-        known = {
-            p: r
-            for p, r in self.store.file_records().items()
-            if any(p == root or p.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
-        }
-        on_disk = {str(p) for p in files}
+        dir_errors: list[tuple[str, OSError]] = []
+        files, unsupported = discover(paths, include, exclude, errors=dir_errors, strict_files=watched)
+        # The index folder may sit inside a watched folder: its own files are never documents.
+        own = os.path.abspath(self.store.index_dir) + os.sep
+        files = [p for p in files if not str(p).startswith(own)]
+        roots = [path_key(os.path.abspath(p)) for p in paths]
+        known = self._known_under(roots, watched)
+        self._known_keys = set(known)
+        on_disk = {path_key(str(p)) for p in files} | {path_key(d) for d, _e in dir_errors}
         gone = [p for p in known if p not in on_disk]
-        if gone:
-            self.store.delete_files(gone)
-            report.removed = len(gone)
 
-        todo: list[tuple[Path, os.stat_result]] = []
+        todo: list[tuple[Path, os.stat_result | None]] = []
         touch: list[FileRecord] = []
         for p in files:
             try:
                 st = p.stat()
-            except OSError as e:
+            except OSError:
                 todo.append((p, None))  # extraction will record the reason
                 continue
-            rec = known.get(str(p))
+            rec = known.get(path_key(str(p)))
             if rec is not None and rec.status in ("indexed", "failed") and rec.size == st.st_size:
                 if rec.mtime_ns == st.st_mtime_ns:
                     report.unchanged += 1
@@ -209,14 +346,24 @@ class Indexer:
                 except OSError:
                     pass
             todo.append((p, st))
+        moved, todo = self._find_moves(todo, [known[p] for p in gone])
+        if moved:
+            self._apply_moves(moved, report)
+        if gone:
+            self.store.delete_files(gone)
+            report.removed = len(gone)
         self.store.upsert_files(touch)
         report.files_seen = len(files)
         for p in unsupported:
             self._record_failure(report, p, "unsupported", f"not a supported document type ({p.suffix or 'no extension'})")
+        for d, e in dir_errors:
+            reason = "permission_denied" if isinstance(e, PermissionError) else "unsupported"
+            self._record_failure(report, Path(d), reason, f"cannot open this folder: {e.strerror or e}")
 
         tick(phase="indexing", files_total=len(todo), files_skipped=report.unchanged)
         self._run(todo, report, prog, tick, cancel)
-        if not cancel.is_set() and self.encoder is not None:
+        if not cancel.is_set() and self.encoder is not None and not watched:
+            # A watcher batch encodes its own chunks in _commit; catching up on everything is a full run's job.
             self._encode_missing(report, prog, tick, cancel)
         report.cancelled = cancel.is_set()
         tick(phase="optimizing")
@@ -225,19 +372,72 @@ class Indexer:
         tick(phase="done")
         return report
 
+    # -- moves ------------------------------------------------------------------------------------------
+    def _find_moves(self, todo, gone: list[FileRecord]):
+        """Split ``todo`` into files that are a gone file under a new name (same size, kind and SHA-256) and the
+        rest. Only files of a size some gone file had are hashed."""
+        by_size: dict[int, list[FileRecord]] = {}
+        for rec in gone:
+            if rec.status == "indexed" and rec.n_chunks > 0 and rec.sha256:
+                by_size.setdefault(rec.size, []).append(rec)
+        if not by_size:
+            return [], todo
+        moved, rest = [], []
+        for p, st in todo:
+            candidates = by_size.get(st.st_size) if st is not None else None
+            match = None
+            if candidates:
+                try:
+                    digest = sha256_file(p)
+                except OSError:
+                    digest = ""
+                match = next((r for r in candidates if r.sha256 == digest and r.kind == _kind_of(p)), None)
+            if match is not None:
+                candidates.remove(match)
+                moved.append((match, p, st))
+            else:
+                rest.append((p, st))
+        return moved, rest
+
+    def _apply_moves(self, moved, report: IndexReport) -> None:
+        """Copy the chunks and files row of each source to its new path (intent row, chunks, files row; the
+        caller then deletes the sources), so a moved file is neither extracted nor encoded again."""
+        now = time.time()
+        rows: list[dict] = []
+        records: list[FileRecord] = []
+        for rec, p, st in moved:
+            dest = path_key(str(p))
+            old = self.store.chunk_rows(f"path = {sql_str(rec.path)}")
+            if len(old) != rec.n_chunks:  # damaged record: let the normal path redo it
+                continue
+            for r in old:
+                r = {k: v for k, v in r.items() if not k.startswith("_")}
+                r.update(path=dest, id=chunk_id(dest, r["ordinal"]))
+                rows.append(r)
+            records.append(FileRecord(**{**rec.as_row(), "path": dest, "size": st.st_size,
+                                         "mtime_ns": st.st_mtime_ns, "indexed_at": now}))
+        if not records:
+            return
+        self.store.upsert_files([FileRecord(**{**r.as_row(), "status": "pending"}) for r in records])
+        self.store.replace_chunks([r.path for r in records], rows)
+        self.store.upsert_files(records)
+        report.moved += len(records)
+        report.indexed += len(records)
+        report.chunks_written += len(rows)
+
     # -- pipeline ---------------------------------------------------------------------------------------
     def _prepare(self, path: Path, st: os.stat_result | None) -> _Prepared:
         try:
             if st is None:
                 st = path.stat()
             digest = sha256_file(path) if st.st_size <= self.settings.max_file_bytes else ""
-        except PermissionError as e:
-            return _Prepared(path, 0, 0, "", None, f"permission_denied|cannot read file: {e.strerror or e}")
-        except FileNotFoundError:
-            return _Prepared(path, 0, 0, "", None, "corrupt|file disappeared before it could be read")
         except OSError as e:
-            return _Prepared(path, 0, 0, "", None, f"corrupt|cannot read file: {e}")
-        ex = extract(path, max_bytes=self.settings.max_file_bytes, time_limit_s=self.settings.extract_time_limit_s)
+            return _Prepared(path, 0, 0, "", None, _os_failure(path, e))
+        limits = dict(max_bytes=self.settings.max_file_bytes, time_limit_s=self.settings.extract_time_limit_s)
+        if path.suffix.lower() in PDF_EXTENSIONS:
+            ex = self.extractor.extract(path, **limits)
+        else:
+            ex = extract(path, **limits)
         return _Prepared(path, st.st_size, st.st_mtime_ns, digest, ex)
 
     def _run(self, todo, report: IndexReport, prog: Progress, tick, cancel: threading.Event) -> None:
@@ -257,45 +457,51 @@ class Indexer:
                     queue.append(pool.submit(self._prepare, *nxt))
 
             refill()
-            group: list[tuple[_Prepared, list[Chunk]]] = []
-            group_tokens = 0
-            while queue and not cancel.is_set():
-                while self._pause is not None and self._pause.is_set() and not cancel.is_set():
-                    tick(phase="paused")
-                    cancel.wait(0.1)
-                if cancel.is_set():
-                    break
-                tick(phase="indexing")
-                prepared = queue.popleft().result()
-                refill()
-                tick(current=str(prepared.path))
-                chunks: list[Chunk] = []
-                if prepared.extraction is not None and prepared.extraction.ok:
-                    try:
-                        chunks = chunk_pages(
-                            prepared.extraction.pages,
-                            self.counter,
-                            max_tokens=self.settings.chunk_tokens,
-                            overlap_tokens=self.settings.chunk_overlap_tokens,
-                        )
-                    except Exception as e:  # a chunker bug must cost one file, not the run
-                        prepared.error = f"corrupt|internal error while chunking: {type(e).__name__}: {e}"
-                group.append((prepared, chunks))
-                group_tokens += sum(c.n_tokens for c in chunks)
-                if len(group) >= GROUP_FILES or group_tokens >= GROUP_TOKENS:
-                    self._commit(group, report, prog, tick, cancel)
-                    group, group_tokens = [], 0
-            if group:
+            try:
+                self._drain(queue, refill, report, prog, tick, cancel)
+            finally:
+                for fut in queue:  # also on a write error: do not read files nobody will store
+                    fut.cancel()
+
+    def _drain(self, queue, refill, report: IndexReport, prog: Progress, tick, cancel: threading.Event) -> None:
+        group: list[tuple[_Prepared, list[Chunk]]] = []
+        group_tokens = 0
+        while queue and not cancel.is_set():
+            while self._pause is not None and self._pause.is_set() and not cancel.is_set():
+                tick(phase="paused")
+                cancel.wait(0.1)
+            if cancel.is_set():
+                break
+            tick(phase="indexing")
+            prepared = queue.popleft().result()
+            refill()
+            tick(current=path_key(str(prepared.path)))
+            chunks: list[Chunk] = []
+            if prepared.extraction is not None and prepared.extraction.ok:
+                try:
+                    chunks = chunk_pages(
+                        prepared.extraction.pages,
+                        self.counter,
+                        max_tokens=self.settings.chunk_tokens,
+                        overlap_tokens=self.settings.chunk_overlap_tokens,
+                    )
+                except Exception as e:  # a chunker bug must cost one file, not the run
+                    prepared.error = f"corrupt|internal error while chunking: {type(e).__name__}: {e}"
+            group.append((prepared, chunks))
+            group_tokens += sum(c.n_tokens for c in chunks)
+            if len(group) >= GROUP_FILES or group_tokens >= GROUP_TOKENS:
                 self._commit(group, report, prog, tick, cancel)
-            for fut in queue:
-                fut.cancel()
+                group, group_tokens = [], 0
+        if group:
+            self._commit(group, report, prog, tick, cancel)
 
     def _commit(self, group, report: IndexReport, prog: Progress, tick, cancel: threading.Event) -> None:
         now = time.time()
         chunk_rows: list[dict] = []
         records: list[FileRecord] = []
+        intents: list[FileRecord] = []
         for prepared, chunks in group:
-            path = str(prepared.path)
+            path = path_key(str(prepared.path))
             ex = prepared.extraction
             if prepared.error or ex is None or not ex.ok or not chunks:
                 if prepared.error:
@@ -323,25 +529,31 @@ class Indexer:
                         "n_tokens": c.n_tokens,
                     }
                 )
-            records.append(
-                FileRecord(
-                    path=path,
-                    size=prepared.size,
-                    mtime_ns=prepared.mtime_ns,
-                    sha256=prepared.sha256,
-                    kind=ex.kind,
-                    status="indexed",
-                    reason=None,
-                    detail=ex.detail,
-                    warnings="\n".join(ex.warnings),
-                    page_count=ex.page_count,
-                    n_chunks=len(chunks),
-                    indexed_at=now,
-                )
+            record = FileRecord(
+                path=path,
+                size=prepared.size,
+                mtime_ns=prepared.mtime_ns,
+                sha256=prepared.sha256,
+                kind=ex.kind,
+                status="indexed",
+                reason=None,
+                detail=ex.detail,
+                warnings="\n".join(ex.warnings),
+                page_count=ex.page_count,
+                n_chunks=len(chunks),
+                indexed_at=now,
             )
+            records.append(record)
+            if path not in self._known_keys:
+                intents.append(FileRecord(**{**record.as_row(), "status": "pending", "detail": ""}))
             report.indexed += 1
-        paths = [str(p.path) for p, _ in group]
-        # Order is the crash-safety contract: chunks, then vectors, then the files rows that say "done".
+        paths = [path_key(str(p.path)) for p, _ in group]
+        # Order is the crash-safety contract: a "pending" row for paths new to the index (so no chunk is ever
+        # without a files row, even if the file vanishes before the next run), chunks, vectors, then the files
+        # rows that say "done".
+        if intents:
+            self.store.add_files(intents)
+            self._known_keys.update(r.path for r in intents)
         self.store.replace_chunks(paths, chunk_rows)
         report.chunks_written += len(chunk_rows)
         if self.encoder is not None and chunk_rows and not cancel.is_set():
@@ -350,6 +562,8 @@ class Indexer:
             except InterruptedError:
                 pass  # cancelled: the chunks are keyword-searchable; the next run encodes them
             except Exception as e:  # e.g. out of memory: keep the keyword index, say why semantic is behind
+                if _is_store_error(e):
+                    raise  # the index cannot be written: stop, not "encoding failed"
                 report.errors.append(f"encoding failed ({type(e).__name__}: {e}); will retry on the next run")
         self.store.upsert_files(records)
         tick(files_done=prog.files_done + len(group), chunks_done=prog.chunks_done + len(chunk_rows))
@@ -357,7 +571,7 @@ class Indexer:
     def _failed_record(self, prepared: _Prepared, reason: str, detail: str, now: float) -> FileRecord:
         ex = prepared.extraction
         return FileRecord(
-            path=str(prepared.path),
+            path=path_key(str(prepared.path)),
             size=prepared.size,
             mtime_ns=prepared.mtime_ns,
             sha256=prepared.sha256,
@@ -380,7 +594,7 @@ class Indexer:
         prepared = _Prepared(path, size, mtime, "", None)
         self.store.upsert_files([self._failed_record(prepared, reason, detail, time.time())])
         report.failed += 1
-        report.failures.append((str(path), reason, detail))
+        report.failures.append((path_key(str(path)), reason, detail))
 
     # -- encoding ---------------------------------------------------------------------------------------
     def _encode_rows(self, rows: list[dict], report: IndexReport, prog: Progress, tick, cancel) -> None:

@@ -306,7 +306,15 @@ class Searcher:
                 continue
             mix, d, s = pre[r["text_hash"]]
             hybrid_scored.append((mix, r, {"dense": d, "sparse": s, "colbert": None, "bm25": bm25_by_chunk.get(r["id"])}))
-        yield SearchResult(query, "hybrid", "hybrid", self._group(hybrid_scored, pq, k, keep))
+        # Keyword matches whose text has no vectors yet (indexed before the model was ready, encoding still
+        # catching up) stay in the list, after the semantically scored ones and in BM25 order: a refinement
+        # must never make a visible match disappear.
+        unencoded = [
+            (0.0, r, {"dense": None, "sparse": None, "colbert": None, "bm25": bm25_by_chunk.get(r["id"])})
+            for r in keyword_rows
+            if r["text_hash"] not in pre and self._passes(pq, r["text"])
+        ]
+        yield SearchResult(query, "hybrid", "hybrid", self._group(hybrid_scored, pq, k, keep, tail=unencoded))
 
         rerank_n = max(self.rerank_k, 2 * k)
         top = sorted(pre, key=lambda h: pre[h][0], reverse=True)[:rerank_n]
@@ -328,7 +336,9 @@ class Searcher:
                 continue
             total, d, s, c = final[r["text_hash"]]
             reranked.append((total, r, {"dense": d, "sparse": s, "colbert": c, "bm25": bm25_by_chunk.get(r["id"])}))
-        yield SearchResult(query, "hybrid", "reranked", self._group(reranked, pq, k, keep, extra=hybrid_scored))
+        yield SearchResult(
+            query, "hybrid", "reranked", self._group(reranked, pq, k, keep, extra=hybrid_scored, tail=unencoded)
+        )
 
     def _sparse_candidates(self, q_sparse: dict[int, float], n: int) -> list[str]:
         hashes, mat = self.store.sparse_matrix()
@@ -353,10 +363,12 @@ class Searcher:
         return not any(re.search(r"(?<!\w)" + re.escape(x.casefold()), low) for x in pq.excluded)
 
     def _group(
-        self, scored: list[tuple[float, dict, dict]], pq: ParsedQuery, k: int, keep, extra: list | None = None
+        self, scored: list[tuple[float, dict, dict]], pq: ParsedQuery, k: int, keep, extra: list | None = None,
+        tail: list | None = None,
     ) -> list[Hit]:
         """Best chunk per file, sorted by score; ``more`` counts that file's other matching chunks."""
         scored = sorted((t for t in scored if keep(t[1]["path"])), key=lambda t: t[0], reverse=True)
+        scored += [t for t in (tail or []) if keep(t[1]["path"])]  # after all scored ones, order kept
         matched: dict[str, set[str]] = {}
         for _s, r, _sc in [*scored, *(extra or [])]:
             matched.setdefault(r["path"], set()).add(r["id"])

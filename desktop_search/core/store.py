@@ -5,7 +5,8 @@
   ICU tokenizer segments CJK without dictionaries.
 - ``vectors``: BGE-M3 outputs keyed by the chunk text's hash, so identical text is encoded once, a renamed
   file or an edited page costs only its new chunks, and keyword indexing can run before a model exists.
-  ColBERT vectors are stored as int8 with one float32 scale per token (or float16), as bytes.
+  ColBERT vectors are stored as bytes: int8 with one float32 scale per token by default, or float16, binary
+  (sign bits + a scale) or token-pooled int8 (see ``quantize_colbert``).
 
 Write order (chunks, vectors, then the files row) means a file is only ever marked indexed after its chunks
 are committed; a crash in between leaves it to be redone. Nothing here imports Qt or torch.
@@ -13,10 +14,13 @@ are committed; a crash in between leaves it to be redone. Nothing here imports Q
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
+import re
 import threading
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -110,6 +114,32 @@ def text_hash(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def path_key(path: str) -> str:
+    """The form a file path is stored in. Arrow strings must be valid UTF-8, but a POSIX file name is any bytes:
+    a name that is not UTF-8 (Python holds it with surrogate escapes) is stored with its undecodable bytes
+    written as ``\\xNN``, like ``ls -b`` shows it. Every other path is stored unchanged."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+_ESCAPED_BYTE = re.compile(r"\\x([89a-fA-F][0-9a-fA-F])")
+
+
+def fs_path(key: str) -> str:
+    """The path on disk for a stored path (inverse of :func:`path_key`): open results with this."""
+    if "\\x" not in key or os.path.lexists(key):
+        return key
+    raw = _ESCAPED_BYTE.sub(lambda m: chr(0xDC00 + int(m.group(1), 16)), key)
+    try:
+        candidate = os.fsdecode(raw.encode("utf-8", "surrogateescape"))
+    except UnicodeError:
+        return key
+    return candidate if os.path.lexists(candidate) else key
+
+
 def chunk_id(path: str, ordinal: int) -> str:
     return f"{hashlib.sha1(path.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}:{ordinal}"
 
@@ -127,22 +157,66 @@ def _batches(seq: Sequence[Any], n: int = 400) -> Iterable[Sequence[Any]]:
         yield seq[i : i + n]
 
 
+POOL_FACTOR = 2  # "pooled": about one stored vector per two passage tokens
+
+
+def pool_tokens(vecs: np.ndarray, factor: int = POOL_FACTOR) -> np.ndarray:
+    """Merge similar token vectors of one passage (Ward clustering into len/factor groups, mean of each group).
+
+    Token pooling (Clavié et al., 2024): neighbouring subword pieces and repeated words have near-identical
+    ColBERT vectors, so the mean of a tight cluster still finds MaxSim's best match for a query token.
+    """
+    vecs = np.asarray(vecs, np.float32)
+    n_groups = max(1, -(-len(vecs) // factor))
+    if len(vecs) <= 2 or n_groups >= len(vecs):
+        return vecs
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    labels = fcluster(linkage(vecs, method="ward"), t=n_groups, criterion="maxclust")
+    out = np.zeros((labels.max(), vecs.shape[1]), np.float32)
+    np.add.at(out, labels - 1, vecs)
+    out /= np.bincount(labels - 1)[:, None]
+    return out
+
+
 def quantize_colbert(vecs: np.ndarray, storage: str) -> tuple[bytes, bytes | None]:
-    """(t, d) float32 -> bytes; int8 uses one scale per token so every token keeps its own dynamic range."""
+    """(t, d) float32 -> (blob, scale) bytes, in one of the ``COLBERT_STORAGE`` formats.
+
+    - ``int8``: one byte per dimension and one float32 scale per token, so every token keeps its own range.
+    - ``float16``: two bytes per dimension, no scale.
+    - ``binary``: the sign of each dimension (one bit) and one float16 scale per token, ``1 / sum(|v|)``, which
+      makes ``v . v_hat = |v|^2``: query tokens stay full precision and scores stay on the fp32 scale.
+    - ``pooled``: ``int8`` after :func:`pool_tokens` (about half the vectors).
+    Each format is recognisable from the blob and scale lengths, so rows written under different settings can
+    live in one table and :func:`dequantize_colbert` needs no setting.
+    """
     vecs = np.asarray(vecs, np.float32)
     if storage == "float16":
         return vecs.astype(np.float16).tobytes(), None
-    scale = np.abs(vecs).max(axis=1) / 127.0
+    if storage == "binary":
+        bits = np.packbits(vecs > 0, axis=1)
+        l1 = np.abs(vecs).sum(axis=1)
+        scale = np.where(l1 > 0, 1.0 / np.maximum(l1, 1e-6), 0.0).astype(np.float16)
+        return bits.tobytes(), scale.tobytes()
+    if storage == "pooled":
+        vecs = pool_tokens(vecs)
+    scale = np.abs(vecs).max(axis=1) / 127.0 if len(vecs) else np.zeros(0, np.float32)
     scale[scale == 0] = 1.0
     q = np.clip(np.rint(vecs / scale[:, None]), -127, 127).astype(np.int8)
     return q.tobytes(), scale.astype(np.float32).tobytes()
 
 
 def dequantize_colbert(blob: bytes, scale: bytes | None, dim: int) -> np.ndarray:
+    """Inverse of :func:`quantize_colbert` (lossy formats give their reconstruction), (t, dim) float32."""
     if scale is None:
         return np.frombuffer(blob, np.float16).reshape(-1, dim).astype(np.float32)
-    q = np.frombuffer(blob, np.int8).reshape(-1, dim).astype(np.float32)
-    return q * np.frombuffer(scale, np.float32)[:, None]
+    if len(blob) == (len(scale) // 4) * dim:  # int8 (also "pooled"): a byte per dimension, float32 scales
+        q = np.frombuffer(blob, np.int8).reshape(-1, dim).astype(np.float32)
+        return q * np.frombuffer(scale, np.float32)[:, None]
+    # binary: a bit per dimension, float16 scales
+    bits = np.unpackbits(np.frombuffer(blob, np.uint8).reshape(-1, dim // 8), axis=1)[:, :dim]
+    signs = bits.astype(np.float32) * 2.0 - 1.0
+    return signs * np.frombuffer(scale, np.float16).astype(np.float32)[:, None]
 
 
 def dir_bytes(path: Path) -> int:
@@ -154,6 +228,70 @@ def dir_bytes(path: Path) -> int:
             except OSError:
                 pass
     return total
+
+
+# Query-time tuning, measured with benchmarks/bench_query.py on 2 CPU cores.
+DENSE_IN_MEMORY_MAX_ROWS = 20_000  # exact dense search from RAM (<= 80 MB) below this; LanceDB's search above
+VECTOR_INDEX_MIN_ROWS = DENSE_IN_MEMORY_MAX_ROWS  # from here optimize() builds an ANN index on the dense column
+ANN_NPROBES = 10
+ANN_REFINE_FACTOR = 2  # re-rank 2 x limit ANN hits with the exact fp32 vectors
+VERSION_RECHECK_S = 1.0
+HASH_INDEX = "hash_btree"  # not "text...": ensure_fts_index recognises the FTS index by that prefix
+
+
+@dataclass
+class _VectorCache:
+    version: int
+    hashes: list[str]
+    pos: dict[str, int]  # text hash -> row offset in this table version
+    sparse: Any  # scipy CSR, rows = ``hashes``, columns = token ids
+    dense: np.ndarray | None  # (rows, dim) float32, only for small tables
+    indexed: bool  # the dense column has an ANN index
+
+
+def _fixed_list_matrix(column: pa.ChunkedArray) -> np.ndarray:
+    arr = column.combine_chunks()
+    dim = arr.type.list_size
+    values = arr.values.to_numpy(zero_copy_only=False)[arr.offset * dim : (arr.offset + len(arr)) * dim]
+    return np.ascontiguousarray(values, np.float32).reshape(len(arr), dim)
+
+
+def _rows_by_hash(tbl: pa.Table, wanted: set[str]) -> dict[str, dict[str, Any]]:
+    """Arrow rows -> {hash: row}; the dense column becomes float32 arrays without a detour through Python floats."""
+    out: dict[str, dict[str, Any]] = {}
+    if not tbl.num_rows:
+        return out
+    dense = _fixed_list_matrix(tbl.column("dense")) if "dense" in tbl.column_names else None
+    others = tbl.drop_columns(["dense"]) if dense is not None else tbl
+    for k, row in enumerate(others.to_pylist()):
+        if row["text_hash"] in wanted:
+            if dense is not None:
+                row["dense"] = dense[k]
+            out[row["text_hash"]] = row
+    return out
+
+
+def _vanished(exc: BaseException) -> bool:
+    """A read hit data files that a writer's clean-up removed (the reader was on an older table version)."""
+    return isinstance(exc, FileNotFoundError) or "Not found" in str(exc)
+
+
+def _fresh_retry(method):
+    """Readers never fail because another thread or process writes: a read that finds the files of its table
+    version cleaned up moves to the latest version (``refresh``) and runs again."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        for attempt in range(4):
+            try:
+                return method(self, *args, **kwargs)
+            except Exception as e:
+                if attempt == 3 or not _vanished(e):
+                    raise
+                self.refresh()
+        raise AssertionError("unreachable")
+
+    return wrapper
 
 
 class Store:
@@ -169,15 +307,26 @@ class Store:
                 raise IndexMissing(f"no index at {self.index_dir} (run `desktop-search index PATH` first)")
             self.index_dir.mkdir(parents=True, exist_ok=True)
             self._write_meta({"schema_version": SCHEMA_VERSION})
-        self.meta = json.loads(meta_path.read_text("utf-8"))
+        try:
+            self.meta = json.loads(meta_path.read_text("utf-8"))
+            if not isinstance(self.meta, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as e:
+            raise IndexIncompatible(
+                f"the index description {meta_path} is unreadable ({e}); run `desktop-search doctor --repair`"
+            ) from None
         if self.meta.get("schema_version") != SCHEMA_VERSION:
             raise IndexIncompatible(
                 f"index at {self.index_dir} has schema version {self.meta.get('schema_version')}, "
-                f"this app reads version {SCHEMA_VERSION}; rebuild it into an empty --index-dir"
+                f"this app reads version {SCHEMA_VERSION}; run `desktop-search doctor --repair` to rebuild it "
+                "(your documents are not touched), then index your folders again"
             )
         self._db = lancedb.connect(str(self.index_dir / "lance"))
         self._write_lock = threading.RLock()
-        self._sparse_cache: tuple[int, Any] | None = None
+        self._sparse_cache: _VectorCache | None = None
+        self._cache_lock = threading.Lock()
+        self._chunk_pos_cache: tuple[int, dict[str, list[int]]] | None = None
+        self._versions: dict[int, tuple[int, float]] = {}
         names = set(self._table_names())
         self.files = self._db.open_table("files") if "files" in names else self._db.create_table("files", schema=FILES_SCHEMA)
         self.chunks = (
@@ -192,6 +341,19 @@ class Store:
             res = lister()
             return list(getattr(res, "tables", res))
         return list(self._db.table_names())
+
+    def refresh(self) -> None:
+        """Move every table to its latest committed version (what another process wrote) and drop caches."""
+        for table in (self.files, self.chunks, self.vectors):
+            if table is not None:
+                try:
+                    table.checkout_latest()
+                except Exception:  # noqa: BLE001 - a table being recreated: the next read will tell
+                    pass
+        with self._cache_lock:
+            self._sparse_cache = None
+        self._chunk_pos_cache = None
+        self._versions.clear()
 
     def _write_meta(self, meta: dict[str, Any]) -> None:
         tmp = self.index_dir / (META_FILE + ".tmp")
@@ -218,16 +380,25 @@ class Store:
                 self._db.drop_table("vectors")
             self.vectors = self._db.create_table("vectors", schema=vectors_schema(dim))
             self._sparse_cache = None
+            self._versions.clear()
             self._write_meta({**self.meta, "model": fingerprint, "dim": dim, "colbert_storage": colbert_storage})
             return dropped
 
     # -- files ------------------------------------------------------------------------------------------
+    @_fresh_retry
     def file_records(self, where: str | None = None) -> dict[str, FileRecord]:
         q = self.files.search()
         if where:
             q = q.where(where)
         rows = q.limit(None).to_arrow().to_pylist() if self.files.count_rows() else []
         return {r["path"]: FileRecord(**r) for r in rows}
+
+    def add_files(self, records: Sequence[FileRecord]) -> None:
+        """Append rows for paths known to have none yet (cheaper than an upsert, which joins the table)."""
+        if not records:
+            return
+        with self._write_lock:
+            self.files.add(pa.Table.from_pylist([r.as_row() for r in records], schema=FILES_SCHEMA))
 
     def upsert_files(self, records: Sequence[FileRecord]) -> None:
         if not records:
@@ -238,6 +409,7 @@ class Store:
 
     def delete_files(self, paths: Sequence[str]) -> None:
         with self._write_lock:
+            self._versions.clear()
             for part in _batches(list(paths)):
                 self.chunks.delete(_in_list("path", part))
                 self.files.delete(_in_list("path", part))
@@ -246,46 +418,84 @@ class Store:
     def replace_chunks(self, paths: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
         """Delete every chunk of ``paths`` and add ``rows`` (the new chunks of those files)."""
         with self._write_lock:
+            self._versions.clear()
             for part in _batches(list(paths)):
                 self.chunks.delete(_in_list("path", part))
             if rows:
                 self.chunks.add(pa.Table.from_pylist(list(rows), schema=CHUNKS_SCHEMA))
 
+    @_fresh_retry
     def count_chunks(self) -> int:
         return self.chunks.count_rows()
 
+    @_fresh_retry
     def chunk_rows(self, where: str, columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
         q = self.chunks.search().where(where)
         if columns:
             q = q.select(list(columns))
         return q.limit(None).to_arrow().to_pylist()
 
+    @_fresh_retry
     def chunks_for_hashes(self, hashes: Sequence[str]) -> list[dict[str, Any]]:
+        """Every chunk whose text has one of these hashes (read by row position when the table is unchanged)."""
+        wanted = set(hashes)
+        if not wanted:
+            return []
         out: list[dict[str, Any]] = []
-        for part in _batches(list(hashes)):
+        missing = wanted
+        positions = self._chunk_positions()
+        if positions:
+            offsets = [k for h in wanted for k in positions.get(h, ())]
+            if offsets:
+                rows = self.chunks.take_offsets(offsets).to_arrow().to_pylist()
+                out = [r for r in rows if r["text_hash"] in wanted]
+                # A write since the positions were taken can move rows: look up by value what did not come back.
+                found = {r["text_hash"] for r in out}
+                missing = {h for h in wanted if h in positions and h not in found}
+        for part in _batches(sorted(missing)):
             out.extend(self.chunk_rows(_in_list("text_hash", part)))
         return out
 
+    def _chunk_positions(self) -> dict[str, list[int]]:
+        """text hash -> row offsets in the chunks table, per table version (one column scan)."""
+        version = self._version(self.chunks)
+        cached = self._chunk_pos_cache
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        positions: dict[str, list[int]] = {}
+        if self.chunks.count_rows():
+            col = self.chunks.search().select(["text_hash"]).limit(None).to_arrow().column("text_hash").to_pylist()
+            for k, h in enumerate(col):
+                positions.setdefault(h, []).append(k)
+        self._chunk_pos_cache = (version, positions)
+        return positions
+
+    @_fresh_retry
     def all_chunk_hashes(self) -> set[str]:
         if not self.chunks.count_rows():
             return set()
         col = self.chunks.search().select(["text_hash"]).limit(None).to_arrow().column("text_hash")
         return set(col.to_pylist())
 
+    @_fresh_retry
     def fts(self, query: str, limit: int) -> list[dict[str, Any]]:
         """BM25 over chunk text; rows carry ``_score``. An unparsable query yields no rows, never an error."""
-        if not self.chunks.count_rows() or not query.strip():
+        if not query.strip() or not self._chunk_positions():
             return []
         try:
             return self.chunks.search(query, query_type="fts").limit(limit).to_arrow().to_pylist()
-        except Exception:
+        except Exception as e:
+            if _vanished(e):
+                raise  # retried on the latest version by @_fresh_retry
             # Queries with syntax the FTS parser rejects (stray quotes, operators) fall back to plain words.
             words = " ".join(w for w in query.replace('"', " ").split() if w not in ("AND", "OR", "NOT"))
             if not words or words == query:
                 return []
             try:
                 return self.chunks.search(words, query_type="fts").limit(limit).to_arrow().to_pylist()
-            except Exception:
+            except Exception as e:
+                if _vanished(e):
+                    raise
                 return []
 
     def ensure_fts_index(self) -> None:
@@ -313,6 +523,7 @@ class Store:
             )
 
     # -- vectors ----------------------------------------------------------------------------------------
+    @_fresh_retry
     def present_hashes(self, hashes: Iterable[str]) -> set[str]:
         if self.vectors is None:
             return set()
@@ -328,58 +539,183 @@ class Store:
             return
         assert self.vectors is not None and self.dim is not None, "bind_model() first"
         with self._write_lock:
+            self._versions.clear()
             self.vectors.add(pa.Table.from_pylist(list(rows), schema=vectors_schema(self.dim)))
 
+    @_fresh_retry
     def vector_hashes(self) -> set[str]:
         if self.vectors is None or not self.vectors.count_rows():
             return set()
         return set(self.vectors.search().select(["text_hash"]).limit(None).to_arrow().column("text_hash").to_pylist())
 
+    @_fresh_retry
     def count_vectors(self) -> int:
         return self.vectors.count_rows() if self.vectors is not None else 0
 
-    def vector_rows(self, hashes: Sequence[str], columns: Sequence[str]) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
-        if self.vectors is None:
-            return out
-        cols = list(dict.fromkeys(["text_hash", *columns]))
-        for part in _batches(list(hashes)):
-            for r in self.vectors.search().where(_in_list("text_hash", part)).select(cols).limit(None).to_arrow().to_pylist():
-                out[r["text_hash"]] = r
-        return out
+    def _vector_cache(self) -> _VectorCache | None:
+        """Row order, lexical weights (CSR) and, for small tables, the dense matrix; rebuilt per table version.
 
-    def dense_neighbours(self, query: np.ndarray, limit: int) -> list[str]:
-        if self.vectors is None or not self.vectors.count_rows():
-            return []
-        res = (
-            self.vectors.search(np.asarray(query, np.float32), vector_column_name="dense")
-            .distance_type("dot")
-            .limit(limit)
-            .select(["text_hash"])
-            .to_arrow()
-        )
-        return res.column("text_hash").to_pylist()
-
-    def sparse_matrix(self):
-        """(text hashes, CSR matrix rows=chunks x cols=token ids) of lexical weights, cached per table version."""
+        Query-time lookups go through it: positions turn ``IN (...)`` scans into direct row reads, and below
+        ``DENSE_IN_MEMORY_MAX_ROWS`` exact dense search is one matrix product instead of a table scan.
+        """
         from scipy import sparse
 
         if self.vectors is None:
+            return None
+        version = self._version(self.vectors)
+        cache = self._sparse_cache
+        if cache is not None and cache.version == version:
+            return cache
+        with self._cache_lock:
+            cache = self._sparse_cache
+            if cache is not None and cache.version == version:
+                return cache
+            n_rows = self.vectors.count_rows()
+            with_dense = 0 < n_rows <= DENSE_IN_MEMORY_MAX_ROWS
+            cols = ["text_hash", "sparse_ids", "sparse_weights"] + (["dense"] if with_dense else [])
+            tbl = self.vectors.search().select(cols).limit(None).to_arrow() if n_rows else None
+            hashes = tbl.column("text_hash").to_pylist() if tbl is not None else []
+            if hashes:
+                ids_col = tbl.column("sparse_ids").combine_chunks()
+                w_col = tbl.column("sparse_weights").combine_chunks()
+                indptr = ids_col.offsets.to_numpy()
+                indices = ids_col.values.to_numpy(zero_copy_only=False)
+                data = w_col.values.to_numpy(zero_copy_only=False)
+                if indptr[0] != 0:  # a sliced array: offsets relative to its parent's values
+                    indices, data = indices[indptr[0] : indptr[-1]], data[indptr[0] : indptr[-1]]
+                    indptr = indptr - indptr[0]
+            else:
+                indptr, indices, data = np.zeros(1, np.int32), np.zeros(0, np.int32), np.zeros(0, np.float32)
+            width = int(indices.max()) + 1 if len(indices) else 1
+            mat = sparse.csr_matrix((data, indices, indptr), shape=(len(hashes), width))
+            dense = None
+            if with_dense and hashes:
+                dense = _fixed_list_matrix(tbl.column("dense"))
+            indexed = n_rows >= VECTOR_INDEX_MIN_ROWS and self._has_dense_index()
+            cache = _VectorCache(version, hashes, {h: k for k, h in enumerate(hashes)}, mat, dense, indexed)
+            self._sparse_cache = cache
+            return cache
+
+    def _version(self, table) -> int:
+        """The table's version, asked of LanceDB at most once a second: asking costs milliseconds and a query
+        asks several times. This Store's own writes clear the memo, so they are seen at once."""
+        now = time.monotonic()
+        memo = self._versions.get(id(table))
+        if memo is not None and now - memo[1] < VERSION_RECHECK_S:
+            return memo[0]
+        version = table.version
+        self._versions[id(table)] = (version, now)
+        return version
+
+    def _has_dense_index(self) -> bool:
+        try:
+            return any("dense" in list(getattr(ix, "columns", []) or []) for ix in self.vectors.list_indices())
+        except Exception:
+            return False
+
+    @_fresh_retry
+    def vector_rows(self, hashes: Sequence[str], columns: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Rows of the vectors table by text hash (``dense`` as a float32 array, other columns as Python values)."""
+        out: dict[str, dict[str, Any]] = {}
+        if self.vectors is None or not hashes:
+            return out
+        cols = list(dict.fromkeys(["text_hash", *columns]))
+        cache = self._vector_cache()
+        wanted = list(dict.fromkeys(hashes))
+        if cache is not None and cache.dense is not None and set(cols) <= {"text_hash", "dense", "sparse_ids", "sparse_weights"}:
+            csr = cache.sparse
+            for h in wanted:
+                k = cache.pos.get(h)
+                if k is None:
+                    continue
+                row: dict[str, Any] = {"text_hash": h}
+                if "dense" in cols:
+                    row["dense"] = cache.dense[k]
+                a, b = csr.indptr[k], csr.indptr[k + 1]
+                if "sparse_ids" in cols:
+                    row["sparse_ids"] = csr.indices[a:b].tolist()
+                if "sparse_weights" in cols:
+                    row["sparse_weights"] = csr.data[a:b].tolist()
+                out[h] = row
+            return out
+        missing = wanted
+        if cache is not None and cache.pos:
+            known = [(h, cache.pos[h]) for h in wanted if h in cache.pos]
+            if known:
+                tbl = self.vectors.take_offsets([k for _h, k in known]).select(cols).to_arrow()
+                out.update(_rows_by_hash(tbl, {h for h, _k in known}))
+            # Rows moved by a write since the cache was built (or new ones) are looked up by value.
+            missing = [h for h in wanted if h not in out]
+        for part in _batches(missing):
+            tbl = self.vectors.search().where(_in_list("text_hash", part)).select(cols).limit(None).to_arrow()
+            out.update(_rows_by_hash(tbl, set(part)))
+        return out
+
+    @_fresh_retry
+    def dense_neighbours(self, query: np.ndarray, limit: int) -> list[str]:
+        """Text hashes of the ``limit`` best dense matches: exact for small tables, an ANN index for large ones."""
+        if self.vectors is None:
+            return []
+        cache = self._vector_cache()
+        if cache is None or not cache.hashes:
+            return []
+        query = np.asarray(query, np.float32)
+        if cache.dense is not None:
+            scores = cache.dense @ query
+            top = np.argpartition(-scores, limit)[:limit] if len(scores) > limit else np.arange(len(scores))
+            top = top[np.argsort(-scores[top], kind="stable")]
+            return [cache.hashes[k] for k in top.tolist()]
+        q = self.vectors.search(query, vector_column_name="dense").distance_type("dot").limit(limit)
+        if cache.indexed:
+            # Measured on 100k clustered vectors (nprobes 10, refine 2): recall@100 1.0 against exact search.
+            q = q.nprobes(ANN_NPROBES).refine_factor(ANN_REFINE_FACTOR)
+        return q.select(["text_hash"]).to_arrow().column("text_hash").to_pylist()
+
+    @_fresh_retry
+    def sparse_matrix(self):
+        """(text hashes, CSR matrix rows=chunks x cols=token ids) of lexical weights, cached per table version."""
+        cache = self._vector_cache()
+        if cache is None:
             return [], None
-        version = self.vectors.version
-        if self._sparse_cache is not None and self._sparse_cache[0] == version:
-            return self._sparse_cache[1]
-        tbl = self.vectors.search().select(["text_hash", "sparse_ids", "sparse_weights"]).limit(None).to_arrow()
-        hashes = tbl.column("text_hash").to_pylist()
-        ids_col = tbl.column("sparse_ids").combine_chunks()
-        w_col = tbl.column("sparse_weights").combine_chunks()
-        indptr = ids_col.offsets.to_numpy() if len(hashes) else np.zeros(1, np.int32)
-        indices = ids_col.values.to_numpy(zero_copy_only=False) if len(hashes) else np.zeros(0, np.int32)
-        data = w_col.values.to_numpy(zero_copy_only=False) if len(hashes) else np.zeros(0, np.float32)
-        width = int(indices.max()) + 1 if len(indices) else 1
-        mat = sparse.csr_matrix((data, indices, indptr), shape=(len(hashes), width))
-        self._sparse_cache = (version, (hashes, mat))
-        return hashes, mat
+        return cache.hashes, cache.sparse
+
+    @_fresh_retry
+    def lexical_scores(self, q_sparse: dict[int, float], hashes: Sequence[str]) -> np.ndarray:
+        """FlagEmbedding's lexical matching score of the query against each stored passage (0 if not stored)."""
+        out = np.zeros(len(hashes), np.float32)
+        cache = self._vector_cache()
+        if cache is None or not q_sparse or not hashes:
+            return out
+        ids = [i for i in q_sparse if 0 <= i < cache.sparse.shape[1]]
+        rows = [cache.pos.get(h, -1) for h in hashes]
+        present = np.array([r >= 0 for r in rows], bool)
+        if ids and present.any():
+            sub = cache.sparse[np.array([r for r in rows if r >= 0])][:, ids]
+            out[present] = np.asarray(sub @ np.asarray([q_sparse[i] for i in ids], np.float32)).ravel()
+        return out
+
+    def ensure_vector_indexes(self) -> None:
+        """Indexes that keep queries fast on large tables: B-trees on the text hash columns (lookups by hash)
+        and, from ``VECTOR_INDEX_MIN_ROWS`` rows, an IVF-HNSW index (8-bit scalar quantized) on dense vectors."""
+        from lancedb.index import BTree, IvfHnswSq
+
+        with self._write_lock:
+            for table in (self.chunks, self.vectors):
+                if table is None or not table.count_rows():
+                    continue
+                names = {getattr(ix, "name", "") for ix in table.list_indices()}
+                if HASH_INDEX not in names:
+                    table.create_index("text_hash", config=BTree(), name=HASH_INDEX, replace=True)
+            if self.vectors is None:
+                return
+            n_rows = self.vectors.count_rows()
+            if n_rows >= VECTOR_INDEX_MIN_ROWS and not self._has_dense_index():
+                # IVF-HNSW over 8-bit vectors: built in ~70 s for 100k rows on 2 cores (IVF-PQ took ~5 min).
+                partitions = int(min(1024, max(16, n_rows // 1500)))
+                self.vectors.create_index(
+                    "dense", config=IvfHnswSq(distance_type="dot", num_partitions=partitions), replace=True
+                )
+            self._sparse_cache = None
 
     # -- maintenance ------------------------------------------------------------------------------------
     def optimize(self, keep_versions_for: timedelta = timedelta(seconds=0)) -> None:
@@ -387,6 +723,7 @@ class Store:
         import warnings
 
         with self._write_lock:
+            self._versions.clear()
             if self.vectors is not None and self.vectors.count_rows():
                 used = self.all_chunk_hashes()
                 orphans = sorted(self.vector_hashes() - used)
@@ -398,6 +735,8 @@ class Store:
                 for table in (self.files, self.chunks, self.vectors):
                     if table is not None:
                         table.optimize(cleanup_older_than=keep_versions_for)
+            self.ensure_vector_indexes()
+            self._versions.clear()
 
     def index_bytes(self) -> int:
         return dir_bytes(self.index_dir)

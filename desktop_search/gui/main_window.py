@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_search.core.search import SearchFilter, parse_query
+from desktop_search.core.store import fs_path
 from desktop_search.gui import opener
 from desktop_search.gui.folders import FailuresDialog, FoldersPanel
 from desktop_search.gui.prefs import WatchedFolder
@@ -167,6 +168,7 @@ class MainWindow(QMainWindow):
         self.failed_btn.setFlat(True)
         self.size_label = QLabel("")
         self.device_label = QLabel("model: loading…")
+        self.watch_label = QLabel("")
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(220)
         self.progress.setVisible(False)
@@ -175,7 +177,7 @@ class MainWindow(QMainWindow):
         self.pause_btn.setCheckable(True)
         self.pause_btn.setVisible(False)
         sb = self.statusBar()
-        for w in (self.docs_label, self.failed_btn, self.size_label, self.device_label):
+        for w in (self.docs_label, self.failed_btn, self.size_label, self.device_label, self.watch_label):
             sb.addWidget(w)
         for w in (self.progress_label, self.progress, self.pause_btn):
             sb.addPermanentWidget(w)
@@ -247,7 +249,13 @@ class MainWindow(QMainWindow):
         s.index_failed.connect(lambda e: self.statusBar().showMessage(f"indexing stopped: {e.splitlines()[0]}", 10000))
         s.stats_ready.connect(self._on_stats)
         s.model_progress.connect(self._on_model_progress)
+        s.watch_status.connect(self._on_watch_status)
         s.model_done.connect(self._on_model_done)
+
+    def _on_watch_status(self, status: str) -> None:
+        short = status.split(":")[0] if len(status) > 60 else status
+        self.watch_label.setText(short)
+        self.watch_label.setToolTip(status)
 
     def set_wizard_opener(self, opener_fn) -> None:
         self._open_wizard = opener_fn
@@ -333,17 +341,17 @@ class MainWindow(QMainWindow):
     def open_current(self) -> None:
         hit = self.current_hit()
         if hit is not None:
-            opener.open_document(hit.path, hit.page)
+            opener.open_document(fs_path(hit.path), hit.page)
 
     def _show_in_folder(self) -> None:
         hit = self.current_hit()
         if hit is not None:
-            opener.show_in_folder(hit.path)
+            opener.show_in_folder(fs_path(hit.path))
 
     def _copy_path(self) -> None:
         hit = self.current_hit()
         if hit is not None:
-            QGuiApplication.clipboard().setText(hit.path)
+            QGuiApplication.clipboard().setText(fs_path(hit.path))
             self.statusBar().showMessage("path copied", 2000)
 
     def _focus_search(self) -> None:
@@ -378,12 +386,14 @@ class MainWindow(QMainWindow):
         self._refresh_folder_filter()
         self.folders_panel.set_folders(folders, self._last_stats.get("folders"))
         self.services.index_folders([folders[-1]])
+        self.services.watch_folders()
 
     def remove_folder(self, path: str) -> None:
         folders = [f for f in self.prefs.folders() if f.path != path]
         self.prefs.set_folders(folders)
         self._refresh_folder_filter()
         self.services.forget_paths([path])
+        self.services.watch_folders()
 
     def rebuild_folder(self, path: str) -> None:
         folder = next((f for f in self.prefs.folders() if f.path == path), None)
@@ -395,6 +405,7 @@ class MainWindow(QMainWindow):
         folders = [folder if f.path == folder.path else f for f in self.prefs.folders()]
         self.prefs.set_folders(folders)
         self.services.index_folders([folder])
+        self.services.watch_folders()
 
     def _on_pause(self, paused: bool) -> None:
         self.services.set_paused(paused)
@@ -449,6 +460,7 @@ class MainWindow(QMainWindow):
         folders = self.prefs.folders()
         if folders:
             self.services.index_folders(folders)  # reconcile with changes made while the app was closed
+        self.services.watch_folders()
 
     def _on_semantic_unavailable(self, why: str) -> None:
         self.device_label.setText("model: not installed (keyword search)")
@@ -458,7 +470,7 @@ class MainWindow(QMainWindow):
         if self._failures_dialog is None:
             dlg = FailuresDialog(self)
             dlg.retry_requested.connect(self._retry)
-            dlg.open_requested.connect(lambda p: opener.open_document(p))
+            dlg.open_requested.connect(lambda p: opener.open_document(fs_path(p)))
             self._failures_dialog = dlg
         self._failures_dialog.set_failures(self._last_stats.get("failures", []))
         self._failures_dialog.show()

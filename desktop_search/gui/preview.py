@@ -125,7 +125,9 @@ class PreviewPane(QWidget):
         def run():
             from desktop_search.core.render import render_pdf_page
 
-            r = render_pdf_page(hit.path, page, terms=self.terms, passage=passage, fit_width=int(width))
+            from desktop_search.core.store import fs_path
+
+            r = render_pdf_page(fs_path(hit.path), page, terms=self.terms, passage=passage, fit_width=int(width))
             return r, _to_image(r)
 
         task = Task(run)
@@ -166,7 +168,9 @@ class PreviewPane(QWidget):
         def run():
             from desktop_search.core.render import text_context
 
-            return text_context(hit.path, hit.char_start, hit.char_end)
+            from desktop_search.core.store import fs_path
+
+            return text_context(fs_path(hit.path), hit.char_start, hit.char_end)
 
         task = Task(run)
         task.signals.result.connect(lambda ctx, s=seq: self._on_text(s, ctx))

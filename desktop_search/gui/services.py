@@ -39,6 +39,8 @@ class Services(QObject):
     index_finished = Signal(object)  # core IndexReport
     index_failed = Signal(str)
     stats_ready = Signal(object)  # dict
+    watch_status = Signal(str)  # "watching 2 folders (native)" / why a folder is polled
+    _batch_arrived = Signal(object)  # from the watcher thread; queued to the GUI thread
     model_progress = Signal(object)  # core.models.TransferProgress
     model_done = Signal(bool, str)  # verified?, message (names bad files on failure)
 
@@ -54,8 +56,10 @@ class Services(QObject):
         self._search_seq = 0
         self._search_task: Task | None = None
         self._index_task: Task | None = None
-        self._index_queue: list[tuple[list[str], list[str], list[str]]] = []
+        self._index_queue: list[tuple[str, list[str], list[str], list[str]]] = []
         self.current_job_paths: list[str] = []
+        self.watcher = None
+        self._batch_arrived.connect(self._on_batch)
         self.pause_event = threading.Event()
         self._closing = False
         self._model_task: Task | None = None
@@ -103,7 +107,7 @@ class Services(QObject):
     def _load_encoder(self):
         from desktop_search.core.encoder import Encoder
 
-        return Encoder(self.settings.model_dir, self.settings.device)
+        return Encoder(self.settings.model_dir, self.settings.device, precision=self.settings.cpu_precision)
 
     def _on_encoder(self, encoder) -> None:
         if self._closing:
@@ -211,8 +215,9 @@ class Services(QObject):
         for f in folders:
             self.index_paths([f.path], f.include, f.exclude)
 
-    def index_paths(self, paths: list[str], include=(), exclude=()) -> None:
-        job = (list(paths), list(include), list(exclude))
+    def index_paths(self, paths: list[str], include=(), exclude=(), *, update: bool = False) -> None:
+        """Queue a reconciliation of ``paths``: a whole run (``index``) or, for watcher batches, ``update``."""
+        job = ("update" if update else "index", list(paths), list(include), list(exclude))
         if self._index_task is not None:
             if job not in self._index_queue:
                 self._index_queue.append(job)
@@ -222,15 +227,17 @@ class Services(QObject):
     def _start_index(self, job) -> None:
         if self.store is None:
             return
-        paths, include, exclude = job
-        self.current_job_paths = list(paths)
+        kind, paths, include, exclude = job
+        self.current_job_paths = list(paths) if kind == "index" else []
         store, settings, encoder = self.store, self.settings, self.encoder
 
         def run(progress, cancel):
             # Built in the worker: binding the model may create tables, which must not stall the window.
             from desktop_search.core.indexer import Indexer
 
-            return Indexer(store, settings, encoder).index(
+            indexer = Indexer(store, settings, encoder)
+            run_job = indexer.update_paths if kind == "update" else indexer.index
+            return run_job(
                 [Path(p) for p in paths], progress=progress, cancel=cancel, pause=self.pause_event,
                 include=include, exclude=exclude,
             )
@@ -260,6 +267,40 @@ class Services(QObject):
         if self._index_queue and not self._closing:
             self._start_index(self._index_queue.pop(0))
 
+    # -- watching ---------------------------------------------------------------------------------------
+    def watch_folders(self) -> None:
+        """(Re)start watching the folders in prefs; changes become ``update`` jobs in the index queue."""
+        from desktop_search.core.watcher import FolderWatcher
+
+        self.stop_watching()
+        roots = [f.path for f in self.prefs.folders() if Path(f.path).is_dir()]
+        if not roots or self._closing:
+            self.watch_status.emit("not watching: no folders" if not roots else "")
+            return
+        self.watcher = FolderWatcher(
+            roots,
+            self._batch_arrived.emit,  # called on the watcher's thread; the signal queues it to ours
+            ignore_dirs=[self.settings.index_dir, self.settings.model_dir],
+            on_status=self.watch_status.emit,
+        ).start()
+        self.watch_status.emit(self.watcher.status)
+
+    def stop_watching(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
+
+    def _on_batch(self, batch) -> None:
+        if self._closing:
+            return
+        import os
+
+        # by_root() normalises roots with abspath: key the folders the same way (a saved "docs/" must match)
+        folders = {os.path.abspath(f.path): f for f in self.prefs.folders()}
+        for root, paths in batch.by_root(folders).items():
+            f = folders[root]
+            self.index_paths(paths, f.include, f.exclude, update=True)
+
     def set_paused(self, paused: bool) -> None:
         (self.pause_event.set if paused else self.pause_event.clear)()
 
@@ -276,9 +317,12 @@ class Services(QObject):
         store = self.store
 
         def run() -> None:
-            records = store.file_records()
-            gone = [p for p in records if any(p == r or p.startswith(r.rstrip("/\\") + "/") for r in paths)]
-            store.delete_files(gone)
+            from desktop_search.core.lock import IndexLock
+
+            with IndexLock(store.index_dir):  # one writer per index, also against a CLI `watch` process
+                records = store.file_records()
+                gone = [p for p in records if any(p == r or p.startswith(r.rstrip("/\\") + "/") for r in paths)]
+                store.delete_files(gone)
 
         task = Task(run)
         task.signals.finished.connect(then or self.refresh_stats)
@@ -312,6 +356,7 @@ class Services(QObject):
     # -- shutdown ---------------------------------------------------------------------------------------
     def shutdown(self, wait_ms: int = 30_000) -> None:
         self._closing = True
+        self.stop_watching()
         self.cancel_indexing()
         self.cancel_model_job()
         self.pause_event.clear()

@@ -23,8 +23,13 @@ from desktop_search import config
 from desktop_search.gui.prefs import Prefs
 
 # Bytes per indexed token for the ColBERT vectors of BGE-M3 (1024 dimensions).
-COLBERT_COST = {"int8": (1024 + 4, "1 byte per dimension + a scale per token; scores within ~1% of full precision"),
-                "float16": (2048, "2 bytes per dimension; scores practically identical to full precision")}
+# Figures from benchmarks/bench_size.py (bytes per indexed token, ColBERT part; top-10 agreement vs fp32).
+COLBERT_COST = {
+    "int8": (1024 + 4, "1 byte per dimension + a scale per token; hybrid top-10 identical to full precision"),
+    "float16": (2048, "2 bytes per dimension; scores practically identical to full precision"),
+    "pooled": (514, "similar tokens merged, then int8; ColBERT top-10 agreement 99.5%"),
+    "binary": (130, "1 bit per dimension + a scale; smallest; ColBERT top-10 agreement 98.5%"),
+}
 
 
 def colbert_cost_text(storage: str) -> str:

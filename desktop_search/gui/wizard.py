@@ -350,3 +350,4 @@ class SetupWizard(QWizard):
         super().accept()
         # Search from minute one: keyword-index now; the model (if still downloading) catches up later.
         self.services.index_folders(folders)
+        self.services.watch_folders()

@@ -56,7 +56,8 @@ class Task(QRunnable):
             signals.finished.emit()
 
 
-_EXPECTED = {"ModelUnavailable", "ModelError", "IndexMissing", "IndexIncompatible", "CliError", "InterruptedError"}
+_EXPECTED = {"ModelUnavailable", "ModelError", "IndexMissing", "IndexIncompatible", "CliError", "InterruptedError",
+             "IndexBusy", "IndexWriteError"}
 
 
 def _is_expected(e: Exception) -> bool:

@@ -136,3 +136,14 @@ def test_int8_colbert_storage_keeps_vectors_close():
     assert len(blob) == 50 * 64
     back = dequantize_colbert(blob, scale, 64)
     assert np.abs(back - v).max() < 0.01
+
+
+def test_keyword_hits_without_vectors_stay_visible_in_semantic_stages(settings, docs, tiny_encoder):
+    """While encoding catches up (model installed after keyword indexing), refining must not drop matches."""
+    store = Store(settings.index_dir)
+    Indexer(store, settings, None).index([docs])  # keyword only: no vectors yet
+    searcher = Searcher(store, tiny_encoder)
+    stages = {r.stage: r for r in searcher.stages("Hauptstadt", k=5)}
+    for stage in ("keyword", "hybrid", "reranked"):
+        assert [Path(h.path).name for h in stages[stage].hits] == ["berlin.txt"], stage
+    assert stages["reranked"].hits[0].scores["dense"] is None and stages["reranked"].hits[0].scores["bm25"] > 0

@@ -248,3 +248,17 @@ def test_event_loop_stays_responsive_while_a_large_folder_indexes(make_window, q
     assert len(gaps) > 50, "indexing finished too fast to measure anything"
     assert max(gaps) < 100, f"event loop blocked for {max(gaps)} ms"
     assert services.store.count_vectors() > 0
+
+
+def test_watched_folder_changes_show_up_in_search(make_window, qtbot, docs):
+    services, window = indexed_window(make_window, qtbot, docs)
+    qtbot.waitUntil(lambda: services.watcher is not None, timeout=10_000)
+    assert "watching" in window.watch_label.text().lower()
+    keyword = lambda q: [Path(h.path).name for h in services.searcher.search(q, mode="keyword").hits]
+    write(docs / "space" / "comet.txt", "The comet Hale-Bopp was visible to the naked eye in 1997.")
+    qtbot.waitUntil(lambda: keyword("Bopp") == ["comet.txt"], timeout=30_000)
+    (docs / "space" / "comet.txt").rename(docs / "space" / "hale-bopp.txt")
+    qtbot.waitUntil(lambda: keyword("Bopp") == ["hale-bopp.txt"], timeout=30_000)
+    (docs / "space" / "hale-bopp.txt").unlink()
+    qtbot.waitUntil(lambda: keyword("Bopp") == [], timeout=30_000)
+    wait_idle(qtbot, services)

@@ -1,0 +1,229 @@
+"""One writer per index: an advisory lock file in the index folder, held while a process writes.
+
+Any process may read the index at any time (LanceDB readers see the last committed version), but two writers
+would interleave their commits and break the indexer's write-order contract, so every writer (an indexing run,
+the watcher, ``doctor --repair``) holds :class:`IndexLock`. The lock is an OS lock on ``writer.lock``
+(``flock`` on POSIX, ``msvcrt.locking`` on Windows): the kernel drops it when its process dies, so a lock left
+by a killed process is taken over without any clean-up, and a reused PID can never keep an index locked.
+The file also carries the holder's PID and command line, which is what a second writer is told
+("index … is in use by PID 1234 (desktop-search watch)"). Where the file system has no working locks (some
+network shares), the PID is checked for liveness instead. Holding is per process and re-entrant: nested
+holders in one process (the window holding it for its lifetime, each indexing run taking it again) share it.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+__all__ = ["LOCK_FILE", "IndexBusy", "IndexLock", "holder", "pid_alive"]
+
+LOCK_FILE = "writer.lock"
+# Windows locks byte ranges, and a locked range cannot be read by others: lock a byte past the PID text.
+_WIN_LOCK_OFFSET = 1 << 20
+
+
+class IndexBusy(RuntimeError):
+    """Another live process is writing to this index."""
+
+    def __init__(self, index_dir: Path, pid: int | None, command: str = "") -> None:
+        self.index_dir, self.pid, self.command = Path(index_dir), pid, command
+        who = f"PID {pid}" if pid else "another process"
+        what = f" ({command})" if command else ""
+        super().__init__(
+            f"index {index_dir} is in use by {who}{what}; only one program can update an index at a time "
+            "(searching still works) - close it or wait for it to finish"
+        )
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this PID exists (a zombie counts as dead)."""
+    if pid <= 0:
+        return False
+    if sys.platform == "win32":
+        return _win_pid_alive(pid)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    except OSError:
+        return False
+    try:  # an unreaped child of ours is a zombie: dead for our purposes
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except OSError:
+        return True
+
+
+def _win_pid_alive(pid: int) -> bool:  # pragma: no cover - Windows only
+    import ctypes
+
+    kernel32 = ctypes.windll.kernel32
+    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return ctypes.GetLastError() == 5  # access denied: it exists
+    try:
+        code = ctypes.c_ulong()
+        kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+        return code.value == 259  # STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)
+
+
+def holder(index_dir: Path) -> dict | None:
+    """What the lock file says about its last holder ({pid, command, since}), or None. Informational only:
+    whether it is held is decided by the OS lock."""
+    try:
+        text = (Path(index_dir) / LOCK_FILE).read_text("utf-8").strip()
+        info = json.loads(text) if text else None
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) and isinstance(info.get("pid"), int) else None
+
+
+def _command_line() -> str:
+    """A short name for the holder, e.g. "desktop-search watch", shown to a second writer."""
+    argv = sys.argv or ["python"]
+    first = argv[0] or "python"
+    name = "desktop-search" if "desktop_search" in first or "desktop-search" in first else os.path.basename(first)
+    command = next((a for a in argv[1:] if not a.startswith("-")), "")
+    return f"{name} {command}".strip()[:80]
+
+
+# Process-wide registry: index dir -> [fd, count]. The OS lock belongs to the process, so every thread and
+# nested holder in it shares one file descriptor.
+_HELD: dict[str, list[int]] = {}
+_HELD_LOCK = threading.Lock()
+
+
+class IndexLock:
+    """``with IndexLock(index_dir): ...`` - raises :class:`IndexBusy` at once if another process holds it."""
+
+    def __init__(self, index_dir: Path, *, command: str | None = None) -> None:
+        self.index_dir = Path(index_dir)
+        self.path = self.index_dir / LOCK_FILE
+        self.command = command if command is not None else _command_line()
+        self._held = False
+
+    @property
+    def held(self) -> bool:
+        return self._held
+
+    def acquire(self) -> "IndexLock":
+        if self._held:
+            return self
+        key = os.path.abspath(self.index_dir)
+        with _HELD_LOCK:
+            entry = _HELD.get(key)
+            if entry is not None:
+                entry[1] += 1
+                self._held = True
+                return self
+            self.index_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                if not _try_lock(fd):
+                    info = holder(self.index_dir) or {}
+                    raise IndexBusy(self.index_dir, info.get("pid"), info.get("command", ""))
+                _write_info(fd, self.command)
+            except BaseException:
+                os.close(fd)
+                raise
+            _HELD[key] = [fd, 1]
+            self._held = True
+            return self
+
+    def release(self) -> None:
+        if not self._held:
+            return
+        self._held = False
+        key = os.path.abspath(self.index_dir)
+        with _HELD_LOCK:
+            entry = _HELD.get(key)
+            if entry is None:
+                return
+            entry[1] -= 1
+            if entry[1] > 0:
+                return
+            del _HELD[key]
+            fd = entry[0]
+            try:
+                # Emptied, not deleted: deleting a lock file races with a process that has just opened it.
+                os.ftruncate(fd, 0)
+            except OSError:
+                pass
+            _unlock(fd)
+            os.close(fd)
+
+    def __enter__(self) -> "IndexLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _write_info(fd: int, command: str) -> None:
+    data = json.dumps({"pid": os.getpid(), "command": command, "since": time.time()}).encode("utf-8")
+    os.ftruncate(fd, 0)
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.write(fd, data)
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+
+
+def _try_lock(fd: int) -> bool:
+    """True if the lock is now ours; False if a live process holds it."""
+    try:
+        if sys.platform == "win32":  # pragma: no cover - Windows only
+            import msvcrt
+
+            os.lseek(fd, _WIN_LOCK_OFFSET, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            os.lseek(fd, 0, os.SEEK_SET)
+        else:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except (BlockingIOError, PermissionError):
+        return False
+    except OSError as e:
+        if e.errno in (errno.EAGAIN, errno.EACCES, errno.EDEADLK):
+            return False
+        # No lock support here (ENOLCK/ENOTSUP on some network shares): fall back to the recorded PID.
+        info = _read_info(fd)
+        pid = info.get("pid") if info else None
+        return not (isinstance(pid, int) and pid != os.getpid() and pid_alive(pid))
+
+
+def _read_info(fd: int) -> dict | None:
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        raw = os.read(fd, 4096)
+        return json.loads(raw.decode("utf-8")) if raw.strip() else None
+    except (OSError, ValueError):
+        return None
+
+
+def _unlock(fd: int) -> None:
+    try:
+        if sys.platform == "win32":  # pragma: no cover - Windows only
+            import msvcrt
+
+            os.lseek(fd, _WIN_LOCK_OFFSET, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    except OSError:
+        pass
