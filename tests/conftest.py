@@ -146,3 +146,18 @@ def docs(tmp_path) -> Path:
         write(root / rel, text)
     make_pdf(root / "reports" / "observatory.pdf", PDF_PAGES)
     return root
+
+
+class CountingEncoder:
+    """The real tiny encoder, counting how many texts it is asked to encode (to prove nothing is re-encoded)."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.fingerprint, self.dim = inner, inner.fingerprint, inner.dim
+        self.encoded: list[str] = []
+
+    def encode(self, texts, **kw):
+        self.encoded.extend(texts)
+        return self.inner.encode(texts, **kw)
+
+    def encode_query(self, text):
+        return self.inner.encode_query(text)

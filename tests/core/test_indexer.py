@@ -12,24 +12,7 @@ import pytest
 from desktop_search.core.indexer import Indexer
 from desktop_search.core.search import Searcher
 from desktop_search.core.store import Store
-from tests.conftest import DOCS, write
-
-
-class CountingEncoder:
-    """The real tiny encoder, counting how many texts it is asked to encode."""
-
-    def __init__(self, inner) -> None:
-        self.inner = inner
-        self.fingerprint = inner.fingerprint
-        self.dim = inner.dim
-        self.encoded: list[str] = []
-
-    def encode(self, texts, **kw):
-        self.encoded.extend(texts)
-        return self.inner.encode(texts, **kw)
-
-    def encode_query(self, text):
-        return self.inner.encode_query(text)
+from tests.conftest import CountingEncoder, DOCS, write
 
 
 def run(settings, paths, encoder=None, **kw):

@@ -21,21 +21,8 @@ from desktop_search.core.indexer import Indexer
 from desktop_search.core.search import Searcher
 from desktop_search.core.store import Store
 from desktop_search.core.watcher import ChangeBatch, FolderWatcher
-from tests.conftest import REPO, write
+from tests.conftest import CountingEncoder, REPO, write
 from tests.core.index_snapshot import assert_same_index, snapshot, wait_until
-
-
-class CountingEncoder:
-    def __init__(self, inner) -> None:
-        self.inner, self.fingerprint, self.dim = inner, inner.fingerprint, inner.dim
-        self.encoded: list[str] = []
-
-    def encode(self, texts, **kw):
-        self.encoded.extend(texts)
-        return self.inner.encode(texts, **kw)
-
-    def encode_query(self, text):
-        return self.inner.encode_query(text)
 
 
 class Live:
