@@ -144,3 +144,19 @@ def test_progress_text_is_readable():
 
     p = TransferProgress("download", "pytorch_model.bin", 10, 100, 412 * 1024**2, int(2.2 * 1024**3), 8.5 * 1024**2, 200.0, 1, 8)
     assert progress_text(p) == "downloading pytorch_model.bin — 412.0 MB of 2.2 GB · 8.5 MB/s · 3 min left"
+
+
+def test_hardware_page_benchmarks_the_model_and_the_estimate_uses_it(make_window, qtbot, docs, tiny_encoder):
+    services, window = make_window(encoder=tiny_encoder)
+    wizard = window.open_wizard()
+    qtbot.addWidget(wizard)
+    with qtbot.waitSignal(wizard.hardware_page.benchmark_done, timeout=60_000) as done:
+        walk_to(qtbot, wizard, wizard.hardware_page)
+    assert done.args[0] > 0
+    assert "tokens per second" in wizard.hardware_page.speed.text()
+    assert wizard.hardware_page.device() == "cpu"  # from prefs
+    walk_to(qtbot, wizard, wizard.folders_page)
+    wizard.folders_page.list.clear()
+    wizard.folders_page.add(str(docs))
+    text = wizard.folders_page.estimate.text()
+    assert "7 documents" in text and "measured on this machine" in text and "GB" in text
