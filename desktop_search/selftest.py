@@ -51,8 +51,10 @@ def run_self_test(model_dir: Path, device: str = "cpu") -> int:
         docs = root / "docs"
         _write_samples(docs)
         settings = load_settings(index_dir=root / "index", model_dir=model_dir, device=device)
-        encoder = Encoder(settings.model_dir, settings.device)
-        steps["model"] = {"device": encoder.device, "dim": encoder.dim}
+        # The int8 copy (CPU) is built into the temporary folder too: a self-test leaves nothing behind.
+        encoder = Encoder(settings.model_dir, settings.device, precision=settings.cpu_precision, cache_dir=root / "cache")
+        steps["model"] = {"device": encoder.device, "dim": encoder.dim, "precision": encoder.precision,
+                          "precision_note": encoder.precision_note}
         store = Store(settings.index_dir)
         report = Indexer(store, settings, encoder).index([docs])
         steps["index"] = {"indexed": report.indexed, "failed": report.failed, "encoded": report.chunks_encoded}

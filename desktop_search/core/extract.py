@@ -24,6 +24,7 @@ import codecs
 import errno
 import os
 import re
+import sys
 import stat
 import threading
 import time
@@ -31,7 +32,11 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-import pymupdf
+# PyMuPDF imports its optional layout analyser (an ONNX model: ~0.5 s and ~100 MB per process) when it is
+# installed; text extraction never uses it, and every extraction worker process would pay for it.
+sys.modules.setdefault("pymupdf.layout", None)  # type: ignore[arg-type]
+sys.modules.setdefault("pymupdf4llm", None)  # type: ignore[arg-type]
+import pymupdf  # noqa: E402
 from charset_normalizer import from_bytes
 
 __all__ = [
