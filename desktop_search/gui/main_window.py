@@ -29,8 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_search.core.search import SearchFilter, parse_query
-from desktop_search.core.store import fs_path
+from desktop_search.core.query import SearchFilter, parse_query
 from desktop_search.gui import opener
 from desktop_search.gui.folders import FailuresDialog, FoldersPanel
 from desktop_search.gui.prefs import WatchedFolder
@@ -45,6 +44,13 @@ STAGE_TEXT = {
 }
 DATE_RANGES = [("Any time", None), ("Past week", 7), ("Past month", 31), ("Past year", 365)]
 TYPES = [("All types", ()), ("PDF", ("pdf",)), ("Text", ("text",))]
+
+
+def fs_path(stored: str) -> str:
+    """The on-disk path of a stored result path (imported on use: the store pulls in Arrow)."""
+    from desktop_search.core.store import fs_path as to_disk
+
+    return to_disk(stored)
 
 
 class ResultsView(QTreeView):

@@ -1,0 +1,86 @@
+"""Query -> what the user asked for, and which files they want: parsed query syntax and result filters.
+
+Kept free of numpy, Arrow and LanceDB so the window can import it while it is still appearing; the search
+pipeline itself (search.py) re-exports these names.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from desktop_search.core.store import Store
+
+_WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
+_CJK_RE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
+
+
+@dataclass(frozen=True)
+class ParsedQuery:
+    """``"exact phrase"`` must appear, ``-word`` must not; the rest is free text for the models and BM25."""
+
+    text: str
+    phrases: tuple[str, ...] = ()
+    excluded: tuple[str, ...] = ()
+
+    @property
+    def terms(self) -> list[str]:
+        """Words to highlight: query words, and for CJK runs their 2-character pieces (no spaces to split on)."""
+        out: list[str] = []
+        for phrase in self.phrases:
+            out.append(phrase)
+        for w in _WORD_RE.findall(self.text):
+            if _CJK_RE.fullmatch(w) and len(w) > 2:
+                out.append(w)
+                out.extend(w[i : i + 2] for i in range(len(w) - 1))
+            elif len(w) >= 3 or _CJK_RE.fullmatch(w):
+                # two-letter words ("of", "in", "de") would light up every line of a page
+                out.append(w)
+        return list(dict.fromkeys(out))
+
+
+def parse_query(raw: str) -> ParsedQuery:
+    phrases = tuple(p.strip() for p in re.findall(r'"([^"]+)"', raw) if p.strip())
+    rest = re.sub(r'"[^"]*"?', " ", raw)
+    excluded = tuple(t[1:] for t in rest.split() if t.startswith("-") and len(t) > 1)
+    words = [t for t in rest.split() if not (t.startswith("-") and len(t) > 1)]
+    text = " ".join([*phrases, *words]).strip()
+    return ParsedQuery(text=text, phrases=phrases, excluded=excluded)
+
+
+@dataclass(frozen=True)
+class SearchFilter:
+    """Narrows hits by folder, file type and modification time (seconds since the epoch)."""
+
+    folders: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()  # "pdf", "text"
+    modified_after: float | None = None
+    modified_before: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.folders or self.kinds or self.modified_after or self.modified_before)
+
+    def matcher(self, store: "Store") -> Callable[[str], bool]:
+        """A path -> bool predicate; file facts are read once per search, only when a filter is active."""
+        if not self.active:
+            return lambda path: True
+        records = store.file_records()
+        roots = [f.rstrip("/\\") for f in self.folders]
+
+        def keep(path: str) -> bool:
+            if roots and not any(path == r or path.startswith(r + "/") or path.startswith(r + "\\") for r in roots):
+                return False
+            rec = records.get(path)
+            if rec is None:
+                return False
+            if self.kinds and rec.kind not in self.kinds:
+                return False
+            mtime = rec.mtime_ns / 1e9
+            if self.modified_after is not None and mtime < self.modified_after:
+                return False
+            return self.modified_before is None or mtime <= self.modified_before
+
+        return keep
