@@ -10,6 +10,7 @@ snippets and the preview can point into the page text, and ``text == page.text[c
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,12 +84,24 @@ class EstimatedTokenSpans:
 
 def token_spans_for(model_dir: Path | None) -> TokenSpans:
     """The exact counter when the model's tokenizer is on disk, else the estimate."""
-    if model_dir is not None and (Path(model_dir) / "tokenizer.json").is_file():
+    if model_dir is not None:
+        path = Path(model_dir) / "tokenizer.json"
         try:
-            return HFTokenSpans(Path(model_dir) / "tokenizer.json")
+            st = path.stat()
+        except OSError:
+            return EstimatedTokenSpans()
+        try:
+            return _load_spans(str(path), st.st_size, st.st_mtime_ns)
         except Exception:  # a damaged tokenizer file must not stop keyword indexing
             pass
     return EstimatedTokenSpans()
+
+
+@functools.lru_cache(maxsize=4)
+def _load_spans(path: str, _size: int, _mtime_ns: int) -> HFTokenSpans:
+    # Every indexing job (each watcher batch too) asks for the counter: the real tokenizer.json is 17 MB,
+    # so it is parsed once per file version, not once per job.
+    return HFTokenSpans(Path(path))
 
 
 def _boundary_strength(text: str, prev_end: int, next_start: int) -> float:

@@ -367,7 +367,12 @@ class Indexer:
             self._encode_missing(report, prog, tick, cancel)
         report.cancelled = cancel.is_set()
         tick(phase="optimizing")
-        self.store.optimize()
+        if watched:
+            # A watcher batch is a handful of files: compacting and GC-ing the whole index after each one would
+            # cost more than the change itself, so batches compact once enough versions piled up.
+            self.store.maybe_optimize()
+        else:
+            self.store.optimize()
         report.elapsed_s = time.monotonic() - t0
         tick(phase="done")
         return report

@@ -738,5 +738,17 @@ class Store:
             self.ensure_vector_indexes()
             self._versions.clear()
 
+    def maybe_optimize(self, *, max_new_versions: int = 40, max_age_s: float = 300.0) -> bool:
+        """Optimize if the tables gained ``max_new_versions`` versions, or it is ``max_age_s`` since the last
+        optimize; returns whether it ran. For small frequent writes (watcher batches)."""
+        versions = sum(t.version for t in (self.files, self.chunks, self.vectors) if t is not None)
+        last_versions, last_time = getattr(self, "_last_optimize", (None, 0.0))
+        now = time.monotonic()
+        if last_versions is not None and versions - last_versions < max_new_versions and now - last_time < max_age_s:
+            return False
+        self.optimize()
+        self._last_optimize = (sum(t.version for t in (self.files, self.chunks, self.vectors) if t is not None), now)
+        return True
+
     def index_bytes(self) -> int:
         return dir_bytes(self.index_dir)
