@@ -150,13 +150,17 @@ def _fmt_duration(s: float | None) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
-class ProgressPrinter:
-    """A one-line progress bar on a terminal; a line every few seconds when stderr is a file or pipe."""
+class LinePrinter:
+    """One progress line on stderr: redrawn in place on a terminal (at most 5 times a second), a plain line
+    every few seconds when stderr is a file or pipe. Subclasses say what the line contains."""
 
     def __init__(self, stream=None) -> None:
         self.stream = stream or sys.stderr
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self._last = 0.0
+
+    def line(self, p) -> str:
+        raise NotImplementedError
 
     def __call__(self, p) -> None:
         now = time.monotonic()
@@ -164,18 +168,33 @@ class ProgressPrinter:
         if not final and now - self._last < (0.2 if self.tty else 5.0):
             return
         self._last = now
-        total = max(p.files_total, 1)
-        frac = min(1.0, p.files_done / total)
-        bar = "=" * int(frac * 24)
-        line = (
-            f"[{bar:<24}] {p.files_done}/{p.files_total} files · {p.chunks_done} chunks "
-            f"({p.chunks_per_s:.1f}/s) · {p.files_failed} failed · ETA {_fmt_duration(p.eta_s)} · {p.phase}"
-        )
+        text = self.line(p)
         if self.tty:
-            self.stream.write("\r" + line[:160].ljust(160) + ("\n" if final else ""))
+            self.stream.write("\r" + text[:160].ljust(160) + ("\n" if final else ""))
         else:
-            self.stream.write(line + "\n")
+            self.stream.write(text + "\n")
         self.stream.flush()
+
+    def end(self) -> None:
+        # An error line must not be glued to a half-drawn progress bar.
+        if self.tty and self._last:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def progress_bar(fraction: float) -> str:
+    return "[" + ("=" * int(min(1.0, max(0.0, fraction)) * 24)).ljust(24) + "]"
+
+
+class ProgressPrinter(LinePrinter):
+    """Indexing: files, chunks per second, failures, ETA, phase."""
+
+    def line(self, p) -> str:
+        return (
+            f"{progress_bar(p.files_done / max(p.files_total, 1))} {p.files_done}/{p.files_total} files · "
+            f"{p.chunks_done} chunks ({p.chunks_per_s:.1f}/s) · {p.files_failed} failed · "
+            f"ETA {_fmt_duration(p.eta_s)} · {p.phase}"
+        )
 
 
 # -- commands -------------------------------------------------------------------------------------------

@@ -10,10 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
-from desktop_search.cli import EXIT_OK, CliError, _fmt_duration, _note, _settings
+from desktop_search.cli import EXIT_OK, CliError, LinePrinter, _fmt_duration, _note, _settings, progress_bar
 from desktop_search.core import models
 
 
@@ -53,39 +52,16 @@ def _fmt_bytes(n: float) -> str:
     return f"{int(n)} B"
 
 
-class TransferPrinter:
-    """Bytes, speed and ETA on one line of stderr (a line every few seconds when stderr is not a terminal)."""
+class TransferPrinter(LinePrinter):
+    """Downloads, imports and verification: bytes, speed, ETA, files."""
 
-    def __init__(self, stream=None) -> None:
-        self.stream = stream or sys.stderr
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self._last = 0.0
-        self._open = False
-
-    def __call__(self, p: models.TransferProgress) -> None:
-        now = time.monotonic()
-        final = p.phase == "done"
-        if not final and now - self._last < (0.2 if self.tty else 5.0):
-            return
-        self._last = now
+    def line(self, p: models.TransferProgress) -> str:
         frac = p.bytes_done / p.bytes_total if p.bytes_total else 1.0
-        bar = "=" * int(min(1.0, frac) * 24)
-        what = "done" if final else f"{p.phase} {p.file}"
-        line = (
-            f"[{bar:<24}] {_fmt_bytes(p.bytes_done)}/{_fmt_bytes(p.bytes_total)} · {_fmt_bytes(p.speed_bps)}/s · "
-            f"ETA {_fmt_duration(p.eta_s)} · {p.files_done}/{p.files_total} files · {what}"
+        what = "done" if p.phase == "done" else f"{p.phase} {p.file}"
+        return (
+            f"{progress_bar(frac)} {_fmt_bytes(p.bytes_done)}/{_fmt_bytes(p.bytes_total)} · "
+            f"{_fmt_bytes(p.speed_bps)}/s · ETA {_fmt_duration(p.eta_s)} · {p.files_done}/{p.files_total} files · {what}"
         )
-        if self.tty:
-            self.stream.write("\r" + line[:160].ljust(160) + ("\n" if final else ""))
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
-
-    def end(self) -> None:
-        # An error line must not be glued to a half-drawn progress bar.
-        if self.tty and self._last:
-            self.stream.write("\n")
-            self.stream.flush()
 
 
 def _manifest(args: argparse.Namespace) -> models.Manifest:
