@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from desktop_search import config
 from desktop_search.gui.prefs import Prefs, WatchedFolder
@@ -60,6 +60,10 @@ class Services(QObject):
         self.current_job_paths: list[str] = []
         self.watcher = None
         self._batch_arrived.connect(self._on_batch)
+        self._stats_timer = QTimer(self)
+        self._stats_timer.setSingleShot(True)
+        self._stats_timer.setInterval(300)
+        self._stats_timer.timeout.connect(self._refresh_stats_now)
         self.pause_event = threading.Event()
         self._closing = False
         self._model_task: Task | None = None
@@ -330,7 +334,14 @@ class Services(QObject):
 
     # -- stats ------------------------------------------------------------------------------------------
     def refresh_stats(self) -> None:
-        if self.store is None:
+        """Schedule a status refresh. Requests within 300 ms collapse into one: each refresh reads every files row
+        and walks the index folder, and a burst of watcher batches would otherwise repeat that per batch."""
+        if self.store is None or self._closing:
+            return
+        self._stats_timer.start()
+
+    def _refresh_stats_now(self) -> None:
+        if self.store is None or self._closing:
             return
         store, folders = self.store, [f.path for f in self.prefs.folders()]
 
@@ -356,6 +367,7 @@ class Services(QObject):
     # -- shutdown ---------------------------------------------------------------------------------------
     def shutdown(self, wait_ms: int = 30_000) -> None:
         self._closing = True
+        self._stats_timer.stop()
         self.stop_watching()
         self.cancel_indexing()
         self.cancel_model_job()
