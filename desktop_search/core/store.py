@@ -21,6 +21,7 @@ import os
 import re
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -28,6 +29,11 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pyarrow as pa
+
+# LanceDB warns that cleaning up old versions breaks concurrent users of them. This index has one writer (lock.py)
+# and readers retry on the latest version, so the warning only adds noise. Registered once here: a
+# catch_warnings block around each call is not thread-safe and let it through when threads overlapped.
+warnings.filterwarnings("ignore", message=r"optimize\(cleanup_older_than=", category=UserWarning)
 
 SCHEMA_VERSION = 1
 META_FILE = "desktop_search_index.json"
@@ -720,7 +726,6 @@ class Store:
     # -- maintenance ------------------------------------------------------------------------------------
     def optimize(self, keep_versions_for: timedelta = timedelta(seconds=0)) -> None:
         """Drop vectors no chunk uses, compact the tables and delete old versions so the index stays small."""
-        import warnings
 
         with self._write_lock:
             self._versions.clear()
@@ -730,11 +735,9 @@ class Store:
                 for part in _batches(orphans):
                     self.vectors.delete(_in_list("text_hash", part))
             self.ensure_fts_index()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # the "concurrent readers" warning: we are the only writer
-                for table in (self.files, self.chunks, self.vectors):
-                    if table is not None:
-                        table.optimize(cleanup_older_than=keep_versions_for)
+            for table in (self.files, self.chunks, self.vectors):
+                if table is not None:
+                    table.optimize(cleanup_older_than=keep_versions_for)
             self.ensure_vector_indexes()
             self._versions.clear()
 
