@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import time
 
+import _common as c  # first: it sets the app's environment before numpy loads
 import numpy as np
-
-import _common as c
 
 
 def colbert_score(q: np.ndarray, p: np.ndarray) -> float:

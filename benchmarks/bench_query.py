@@ -20,9 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import _common as c  # first: it sets the app's environment before numpy loads
 import numpy as np
-
-import _common as c
 
 DIM = 1024
 WORDS = 5000
@@ -113,7 +112,10 @@ def make_queries(data: dict, n: int, seed: int = 1) -> dict[str, tuple]:
 class StoreTimer:
     """Wraps a Store's read methods to add up the time spent in each during the timed searches."""
 
-    METHODS = ("fts", "dense_neighbours", "sparse_matrix", "vector_rows", "lexical_scores", "chunks_for_hashes")
+    METHODS = (
+        "fts", "dense_neighbours", "dense_scores", "sparse_neighbours", "vector_rows", "lexical_scores", "chunks_for_hashes",
+        "chunk_refs", "chunk_rows_for_refs",
+    )
 
     def __init__(self, store) -> None:
         self.totals: dict[str, float] = {}
@@ -131,6 +133,39 @@ class StoreTimer:
                 self.totals[name] = self.totals.get(name, 0.0) + time.perf_counter() - t
 
         return timed
+
+
+def cache_times(index_dir: Path, store) -> dict:
+    """How long the query caches take to build when an index is opened, and to follow a small write."""
+    from desktop_search.core.store import Store
+
+    fresh = Store(index_dir)
+    t_cold, _ = c.timed(fresh.warm)
+    row = store.vectors.search().limit(100).to_arrow().to_pylist()
+    for r in row:  # 100 "new" texts: same vectors under new hashes
+        r["text_hash"] = "new" + r["text_hash"][3:]
+    fresh.add_vectors(row)
+    t_inc, _ = c.timed(fresh.warm)
+    return {"open_s": round(t_cold, 2), "after_100_new_rows_ms": round(t_inc * 1000, 1)}
+
+
+def dense_recall(store, queries: dict[str, tuple]) -> dict:
+    """Recall@10 and @100 of ``Store.dense_neighbours`` (whatever tier the table size selects) against exact
+    search over all fp32 vectors."""
+    from desktop_search.core.store import _dense_tier, _fixed_list_matrix
+
+    tbl = store.vectors.search().select(["text_hash", "dense"]).limit(None).to_arrow()
+    hashes = tbl.column("text_hash").to_pylist()
+    dense = _fixed_list_matrix(tbl.column("dense"))
+    out: dict = {"tier": _dense_tier(len(hashes))}
+    for k in (10, 100):
+        hits = []
+        for d, _s, _c in queries.values():
+            exact = {hashes[i] for i in np.argsort(-(dense @ d))[:k].tolist()}
+            hits.append(len(exact & set(store.dense_neighbours(d, k))) / k)
+        out[f"recall@{k}"] = round(float(np.mean(hits)), 4)
+        out[f"recall@{k}_min"] = round(float(np.min(hits)), 4)
+    return out
 
 
 def time_searches(store, queries: dict[str, tuple], rounds: int) -> dict:
@@ -215,6 +250,8 @@ def main(argv: list[str] | None = None) -> dict:
             entry["vector_index"] = [getattr(ix, "index_type", str(ix)) for ix in store.vectors.list_indices()]
             c.log(f"{n} chunks: searching after optimize()")
             entry["after_optimize"] = time_searches(store, queries, rounds=2)
+            entry["dense_recall_vs_exact"] = dense_recall(store, queries)
+            entry["query_cache"] = cache_times(work / f"idx{n}", store)
             entry["index_bytes"] = store.index_bytes()
             result["retrieval"][str(n)] = entry
             del store

@@ -19,9 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import _common as c  # first: it sets the app's environment before numpy loads
 import numpy as np
-
-import _common as c
 
 
 def main(argv: list[str] | None = None) -> dict:

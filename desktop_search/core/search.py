@@ -19,7 +19,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from desktop_search.core.query import _CJK_RE, ParsedQuery, SearchFilter, parse_query  # noqa: F401 (re-exported)
-from desktop_search.core.store import Store, dequantize_colbert
+from desktop_search.core.store import Store, dequantize_colbert_many
 
 SNIPPET_CHARS = 240
 MARK_OPEN, MARK_CLOSE = "**", "**"
@@ -119,11 +119,17 @@ def colbert_maxsim(q: np.ndarray, p: np.ndarray) -> float:
 
 def colbert_maxsim_many(q: np.ndarray, passages: list[np.ndarray]) -> np.ndarray:
     """:func:`colbert_maxsim` for many passages with one matrix product over all their tokens."""
-    scores = np.zeros(len(passages), np.float32)
-    sizes = np.array([len(p) for p in passages], np.int64)
+    if not passages:
+        return np.zeros(0, np.float32)
+    return colbert_maxsim_concat(q, np.concatenate(passages), np.array([len(p) for p in passages], np.int64))
+
+
+def colbert_maxsim_concat(q: np.ndarray, tokens: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """:func:`colbert_maxsim` for passages given as one matrix of all their tokens and each one's token count."""
+    scores = np.zeros(len(sizes), np.float32)
     if len(q) == 0 or not sizes.sum():
         return scores
-    sim = q @ np.concatenate([p for p in passages if len(p)]).T  # (query tokens, all passage tokens)
+    sim = q @ tokens.T  # (query tokens, all passage tokens)
     starts = np.concatenate([[0], np.cumsum(sizes[sizes > 0])[:-1]])
     scores[sizes > 0] = np.maximum.reduceat(sim, starts, axis=1).sum(axis=0) / q.shape[0]
     return scores
@@ -209,29 +215,34 @@ class Searcher:
         q_dense, q_sparse, q_colbert = self._encode_query(pq.text)
         n = self.candidates_per_mode
         candidates: dict[str, None] = dict.fromkeys(self.store.dense_neighbours(q_dense, n))
-        candidates.update(dict.fromkeys(self._sparse_candidates(q_sparse, n)))
+        candidates.update(dict.fromkeys(self.store.sparse_neighbours(q_sparse, n)))
         bm25_by_chunk = {r["id"]: float(r.get("_score") or 0.0) for r in keyword_rows}
         candidates.update(dict.fromkeys(r["text_hash"] for r in keyword_rows))
         if not candidates:
             yield SearchResult(query, "hybrid", "reranked", [])
             return
-        vecs = self.store.vector_rows(list(candidates), ["dense"])
         wd, ws, wc = self.weights
+        hashes = list(candidates)
+        dense_s = self.store.dense_scores(q_dense, hashes)  # NaN: no vectors stored for that text (yet)
+        have = ~np.isnan(dense_s)
+        hashes = [h for h, ok in zip(hashes, have.tolist()) if ok]
+        sparse_s = self.store.lexical_scores(q_sparse, hashes)
         pre: dict[str, tuple[float, float, float]] = {}
-        if vecs:
-            hashes = list(vecs)
-            dense_m = np.asarray([vecs[h]["dense"] for h in hashes], np.float32)
-            dense_s = dense_m @ np.asarray(q_dense, np.float32)
-            sparse_s = self.store.lexical_scores(q_sparse, hashes)
-            for h, d, s in zip(hashes, dense_s.tolist(), sparse_s.tolist()):
-                mix = (wd * d + ws * s) / (wd + ws) if wd + ws > 0 else 0.0
-                pre[h] = (mix, d, s)
-        # Chunks without vectors yet (model installed after keyword indexing) still rank, by BM25 alone.
-        chunk_rows = self.store.chunks_for_hashes(list(candidates))
+        for h, d, s in zip(hashes, dense_s[have].tolist(), sparse_s.tolist()):
+            mix = (wd * d + ws * s) / (wd + ws) if wd + ws > 0 else 0.0
+            pre[h] = (mix, d, s)
+        # Candidates are grouped per file from the chunk map in memory (id, path); only the chunks shown are
+        # read in full. Phrase and exclusion filters need every candidate's text, so they read them all.
+        if pq.phrases or pq.excluded:
+            chunk_rows = self.store.chunks_for_hashes(list(candidates))
+        else:
+            by_id = {r["id"]: r for r in keyword_rows}  # BM25 rows are complete already
+            chunk_rows = [by_id.get(r["id"], r) for r in self.store.chunk_refs(list(candidates))]
+        complete = self._completer()
 
         hybrid_scored = []
         for r in chunk_rows:
-            if not self._passes(pq, r["text"]) or r["text_hash"] not in pre:
+            if r["text_hash"] not in pre or ("text" in r and not self._passes(pq, r["text"])):
                 continue
             mix, d, s = pre[r["text_hash"]]
             hybrid_scored.append((mix, r, {"dense": d, "sparse": s, "colbert": None, "bm25": bm25_by_chunk.get(r["id"])}))
@@ -243,45 +254,55 @@ class Searcher:
             for r in keyword_rows
             if r["text_hash"] not in pre and self._passes(pq, r["text"])
         ]
-        yield SearchResult(query, "hybrid", "hybrid", self._group(hybrid_scored, pq, k, keep, tail=unencoded))
-
         rerank_n = max(self.rerank_k, 2 * k)
         top = sorted(pre, key=lambda h: pre[h][0], reverse=True)[:rerank_n]
-        colrows = self.store.vector_rows(top, ["colbert", "colbert_scale"])
+        # The reranked stage shows chunks of ``top`` only: read them with the hybrid stage's, in one go.
+        top_set = set(top)
+        prefetch = [r for r in chunk_rows if r["text_hash"] in top_set]
+        yield SearchResult(
+            query, "hybrid", "hybrid",
+            self._group(hybrid_scored, pq, k, keep, tail=unencoded, complete=complete, prefetch=prefetch),
+        )
+
+        # Exact dense vectors with the ColBERT ones: large indexes rank candidates with an int8 copy in RAM.
+        colrows = self.store.vector_rows(top, ["dense", "colbert", "colbert_scale"])
         dim = self.store.dim or len(q_dense)
         q_col = np.asarray(q_colbert, np.float32)
         final: dict[str, tuple[float, float, float, float]] = {}
         ranked = [h for h in top if h in colrows]
-        col_scores = colbert_maxsim_many(
-            q_col, [dequantize_colbert(colrows[h]["colbert"], colrows[h]["colbert_scale"], dim) for h in ranked]
+        col_scores = colbert_maxsim_concat(
+            q_col, *dequantize_colbert_many([(colrows[h]["colbert"], colrows[h]["colbert_scale"]) for h in ranked], dim)
         )
-        for h, c in zip(ranked, col_scores.tolist()):
-            _mix, d, s = pre[h]
+        exact_d = (
+            np.asarray([colrows[h]["dense"] for h in ranked], np.float32) @ np.asarray(q_dense, np.float32)
+            if ranked else np.zeros(0, np.float32)
+        )
+        for h, c, d in zip(ranked, col_scores.tolist(), exact_d.tolist()):
+            _mix, _d, s = pre[h]
             total = (wd * d + ws * s + wc * c) / (wd + ws + wc)
             final[h] = (total, d, s, c)
         reranked = []
         for r in chunk_rows:
-            if r["text_hash"] not in final or not self._passes(pq, r["text"]):
+            if r["text_hash"] not in final or ("text" in r and not self._passes(pq, r["text"])):
                 continue
             total, d, s, c = final[r["text_hash"]]
             reranked.append((total, r, {"dense": d, "sparse": s, "colbert": c, "bm25": bm25_by_chunk.get(r["id"])}))
         yield SearchResult(
-            query, "hybrid", "reranked", self._group(reranked, pq, k, keep, extra=hybrid_scored, tail=unencoded)
+            query, "hybrid", "reranked",
+            self._group(reranked, pq, k, keep, extra=hybrid_scored, tail=unencoded, complete=complete),
         )
 
-    def _sparse_candidates(self, q_sparse: dict[int, float], n: int) -> list[str]:
-        hashes, mat = self.store.sparse_matrix()
-        if mat is None or not hashes or not q_sparse:
-            return []
-        ids = [i for i in q_sparse if i < mat.shape[1]]
-        if not ids:
-            return []
-        sub = mat[:, ids]
-        scores = np.asarray(sub @ np.asarray([q_sparse[i] for i in ids], np.float32)).ravel()
-        nz = np.flatnonzero(scores > 0)
-        if len(nz) > n:
-            nz = nz[np.argpartition(-scores[nz], n)[:n]]
-        return [hashes[i] for i in nz]
+    def _completer(self):
+        """rows -> the same rows with text, page and offsets, read once per search (stages share them)."""
+        done: dict[str, dict] = {}
+
+        def complete(rows: list[dict]) -> dict[str, dict]:
+            todo = [r for r in rows if "text" not in r and r["id"] not in done]
+            if todo:
+                done.update((r["id"], r) for r in self.store.chunk_rows_for_refs(todo))
+            return done
+
+        return complete
 
     # -- shared -----------------------------------------------------------------------------------------
     @staticmethod
@@ -293,28 +314,37 @@ class Searcher:
 
     def _group(
         self, scored: list[tuple[float, dict, dict]], pq: ParsedQuery, k: int, keep, extra: list | None = None,
-        tail: list | None = None,
+        tail: list | None = None, complete=None, prefetch: list | None = None,
     ) -> list[Hit]:
-        """Best chunk per file, sorted by score; ``more`` counts that file's other matching chunks."""
+        """Best chunk per file, sorted by score; ``more`` counts that file's other matching chunks. Rows without
+        text (chunk refs) are completed by ``complete`` only if they are shown."""
         scored = sorted((t for t in scored if keep(t[1]["path"])), key=lambda t: t[0], reverse=True)
         scored += [t for t in (tail or []) if keep(t[1]["path"])]  # after all scored ones, order kept
         matched: dict[str, set[str]] = {}
         for _s, r, _sc in [*scored, *(extra or [])]:
             matched.setdefault(r["path"], set()).add(r["id"])
-        best: dict[str, Hit] = {}
+        chosen: dict[str, list[tuple[float, dict, dict]]] = {}  # path -> best chunk, then up to 5 others
+        for t in scored:
+            path = t[1]["path"]
+            if path in chosen:
+                group = chosen[path]
+                if len(group) < 6 and t[1]["id"] != group[0][1]["id"]:
+                    group.append(t)
+            elif len(chosen) < k:
+                chosen[path] = [t]
+        full = complete([t[1] for group in chosen.values() for t in group] + (prefetch or [])) if complete else {}
         terms = pq.terms
-        for s, r, sc in scored:
-            if r["path"] in best:
-                hit = best[r["path"]]
-                if len(hit.others) < 5 and r["id"] != hit.chunk_id:
-                    hit.others.append(self._hit(r, s, sc, terms))
+        hits: list[Hit] = []
+        for path, group in chosen.items():
+            made = [self._hit(r if "text" in r else full[r["id"]], s, sc, terms) for s, r, sc in group
+                    if "text" in r or r["id"] in full]
+            if not made:
                 continue
-            if len(best) >= k:
-                continue
-            hit = self._hit(r, s, sc, terms)
-            hit.more = len(matched[r["path"]]) - 1
-            best[r["path"]] = hit
-        return list(best.values())
+            best, *others = made
+            best.others = others
+            best.more = len(matched[path]) - 1
+            hits.append(best)
+        return hits
 
     @staticmethod
     def _hit(r: dict, s: float, sc: dict, terms: list[str]) -> Hit:

@@ -122,6 +122,8 @@ class Services(QObject):
         if self.searcher is not None:
             self.searcher.encoder = encoder
         self.semantic_ready.emit(encoder.device)
+        if self.store is not None:  # read the vectors into the query caches now, not on the first search
+            self.pools.start(self.pools.search, Task(self.store.warm))
         # Catch up: anything keyword-indexed before the model was ready gets its vectors now.
         if self.prefs.folders():
             self.index_folders(self.prefs.folders())

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 
 from desktop_search.config import COLBERT_STORAGE, load_settings
-from desktop_search.core.search import colbert_maxsim, colbert_maxsim_many, lexical_score
-from desktop_search.core.store import Store, dequantize_colbert, pool_tokens, quantize_colbert
+from desktop_search.core.search import colbert_maxsim, colbert_maxsim_concat, colbert_maxsim_many, lexical_score
+from desktop_search.core.store import (
+    Store, dequantize_colbert, dequantize_colbert_many, pool_tokens, quantize_colbert,
+)
 
 DIM = 64
 
@@ -97,6 +99,13 @@ def test_maxsim_many_equals_one_by_one():
     q = _unit(rng, 7)
     ps = [_unit(rng, n) for n in (3, 0, 11, 1)]
     np.testing.assert_allclose(colbert_maxsim_many(q, ps), [colbert_maxsim(q, p) for p in ps], atol=1e-6)
+    for formats in (["int8"] * 3, ["int8", "binary", "float16"]):  # the one-pass int8 path and the mixed one
+        stored = [quantize_colbert(p, f) for p, f in zip(ps, formats)]
+        tokens, sizes = dequantize_colbert_many(stored, DIM)
+        np.testing.assert_allclose(
+            colbert_maxsim_concat(q, tokens, sizes),
+            [colbert_maxsim(q, dequantize_colbert(b, sc, DIM)) for b, sc in stored], atol=1e-5,
+        )
     assert colbert_maxsim_many(q, []).shape == (0,)
 
 
@@ -107,12 +116,12 @@ def test_settings_accept_new_storage():
         load_settings(colbert_storage="int4")
 
 
-def _fill(store: Store, n: int, rng) -> list[dict]:
+def _fill(store: Store, n: int, rng, start: int = 0) -> list[dict]:
     from desktop_search.core.store import chunk_id, text_hash
 
     store.bind_model("test", DIM, "int8")
     chunks, vecs = [], []
-    for i in range(n):
+    for i in range(start, n):
         text = f"passage number {i} about topic {i % 7}"
         h = text_hash(text)
         path = f"/docs/f{i // 4}.txt"
@@ -132,36 +141,63 @@ def _fill(store: Store, n: int, rng) -> list[dict]:
     return vecs
 
 
-@pytest.mark.parametrize("in_memory", [True, False])
-def test_store_fast_paths_match_plain_scoring(tmp_path, monkeypatch, in_memory):
+def _use_tier(monkeypatch, tier: str) -> None:
+    """Make a small table take the dense-search path of a large one."""
     import desktop_search.core.store as store_mod
 
-    if not in_memory:  # the large-table path: rows read by position, dense search through LanceDB
-        monkeypatch.setattr(store_mod, "DENSE_IN_MEMORY_MAX_ROWS", 0)
+    if tier == "quantized":  # sign bits + int8 in RAM
+        monkeypatch.setattr(store_mod, "DENSE_EXACT_MAX_ROWS", 0)
+    elif tier == "disk":  # rows read by position, dense search through LanceDB
+        monkeypatch.setattr(store_mod, "DENSE_EXACT_MAX_ROWS", 0)
+        monkeypatch.setattr(store_mod, "DENSE_MEMORY_MAX_ROWS", 0)
+
+
+@pytest.mark.parametrize("tier", ["exact", "quantized", "disk"])
+def test_store_fast_paths_match_plain_scoring(tmp_path, monkeypatch, tier):
+    _use_tier(monkeypatch, tier)
     rng = np.random.default_rng(5)
     store = Store(tmp_path / "idx")
     rows = _fill(store, 120, rng)
     by_hash = {r["text_hash"]: r for r in rows}
     q = _unit(rng, 1)[0]
-    exact = sorted(by_hash, key=lambda h: -float(by_hash[h]["dense"] @ q))[:10]
-    assert store.dense_neighbours(q, 10) == exact
+    exact_scores = {h: float(by_hash[h]["dense"] @ q) for h in by_hash}
+    exact = sorted(by_hash, key=lambda h: -exact_scores[h])[:10]
+    got_top = store.dense_neighbours(q, 10)
+    if tier == "quantized":  # approximate: as good as the exact top-10 up to int8 rounding
+        assert len(got_top) == 10
+        got_s = sorted((exact_scores[h] for h in got_top), reverse=True)
+        assert all(g >= e - 3e-3 for g, e in zip(got_s, (exact_scores[h] for h in exact)))
+    else:
+        assert got_top == exact
     wanted = list(by_hash)[::7] + ["not-a-hash"]
+    approx = store.dense_scores(q, wanted)
+    assert np.isnan(approx[-1])
+    np.testing.assert_allclose(approx[:-1], [exact_scores[h] for h in wanted[:-1]], atol=3e-3 if tier == "quantized" else 1e-5)
     got = store.vector_rows(wanted, ["dense", "sparse_ids", "sparse_weights", "colbert", "colbert_scale"])
     assert set(got) == set(wanted) - {"not-a-hash"}
     for h, row in got.items():
-        np.testing.assert_allclose(row["dense"], by_hash[h]["dense"], atol=1e-7)
+        np.testing.assert_allclose(row["dense"], by_hash[h]["dense"], atol=1e-7)  # exact in every tier
         assert row["colbert"] == by_hash[h]["colbert"]
     q_sparse = {int(i): 0.2 for i in rng.integers(5, 500, 30)}
     scores = store.lexical_scores(q_sparse, wanted)
     for h, s in zip(wanted, scores.tolist()):
         ref = lexical_score(q_sparse, by_hash[h]["sparse_ids"], by_hash[h]["sparse_weights"]) if h in by_hash else 0.0
         assert s == pytest.approx(ref, abs=1e-5)
+    everything = [lexical_score(q_sparse, r["sparse_ids"], r["sparse_weights"]) for r in rows]
+    best = store.sparse_neighbours(q_sparse, 10)
+    assert [lexical_score(q_sparse, by_hash[h]["sparse_ids"], by_hash[h]["sparse_weights"]) for h in best] == (
+        pytest.approx(sorted((x for x in everything if x > 0), reverse=True)[:10], abs=1e-5)
+    )
     chunk_hashes = [r["text_hash"] for r in store.chunks_for_hashes(wanted)]
     assert sorted(chunk_hashes) == sorted(set(wanted) - {"not-a-hash"})
     # Writes after the caches were built: new rows are found, nothing stale is returned.
     more = _fill(store, 130, rng)[120:]
     got = store.vector_rows([r["text_hash"] for r in more], ["dense"])
     assert len(got) == len(more)
+    np.testing.assert_allclose(
+        store.dense_scores(q, [r["text_hash"] for r in more]), [float(r["dense"] @ q) for r in more],
+        atol=3e-3 if tier == "quantized" else 1e-5,
+    )
     store.replace_chunks(["/docs/f0.txt"], [])
     first = [r["text_hash"] for r in rows[:8]]
     left = store.chunks_for_hashes(first)
@@ -170,10 +206,67 @@ def test_store_fast_paths_match_plain_scoring(tmp_path, monkeypatch, in_memory):
     assert left and {r["path"] for r in left} == {"/docs/f1.txt"}
 
 
+@pytest.mark.parametrize("tier", ["exact", "quantized"])
+def test_in_memory_dense_cache_follows_writes_and_compaction(tmp_path, monkeypatch, tier):
+    """The query cache is carried from one table version to the next by text hash: after deletes, appends and
+    a compaction that moves every row, every cached vector still belongs to the hash it is looked up by."""
+    _use_tier(monkeypatch, tier)
+    rng = np.random.default_rng(11)
+    store = Store(tmp_path / "idx")
+    rows = _fill(store, 60, rng)
+    q = _unit(rng, 1)[0]
+    store.dense_neighbours(q, 5)  # cache built
+    store.replace_chunks([f"/docs/f{i}.txt" for i in range(0, 15, 2)], [])  # drop every other file's chunks
+    rows += _fill(store, 90, rng, start=60)
+    store.optimize()  # orphan vectors deleted, fragments compacted: row offsets change
+    live = {r["text_hash"]: r for r in rows if r["text_hash"] in store.vector_hashes()}
+    assert 0 < len(live) < len(rows)
+    for r in rows[::5]:
+        target = r["dense"]
+        top = store.dense_neighbours(target, 3)
+        if r["text_hash"] in live:
+            assert top[0] == r["text_hash"]
+        else:
+            assert r["text_hash"] not in top
+    hashes = list(live)
+    np.testing.assert_allclose(
+        store.dense_scores(q, hashes), [float(live[h]["dense"] @ q) for h in hashes],
+        atol=3e-3 if tier == "quantized" else 1e-5,
+    )
+    lex = {int(i): 0.3 for i in live[hashes[0]]["sparse_ids"]}
+    for h, s in zip(hashes, store.lexical_scores(lex, hashes).tolist()):
+        assert s == pytest.approx(lexical_score(lex, live[h]["sparse_ids"], live[h]["sparse_weights"]), abs=1e-5)
+
+
+def test_quantized_dense_search_recall_on_clustered_vectors(tmp_path, monkeypatch):
+    """Sign-bit shortlist + int8 rescoring finds what exact search finds (1024-dim vectors around 40 topics)."""
+    _use_tier(monkeypatch, "quantized")
+    rng = np.random.default_rng(12)
+    dim, n = 1024, 3000
+    centres = rng.standard_normal((40, dim)).astype(np.float32)
+    dense = centres[rng.integers(0, 40, n)] + 1.5 * rng.standard_normal((n, dim)).astype(np.float32)
+    dense /= np.linalg.norm(dense, axis=1, keepdims=True)
+    store = Store(tmp_path / "idx")
+    store.bind_model("test", dim, "int8")
+    hashes = [f"{i:040x}" for i in range(n)]
+    store.add_vectors([
+        {"text_hash": h, "dense": d, "sparse_ids": [], "sparse_weights": [], "colbert": b"", "colbert_scale": b"",
+         "n_vectors": 0}
+        for h, d in zip(hashes, dense)
+    ])
+    recalls = []
+    for i in range(20):
+        q = dense[i * 37] + 0.3 * rng.standard_normal(dim).astype(np.float32)
+        q /= np.linalg.norm(q)
+        exact = {hashes[k] for k in np.argsort(-(dense @ q))[:10].tolist()}
+        recalls.append(len(exact & set(store.dense_neighbours(q, 10))) / 10)
+    assert np.mean(recalls) >= 0.95, recalls
+
+
 def test_optimize_builds_lookup_and_vector_indexes(tmp_path, monkeypatch):
     import desktop_search.core.store as store_mod
 
-    monkeypatch.setattr(store_mod, "DENSE_IN_MEMORY_MAX_ROWS", 0)
+    _use_tier(monkeypatch, "disk")
     monkeypatch.setattr(store_mod, "VECTOR_INDEX_MIN_ROWS", 200)
     rng = np.random.default_rng(6)
     store = Store(tmp_path / "idx")
