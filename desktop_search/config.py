@@ -81,7 +81,7 @@ class Settings:
     candidates_per_mode: int = 100
     rerank_k: int = 50
     colbert_storage: str = "int8"
-    batch_tokens: int = 8192
+    batch_tokens: int = 0  # padded tokens per forward pass; 0: the encoder's own (8192 on CPU, from GPU memory)
     max_file_bytes: int = 512 * 1024**2
     extract_time_limit_s: float = 120.0
     extract_workers: int = 2

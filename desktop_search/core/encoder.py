@@ -28,6 +28,26 @@ WEIGHT_FILES = ("pytorch_model.bin", "model.safetensors")
 # (made before a model was installed) and is never reached by tokenizer-counted ones.
 PASSAGE_MAX_TOKENS = 8192
 QUERY_MAX_TOKENS = 512
+CPU_BATCH_TOKENS = 8192  # padded tokens per forward pass on the CPU: larger batches gain nothing there
+# A GPU's batch budget comes from its free memory: fp16 XLM-R-large activations of 512-token sequences (attention
+# scores, the 4096-wide FFN, fp32 copies of the outputs) are ~48 KB a token; twice that leaves room for the
+# allocator. 1 GiB stays free for other programs; an out-of-memory error halves the budget anyway.
+GPU_BYTES_PER_TOKEN = 96 * 1024
+GPU_RESERVE_BYTES = 1 << 30
+GPU_BATCH_TOKENS_MIN, GPU_BATCH_TOKENS_MAX = 4096, 131072
+
+
+def gpu_batch_tokens(free_bytes: int, hidden_size: int = 1024) -> int:
+    """Padded tokens per forward pass for a GPU with ``free_bytes`` free (a multiple of 512)."""
+    per_token = GPU_BYTES_PER_TOKEN * max(hidden_size, 1) / 1024
+    budget = int(max(0, free_bytes - GPU_RESERVE_BYTES) / per_token) // 512 * 512
+    return int(min(GPU_BATCH_TOKENS_MAX, max(GPU_BATCH_TOKENS_MIN, budget)))
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """A forward pass that ran out of (GPU or host) memory: worth retrying with a smaller batch."""
+    text = str(exc).lower()
+    return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in text or "failed to allocate" in text
 
 
 class ModelUnavailable(RuntimeError):
@@ -148,6 +168,10 @@ class Encoder:
             self._load_int8(Path(cache_dir) if cache_dir is not None else _default_cache_dir())
         if self._onnx is None:
             self._load_torch()
+        self.batch_tokens = CPU_BATCH_TOKENS
+        if self.device == "cuda":
+            free, _total = torch.cuda.mem_get_info(torch.device(self.device))
+            self.batch_tokens = gpu_batch_tokens(free, self.dim)
         tok = self.tokenizer
         self._unused = {
             tok.convert_tokens_to_ids(tok.special_tokens_map[name])
@@ -215,11 +239,13 @@ class Encoder:
         texts: Sequence[str],
         *,
         max_tokens: int = PASSAGE_MAX_TOKENS,
-        batch_tokens: int = 8192,
+        batch_tokens: int | None = None,
         progress: Callable[[int], None] | None = None,
         cancelled: Callable[[], bool] | None = None,
     ) -> Encoded:
-        """Encode texts in length-sorted batches of at most ``batch_tokens`` padded tokens."""
+        """Encode texts in length-sorted batches of at most ``batch_tokens`` padded tokens (default: this
+        encoder's ``batch_tokens``, from the GPU's free memory on a GPU). A batch that runs out of memory is
+        retried at half the budget, which this encoder then keeps; one text alone that does not fit raises."""
         n = len(texts)
         if n == 0:
             return Encoded(np.zeros((0, self.dim), np.float32), [], [])
@@ -233,10 +259,19 @@ class Encoder:
         while pos < n:
             if cancelled is not None and cancelled():
                 raise InterruptedError("encoding cancelled")
+            budget = batch_tokens or self.batch_tokens
             longest = lengths[order[pos]]
-            size = max(1, batch_tokens // max(longest, 1))
+            size = max(1, budget // max(longest, 1))
             batch = order[pos : pos + size]
-            self._encode_batch(enc, batch, dense, sparse, colbert)
+            try:
+                self._encode_batch(enc, batch, dense, sparse, colbert)
+            except Exception as e:
+                if not is_out_of_memory(e) or len(batch) == 1:
+                    raise
+                self._release_memory()
+                batch_tokens = max(1, min(budget, len(batch) * longest) // 2)
+                self.batch_tokens = min(self.batch_tokens, batch_tokens)
+                continue
             pos += len(batch)
             if progress is not None:
                 progress(len(batch))
@@ -261,6 +296,10 @@ class Encoder:
             sparse[i] = weights
             # As FlagEmbedding: drop the CLS position, keep the real tokens (incl. </s>), drop padding.
             colbert[i] = np.ascontiguousarray(c[row, : int(mask_len[row]) - 1])
+
+    def _release_memory(self) -> None:
+        if self.device == "cuda":
+            self._torch.cuda.empty_cache()
 
     def _torch_batch(self, features):
         torch = self._torch

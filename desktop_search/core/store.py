@@ -8,6 +8,9 @@
   ColBERT vectors are stored as bytes: int8 with one float32 scale per token by default, or float16, binary
   (sign bits + a scale) or token-pooled int8 (see ``quantize_colbert``).
 
+Queries read through per-version caches kept in RAM (see ``_VectorCache``, ``_ChunkMap`` and the dense tiers at
+``DENSE_EXACT_MAX_ROWS``), carried from one table version to the next by text hash.
+
 Write order (chunks, vectors, then the files row) means a file is only ever marked indexed after its chunks
 are committed; a crash in between leaves it to be redone. Nothing here imports Qt or torch.
 """

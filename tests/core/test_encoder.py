@@ -113,3 +113,62 @@ def test_settings_validate_cpu_precision():
     assert load_settings(cpu_precision="fp32").cpu_precision == "fp32"
     with pytest.raises(ValueError, match="CPU precision"):
         load_settings(cpu_precision="int4")
+
+
+# -- batch budget ------------------------------------------------------------------------------------------
+def _fail_above(encoder, monkeypatch, limit: int, error: Exception):
+    """Make forward passes of more than ``limit`` padded tokens fail with ``error``; returns the batch log."""
+    real = encoder._encode_batch
+    log: list[int] = []
+
+    def batch(enc, idx, *rest):
+        padded = len(idx) * max(len(enc["input_ids"][i]) for i in idx)
+        log.append(padded)
+        if padded > limit:
+            raise error
+        return real(enc, idx, *rest)
+
+    monkeypatch.setattr(encoder, "_encode_batch", batch)
+    monkeypatch.setattr(encoder, "batch_tokens", encoder.batch_tokens)  # restored after the test
+    return log
+
+
+@pytest.mark.parametrize("error", [
+    RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+    RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Failed to allocate memory for requested buffer"),
+])
+def test_a_batch_that_runs_out_of_memory_is_split_and_the_smaller_budget_kept(tiny_encoder, monkeypatch, error):
+    texts = TEXTS * 6
+    expected = tiny_encoder.encode(texts)
+    log = _fail_above(tiny_encoder, monkeypatch, 300, error)
+    got = tiny_encoder.encode(texts)
+    np.testing.assert_allclose(got.dense, expected.dense, atol=1e-5)  # nothing lost or misplaced on the retries
+    for a, b in zip(got.colbert, expected.colbert):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    assert [sorted(s) for s in got.sparse] == [sorted(s) for s in expected.sparse]
+    assert any(n > 300 for n in log) and tiny_encoder.batch_tokens <= 300
+    log.clear()
+    tiny_encoder.encode(texts)  # the next call starts from the smaller budget: no failed pass at all
+    assert log and max(log) <= 300
+
+
+def test_other_errors_and_a_single_text_that_does_not_fit_are_raised(tiny_encoder, monkeypatch):
+    log = _fail_above(tiny_encoder, monkeypatch, -1, RuntimeError("index out of range in self"))
+    with pytest.raises(RuntimeError, match="index out of range"):
+        tiny_encoder.encode(TEXTS)
+    assert len(log) == 1  # not retried
+    log = _fail_above(tiny_encoder, monkeypatch, 0, RuntimeError("CUDA out of memory"))
+    with pytest.raises(RuntimeError, match="out of memory"):
+        tiny_encoder.encode(TEXTS)
+    assert log[-1] > 0 and len(log) < 20  # halved down to one text, then given up
+
+
+def test_gpu_batch_budget_follows_free_memory():
+    from desktop_search.core.encoder import GPU_BATCH_TOKENS_MAX, GPU_BATCH_TOKENS_MIN, gpu_batch_tokens
+
+    gib = 1 << 30
+    small, mid, big = gpu_batch_tokens(1 * gib), gpu_batch_tokens(6 * gib), gpu_batch_tokens(80 * gib)
+    assert small == GPU_BATCH_TOKENS_MIN and big == GPU_BATCH_TOKENS_MAX
+    assert GPU_BATCH_TOKENS_MIN < mid < GPU_BATCH_TOKENS_MAX and mid % 512 == 0
+    assert gpu_batch_tokens(6 * gib, hidden_size=2048) < mid  # a wider model needs more per token
+
