@@ -33,6 +33,7 @@ class Prefs:
         "weights": [0.4, 0.2, 0.4],
         "chunk_tokens": 512,
         "colbert_storage": "int8",
+        "cpu_precision": "",  # "": the default (int8, or DESKTOP_SEARCH_CPU_PRECISION)
         "index_dir": "",
         "model_dir": "",
         "endpoint": "",
@@ -92,4 +93,5 @@ class Prefs:
             weights=tuple(float(w) for w in weights) if len(weights) == 3 else None,
             chunk_tokens=self.get("chunk_tokens"),
             colbert_storage=self.get("colbert_storage"),
+            cpu_precision=self.get("cpu_precision") or None,
         )

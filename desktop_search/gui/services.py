@@ -122,8 +122,7 @@ class Services(QObject):
         if self.searcher is not None:
             self.searcher.encoder = encoder
         self.semantic_ready.emit(encoder.device)
-        if self.store is not None:  # read the vectors into the query caches now, not on the first search
-            self.pools.start(self.pools.search, Task(self.store.warm))
+        self._warm_caches()
         # Catch up: anything keyword-indexed before the model was ready gets its vectors now.
         if self.prefs.folders():
             self.index_folders(self.prefs.folders())
@@ -260,7 +259,14 @@ class Services(QObject):
         self._index_task = None
         self.current_job_paths = []
         self.index_finished.emit(report)
+        self._warm_caches()
         self._next_index()
+
+    def _warm_caches(self) -> None:
+        """Bring the store's query caches up to date in the background (after the model loads and after each
+        index job: only new rows are read), so the next search does not pay for it."""
+        if self.store is not None and self.encoder is not None and not self._closing:
+            self.pools.start(self.pools.search, Task(self.store.warm))
 
     def _on_index_error(self, message: str) -> None:
         self._index_task = None

@@ -48,7 +48,9 @@ def test_typing_a_query_shows_results(make_window, qtbot, docs):
 
 
 def test_progressive_stages_arrive_in_order(make_window, qtbot, docs, tiny_encoder):
-    _s, window = indexed_window(make_window, qtbot, docs, encoder=tiny_encoder)
+    services, window = indexed_window(make_window, qtbot, docs, encoder=tiny_encoder)
+    # Once the model is loaded the vectors are read into the query caches in the background, not on a search.
+    qtbot.waitUntil(lambda: services.store._sparse_cache is not None, timeout=10_000)
     stages = []
     window.results_shown.connect(stages.append)
     search(qtbot, window, "quantum entanglement", stage="reranked")
@@ -204,7 +206,11 @@ def test_settings_persist(make_window, qtbot, prefs):
     from desktop_search.gui.settings_dialog import SettingsDialog
 
     _s, window = make_window()
+    assert prefs.to_settings().cpu_precision == "int8"  # the fast CPU encoder unless the user picks fp32
     dlg = SettingsDialog(prefs, window)
+    assert dlg.cpu_precision.currentText() == "int8" and "fast" in dlg.cpu_precision_note.text()
+    dlg.cpu_precision.setCurrentText("fp32")
+    assert "exact" in dlg.cpu_precision_note.text()
     dlg.device.setCurrentText("cpu")
     dlg.weights[0].setValue(0.5)
     dlg.chunk.setValue(256)
@@ -216,6 +222,7 @@ def test_settings_persist(make_window, qtbot, prefs):
     assert again.get("chunk_tokens") == 256 and again.get("colbert_storage") == "float16"
     s = again.to_settings()
     assert s.weights == (0.5, 0.2, 0.4) and s.chunk_tokens == 256
+    assert s.cpu_precision == "fp32" and s.device == "cpu"  # what the encoder is loaded with at the next start
     assert "[General]" in prefs.path.read_text() or "weights" in prefs.path.read_text()
 
 
