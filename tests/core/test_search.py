@@ -80,6 +80,54 @@ def test_stages_arrive_keyword_then_hybrid_then_reranked(indexed):
     assert stages == ["keyword", "hybrid", "reranked"]
 
 
+class _SlowOrBrokenEncoder:
+    """Wraps the tiny encoder: query encodings wait for ``release`` (or fail), and say when they finished."""
+
+    def __init__(self, inner, fail: bool = False) -> None:
+        import threading
+
+        self.inner, self.fingerprint, self.dim, self.fail = inner, inner.fingerprint, inner.dim, fail
+        self.release, self.finished = threading.Event(), threading.Event()
+
+    def encode_query(self, text):
+        try:
+            self.release.wait(10)
+            if self.fail:
+                raise RuntimeError("the encoder broke")
+            return self.inner.encode_query(text)
+        finally:
+            self.finished.set()
+
+
+def test_keyword_stage_does_not_wait_for_the_query_encoder(indexed, tiny_encoder):
+    store, _searcher = indexed
+    slow = _SlowOrBrokenEncoder(tiny_encoder)
+    stages = Searcher(store, slow, weights=WEIGHTS).stages("budget", k=5)
+    first = next(stages)  # the encoder is still blocked: BM25 alone answers
+    assert first.stage == "keyword" and [Path(h.path).name for h in first.hits] == ["a.txt"]
+    assert not slow.finished.is_set()
+    slow.release.set()
+    assert [r.stage for r in stages] == ["hybrid", "reranked"]
+
+
+def test_an_abandoned_search_leaves_no_work_running_and_encoder_errors_come_after_the_keyword_stage(
+    indexed, tiny_encoder
+):
+    store, _searcher = indexed
+    slow = _SlowOrBrokenEncoder(tiny_encoder)
+    stages = Searcher(store, slow, weights=WEIGHTS).stages("library", k=5)
+    next(stages)
+    slow.release.set()
+    stages.close()  # the window moved on to a newer query
+    assert slow.finished.is_set()
+    broken = _SlowOrBrokenEncoder(tiny_encoder, fail=True)
+    broken.release.set()
+    stages = Searcher(store, broken, weights=WEIGHTS).stages("budget", k=5)
+    assert next(stages).hits  # keyword hits still shown
+    with pytest.raises(RuntimeError, match="the encoder broke"):
+        next(stages)
+
+
 def test_keyword_search_finds_cjk_arabic_and_cyrillic_words(settings, docs):
     store = Store(settings.index_dir)
     Indexer(store, settings, None).index([docs])
