@@ -192,30 +192,37 @@ class Searcher:
         pq = parse_query(query)
         semantic = mode != "keyword" and self.encoder is not None
         # The query encoding and the dense and lexical-weight candidates (numpy with one BLAS thread, the
-        # encoder) run on a helper thread while BM25 runs in LanceDB here: on 2 cores the semantic stages
-        # arrive ~5 ms sooner at 100k chunks, for ~3 ms on the keyword stage.
+        # encoder) run on a helper thread while BM25 runs in LanceDB here, and later the rerank set's vectors
+        # are read there while the hybrid stage's chunks are read here: on 2 cores the reranked stage arrives
+        # ~10 ms sooner at 100k chunks, for ~3 ms on the keyword stage.
         early = _helper().submit(self._semantic_candidates, pq.text) if semantic and pq.text else None
+        pending: list[Future] = [early] if early is not None else []
+        snippets: dict[str, str] = {}  # the stages show mostly the same chunks: each snippet is made once
         try:
             keep = (flt or SearchFilter()).matcher(self.store)
             keyword_rows = self.store.fts(pq.text, self.candidates_per_mode) if pq.text else []
             if not semantic:
-                yield self._keyword_result(query, pq, keyword_rows, k, keep)
+                yield self._keyword_result(query, pq, keyword_rows, k, keep, snippets=snippets)
                 return
-            yield self._keyword_result(query, pq, keyword_rows, k, keep, mode="hybrid")
-            yield from self._semantic(query, pq, keyword_rows, k, keep, early)
+            yield self._keyword_result(query, pq, keyword_rows, k, keep, mode="hybrid", snippets=snippets)
+            yield from self._semantic(query, pq, keyword_rows, k, keep, early, pending, snippets)
         finally:
-            if early is not None and not early.cancel():
-                early.exception()  # an abandoned search waits for its helper job: no work outlives it
+            for job in pending:  # an abandoned search waits for its helper jobs: no work outlives it
+                if not job.cancel():
+                    job.exception()
 
     # -- keyword ----------------------------------------------------------------------------------------
-    def _keyword_result(self, query: str, pq: ParsedQuery, rows: list[dict], k: int, keep, mode: str = "keyword") -> SearchResult:
+    def _keyword_result(
+        self, query: str, pq: ParsedQuery, rows: list[dict], k: int, keep, mode: str = "keyword",
+        snippets: dict | None = None,
+    ) -> SearchResult:
         scored = []
         for r in rows:
             if not self._passes(pq, r["text"]):
                 continue
             s = float(r.get("_score") or 0.0)
             scored.append((s, r, {"dense": None, "sparse": None, "colbert": None, "bm25": s}))
-        return SearchResult(query, mode, "keyword", self._group(scored, pq, k, keep))
+        return SearchResult(query, mode, "keyword", self._group(scored, pq, k, keep, snippets=snippets))
 
     # -- semantic ---------------------------------------------------------------------------------------
     def _encode_query(self, text: str):
@@ -240,7 +247,8 @@ class Searcher:
         return q_dense, q_sparse, q_colbert, candidates
 
     def _semantic(
-        self, query: str, pq: ParsedQuery, keyword_rows: list[dict], k: int, keep, early: Future | None
+        self, query: str, pq: ParsedQuery, keyword_rows: list[dict], k: int, keep, early: Future | None,
+        pending: list[Future], snippets: dict[str, str],
     ) -> Iterator[SearchResult]:
         if early is None:
             yield SearchResult(query, "hybrid", "reranked", [])
@@ -289,13 +297,18 @@ class Searcher:
         # The reranked stage shows chunks of ``top`` only: read them with the hybrid stage's, in one go.
         top_set = set(top)
         prefetch = [r for r in chunk_rows if r["text_hash"] in top_set]
+        # Exact dense vectors with the ColBERT ones (large indexes rank candidates with an int8 copy in RAM),
+        # read on the helper thread while the hybrid stage reads its chunks and is shown.
+        col_job = _helper().submit(self.store.vector_rows, top, ["dense", "colbert", "colbert_scale"])
+        pending.append(col_job)
         yield SearchResult(
             query, "hybrid", "hybrid",
-            self._group(hybrid_scored, pq, k, keep, tail=unencoded, complete=complete, prefetch=prefetch),
+            self._group(
+                hybrid_scored, pq, k, keep, tail=unencoded, complete=complete, prefetch=prefetch, snippets=snippets
+            ),
         )
 
-        # Exact dense vectors with the ColBERT ones: large indexes rank candidates with an int8 copy in RAM.
-        colrows = self.store.vector_rows(top, ["dense", "colbert", "colbert_scale"])
+        colrows = col_job.result()
         dim = self.store.dim or len(q_dense)
         q_col = np.asarray(q_colbert, np.float32)
         final: dict[str, tuple[float, float, float, float]] = {}
@@ -319,7 +332,9 @@ class Searcher:
             reranked.append((total, r, {"dense": d, "sparse": s, "colbert": c, "bm25": bm25_by_chunk.get(r["id"])}))
         yield SearchResult(
             query, "hybrid", "reranked",
-            self._group(reranked, pq, k, keep, extra=hybrid_scored, tail=unencoded, complete=complete),
+            self._group(
+                reranked, pq, k, keep, extra=hybrid_scored, tail=unencoded, complete=complete, snippets=snippets
+            ),
         )
 
     def _completer(self):
@@ -344,7 +359,7 @@ class Searcher:
 
     def _group(
         self, scored: list[tuple[float, dict, dict]], pq: ParsedQuery, k: int, keep, extra: list | None = None,
-        tail: list | None = None, complete=None, prefetch: list | None = None,
+        tail: list | None = None, complete=None, prefetch: list | None = None, snippets: dict | None = None,
     ) -> list[Hit]:
         """Best chunk per file, sorted by score; ``more`` counts that file's other matching chunks. Rows without
         text (chunk refs) are completed by ``complete`` only if they are shown."""
@@ -364,9 +379,10 @@ class Searcher:
                 chosen[path] = [t]
         full = complete([t[1] for group in chosen.values() for t in group] + (prefetch or [])) if complete else {}
         terms = pq.terms
+        snippets = {} if snippets is None else snippets  # chunk id -> snippet, shared by a search's stages
         hits: list[Hit] = []
         for path, group in chosen.items():
-            made = [self._hit(r if "text" in r else full[r["id"]], s, sc, terms) for s, r, sc in group
+            made = [self._hit(r if "text" in r else full[r["id"]], s, sc, terms, snippets) for s, r, sc in group
                     if "text" in r or r["id"] in full]
             if not made:
                 continue
@@ -377,12 +393,15 @@ class Searcher:
         return hits
 
     @staticmethod
-    def _hit(r: dict, s: float, sc: dict, terms: list[str]) -> Hit:
+    def _hit(r: dict, s: float, sc: dict, terms: list[str], snippets: dict[str, str]) -> Hit:
+        snippet = snippets.get(r["id"])
+        if snippet is None:
+            snippet = snippets[r["id"]] = make_snippet(r["text"], terms)
         return Hit(
             path=r["path"],
             page=r["page"],
             text=r["text"],
-            snippet=make_snippet(r["text"], terms),
+            snippet=snippet,
             score=float(s),
             scores=sc,
             char_start=r["char_start"],
