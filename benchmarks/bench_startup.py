@@ -34,8 +34,11 @@ def _run(args, env) -> tuple[float, str]:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=None, help="start-ups to take the median of (default 3, quick 2)")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--model-dir", type=Path, default=None, help="ignored: start-up is measured without a model")
     a = ap.parse_args()
+    a.runs = a.runs or (2 if a.quick else 3)
     tmp = Path(tempfile.mkdtemp(prefix="bench-startup-"))
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "TRANSFORMERS_NO_TF": "1",
            "DESKTOP_SEARCH_DATA_DIR": str(tmp / "data"), "DESKTOP_SEARCH_CONFIG_DIR": str(tmp / "cfg"),
