@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 import threading
 import time
 import warnings
@@ -324,6 +325,19 @@ def quantize_rows(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     scale = np.abs(m).max(axis=1) / 127.0
     scale[scale == 0] = 1.0
     return np.rint(m / scale[:, None]).astype(np.int8), scale.astype(np.float32)
+
+
+def _return_freed_heap() -> None:
+    """Give memory freed by large temporary arrays back to the OS. glibc keeps it in the heap otherwise (measured:
+    +350 MB of resident memory after building the caches of a 100k-chunk index); a no-op elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (musl): nothing to trim
+        pass
 
 
 def _top(scores: np.ndarray, n: int) -> np.ndarray:
@@ -722,6 +736,7 @@ class Store:
         does not pay for reading the vectors)."""
         self._vector_cache()
         self._chunk_positions()
+        _return_freed_heap()
 
     def _load_vector_cache(self, version: int, old: _VectorCache | None) -> _VectorCache:
         from scipy import sparse
@@ -749,22 +764,33 @@ class Store:
                 batches = self.vectors.take_offsets(fresh.tolist()).select(cols).to_arrow().to_batches()
             parts.extend(_cache_part(pa.Table.from_batches([rb]), tier) for rb in batches if rb.num_rows)
         order = np.concatenate([reused, fresh]) if n_rows else np.zeros(0, np.int64)
-        back = np.argsort(order, kind="stable")  # rows of the parts, concatenated, -> table order
+        # Rows of the parts, concatenated, -> table order (None: already in it, as after a full read).
+        back = np.argsort(order, kind="stable") if len(reused) else None
 
         def combine(key: str):
             arrays = [pt[key] for pt in parts if pt[key] is not None]
-            return np.concatenate(arrays)[back] if arrays else None
+            if not arrays:
+                return None
+            joined = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+            return joined[back] if back is not None else joined
 
         width = max((pt["sparse"].shape[1] for pt in parts), default=1)
         for pt in parts:
             pt["sparse"].resize((pt["sparse"].shape[0], width))
-        mat = sparse.vstack([pt["sparse"] for pt in parts], format="csr")[back] if parts else sparse.csr_matrix((0, 1), dtype=np.float32)
+        if parts:
+            mat = sparse.vstack([pt["sparse"] for pt in parts], format="csr")
+            mat = mat[back] if back is not None else mat
+        else:
+            mat = sparse.csr_matrix((0, 1), dtype=np.float32)
         mat.sort_indices()
         indexed = tier == "disk" and n_rows >= VECTOR_INDEX_MIN_ROWS and self._has_dense_index()
-        return _VectorCache(
+        cache = _VectorCache(
             version, tier, hashes, {h: k for k, h in enumerate(hashes)}, mat, mat.T.tocsr(),
             combine("dense"), combine("q8"), combine("q8_scale"), combine("signs"), indexed,
         )
+        if len(fresh) > 10_000:
+            _return_freed_heap()  # the batches read on the way: ~1.5x the cache itself at 100k rows
+        return cache
 
     def _version(self, table) -> int:
         """The table's version, asked of LanceDB at most once a second: asking costs milliseconds and a query
