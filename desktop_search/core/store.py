@@ -630,7 +630,7 @@ class Store:
     @_fresh_retry
     def fts(self, query: str, limit: int) -> list[dict[str, Any]]:
         """BM25 over chunk text; rows carry ``_score``. An unparsable query yields no rows, never an error."""
-        if not query.strip() or not self._chunk_positions():
+        if not query.strip() or not self.chunks.count_rows():  # (not the chunk map: 0.25 s to build at 100k)
             return []
         try:
             return self.chunks.search(query, query_type="fts").limit(limit).to_arrow().to_pylist()
