@@ -736,36 +736,38 @@ class Store:
         does not pay for reading the vectors)."""
         self._vector_cache()
         self._chunk_positions()
-        _return_freed_heap()
+        _return_freed_heap()  # the batches read on the way: about as much again as the caches at 100k rows
 
     def _load_vector_cache(self, version: int, old: _VectorCache | None) -> _VectorCache:
         from scipy import sparse
 
-        n_rows = self.vectors.count_rows()
-        tier = _dense_tier(n_rows)
-        hashes: list[str] = (
-            self.vectors.search().select(["text_hash"]).limit(None).to_arrow().column("text_hash").to_pylist()
-            if n_rows else []
-        )
-        n_rows = len(hashes)
-        old_rows = np.full(n_rows, -1, np.int64)
-        if old is not None and old.tier == tier and old.hashes:
-            old_rows = np.fromiter((old.pos.get(h, -1) for h in hashes), np.int64, n_rows)
-        reused = np.flatnonzero(old_rows >= 0)
-        fresh = np.flatnonzero(old_rows < 0)
+        tier = _dense_tier(self.vectors.count_rows())
         cols = CACHE_COLUMNS if tier != "disk" else CACHE_COLUMNS[:-1]
         parts: list[dict[str, Any]] = []
-        if len(reused):
-            parts.append(old.take(old_rows[reused]))
-        if len(fresh):
-            if len(fresh) == n_rows:
-                batches = self.vectors.search().select(cols).limit(None).to_batches()
+        back = None  # rows of the parts, concatenated -> table order (None: already in it)
+        hashes: list[str] = []
+        if old is not None and old.tier == tier and old.hashes:
+            # Reuse what the previous version cached; read only the rows of new hashes. The rows read must
+            # carry the hashes the column said (a concurrent compaction moves rows): otherwise read everything.
+            hashes = self.vectors.search().select(["text_hash"]).limit(None).to_arrow().column("text_hash").to_pylist()
+            old_rows = np.fromiter((old.pos.get(h, -1) for h in hashes), np.int64, len(hashes))
+            reused, fresh = np.flatnonzero(old_rows >= 0), np.flatnonzero(old_rows < 0)
+            new_rows = self.vectors.take_offsets(fresh.tolist()).select(cols).to_arrow() if len(fresh) else None
+            consistent = new_rows is None or new_rows.column("text_hash").to_pylist() == [hashes[k] for k in fresh.tolist()]
+            if len(reused) and consistent:
+                parts.append(old.take(old_rows[reused]))
+                if new_rows is not None and new_rows.num_rows:
+                    parts.append(_cache_part(new_rows, tier))
+                back = np.argsort(np.concatenate([reused, fresh]), kind="stable")
             else:
-                batches = self.vectors.take_offsets(fresh.tolist()).select(cols).to_arrow().to_batches()
-            parts.extend(_cache_part(pa.Table.from_batches([rb]), tier) for rb in batches if rb.num_rows)
-        order = np.concatenate([reused, fresh]) if n_rows else np.zeros(0, np.int64)
-        # Rows of the parts, concatenated, -> table order (None: already in it, as after a full read).
-        back = np.argsort(order, kind="stable") if len(reused) else None
+                hashes = []
+        if not parts:  # a full read, in batches (the dense column of 100k rows is 400 MB as float32)
+            for rb in self.vectors.search().select(cols).limit(None).to_batches():
+                if rb.num_rows:
+                    tbl = pa.Table.from_batches([rb])
+                    hashes.extend(tbl.column("text_hash").to_pylist())
+                    parts.append(_cache_part(tbl, tier))
+        n_rows = len(hashes)
 
         def combine(key: str):
             arrays = [pt[key] for pt in parts if pt[key] is not None]
@@ -784,13 +786,10 @@ class Store:
             mat = sparse.csr_matrix((0, 1), dtype=np.float32)
         mat.sort_indices()
         indexed = tier == "disk" and n_rows >= VECTOR_INDEX_MIN_ROWS and self._has_dense_index()
-        cache = _VectorCache(
+        return _VectorCache(
             version, tier, hashes, {h: k for k, h in enumerate(hashes)}, mat, mat.T.tocsr(),
             combine("dense"), combine("q8"), combine("q8_scale"), combine("signs"), indexed,
         )
-        if len(fresh) > 10_000:
-            _return_freed_heap()  # the batches read on the way: ~1.5x the cache itself at 100k rows
-        return cache
 
     def _version(self, table) -> int:
         """The table's version, asked of LanceDB at most once a second: asking costs milliseconds and a query

@@ -238,6 +238,30 @@ def test_in_memory_dense_cache_follows_writes_and_compaction(tmp_path, monkeypat
         assert s == pytest.approx(lexical_score(lex, live[h]["sparse_ids"], live[h]["sparse_weights"]), abs=1e-5)
 
 
+@pytest.mark.parametrize("tier", ["exact", "quantized"])
+def test_cache_refresh_never_files_vectors_under_the_wrong_hash(tmp_path, monkeypatch, tier):
+    """If rows move between reading the hash column and reading the new rows (a compaction in another thread),
+    the refresh notices and reads everything again instead of caching one text's vectors under another's hash."""
+    _use_tier(monkeypatch, tier)
+    rng = np.random.default_rng(13)
+    store = Store(tmp_path / "idx")
+    rows = _fill(store, 40, rng)
+    q = _unit(rng, 1)[0]
+    store.dense_neighbours(q, 3)  # cache built
+    rows += _fill(store, 60, rng, start=40)
+    real_take = store.vectors.take_offsets
+    monkeypatch.setattr(store.vectors, "take_offsets", lambda offsets: real_take([(k + 1) % 60 for k in offsets]))
+    store._versions.clear()
+    by_hash = {r["text_hash"]: r for r in rows}
+    hashes = list(by_hash)
+    np.testing.assert_allclose(
+        store.dense_scores(q, hashes), [float(by_hash[h]["dense"] @ q) for h in hashes],
+        atol=3e-3 if tier == "quantized" else 1e-5,
+    )
+    for r in rows[40::5]:
+        assert store.dense_neighbours(r["dense"], 1) == [r["text_hash"]]
+
+
 def test_quantized_dense_search_recall_on_clustered_vectors(tmp_path, monkeypatch):
     """Sign-bit shortlist + int8 rescoring finds what exact search finds (1024-dim vectors around 40 topics)."""
     _use_tier(monkeypatch, "quantized")
