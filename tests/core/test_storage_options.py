@@ -152,6 +152,25 @@ def _use_tier(monkeypatch, tier: str) -> None:
         monkeypatch.setattr(store_mod, "DENSE_MEMORY_MAX_ROWS", 0)
 
 
+def _assert_dense_scores(store: Store, q: np.ndarray, rows: list[dict], tier: str) -> None:
+    """Store.dense_scores equals the plain dot products (up to int8 rounding in the quantized tier)."""
+    np.testing.assert_allclose(
+        store.dense_scores(q, [r["text_hash"] for r in rows]), [float(r["dense"] @ q) for r in rows],
+        atol=3e-3 if tier == "quantized" else 1e-5,
+    )
+
+
+def _fresh_cache_test(tmp_path, monkeypatch, tier: str, seed: int, n: int):
+    """A store of ``n`` rows in ``tier`` whose query cache has been built, a query vector, the rows."""
+    _use_tier(monkeypatch, tier)
+    rng = np.random.default_rng(seed)
+    store = Store(tmp_path / "idx")
+    rows = _fill(store, n, rng)
+    q = _unit(rng, 1)[0]
+    store.dense_neighbours(q, 3)  # cache built
+    return store, rng, q, rows
+
+
 @pytest.mark.parametrize("tier", ["exact", "quantized", "disk"])
 def test_store_fast_paths_match_plain_scoring(tmp_path, monkeypatch, tier):
     _use_tier(monkeypatch, tier)
@@ -194,10 +213,7 @@ def test_store_fast_paths_match_plain_scoring(tmp_path, monkeypatch, tier):
     more = _fill(store, 130, rng)[120:]
     got = store.vector_rows([r["text_hash"] for r in more], ["dense"])
     assert len(got) == len(more)
-    np.testing.assert_allclose(
-        store.dense_scores(q, [r["text_hash"] for r in more]), [float(r["dense"] @ q) for r in more],
-        atol=3e-3 if tier == "quantized" else 1e-5,
-    )
+    _assert_dense_scores(store, q, more, tier)
     store.replace_chunks(["/docs/f0.txt"], [])
     first = [r["text_hash"] for r in rows[:8]]
     left = store.chunks_for_hashes(first)
@@ -210,12 +226,7 @@ def test_store_fast_paths_match_plain_scoring(tmp_path, monkeypatch, tier):
 def test_in_memory_dense_cache_follows_writes_and_compaction(tmp_path, monkeypatch, tier):
     """The query cache is carried from one table version to the next by text hash: after deletes, appends and
     a compaction that moves every row, every cached vector still belongs to the hash it is looked up by."""
-    _use_tier(monkeypatch, tier)
-    rng = np.random.default_rng(11)
-    store = Store(tmp_path / "idx")
-    rows = _fill(store, 60, rng)
-    q = _unit(rng, 1)[0]
-    store.dense_neighbours(q, 5)  # cache built
+    store, rng, q, rows = _fresh_cache_test(tmp_path, monkeypatch, tier, 11, 60)
     store.replace_chunks([f"/docs/f{i}.txt" for i in range(0, 15, 2)], [])  # drop every other file's chunks
     rows += _fill(store, 90, rng, start=60)
     store.optimize()  # orphan vectors deleted, fragments compacted: row offsets change
@@ -229,10 +240,7 @@ def test_in_memory_dense_cache_follows_writes_and_compaction(tmp_path, monkeypat
         else:
             assert r["text_hash"] not in top
     hashes = list(live)
-    np.testing.assert_allclose(
-        store.dense_scores(q, hashes), [float(live[h]["dense"] @ q) for h in hashes],
-        atol=3e-3 if tier == "quantized" else 1e-5,
-    )
+    _assert_dense_scores(store, q, list(live.values()), tier)
     lex = {int(i): 0.3 for i in live[hashes[0]]["sparse_ids"]}
     for h, s in zip(hashes, store.lexical_scores(lex, hashes).tolist()):
         assert s == pytest.approx(lexical_score(lex, live[h]["sparse_ids"], live[h]["sparse_weights"]), abs=1e-5)
@@ -242,22 +250,12 @@ def test_in_memory_dense_cache_follows_writes_and_compaction(tmp_path, monkeypat
 def test_cache_refresh_never_files_vectors_under_the_wrong_hash(tmp_path, monkeypatch, tier):
     """If rows move between reading the hash column and reading the new rows (a compaction in another thread),
     the refresh notices and reads everything again instead of caching one text's vectors under another's hash."""
-    _use_tier(monkeypatch, tier)
-    rng = np.random.default_rng(13)
-    store = Store(tmp_path / "idx")
-    rows = _fill(store, 40, rng)
-    q = _unit(rng, 1)[0]
-    store.dense_neighbours(q, 3)  # cache built
+    store, rng, q, rows = _fresh_cache_test(tmp_path, monkeypatch, tier, 13, 40)
     rows += _fill(store, 60, rng, start=40)
     real_take = store.vectors.take_offsets
     monkeypatch.setattr(store.vectors, "take_offsets", lambda offsets: real_take([(k + 1) % 60 for k in offsets]))
     store._versions.clear()
-    by_hash = {r["text_hash"]: r for r in rows}
-    hashes = list(by_hash)
-    np.testing.assert_allclose(
-        store.dense_scores(q, hashes), [float(by_hash[h]["dense"] @ q) for h in hashes],
-        atol=3e-3 if tier == "quantized" else 1e-5,
-    )
+    _assert_dense_scores(store, q, rows, tier)
     for r in rows[40::5]:
         assert store.dense_neighbours(r["dense"], 1) == [r["text_hash"]]
 
