@@ -596,10 +596,6 @@ class Store:
             out.extend(r for r in self.chunk_rows(_in_list("text_hash", part)) if r["id"] in ids and r["id"] not in have)
         return out
 
-    def _chunk_positions(self) -> dict[str, list[int]]:
-        """text hash -> row offsets in the chunks table, per table version."""
-        return self._chunk_map().positions
-
     def _chunk_map(self) -> "_ChunkMap":
         """Where each chunk is (hash -> row offsets) and its id and path, per table version (one scan of three
         small columns)."""
@@ -735,7 +731,7 @@ class Store:
         """Build the query caches now (a background task calls this after opening, so the first search
         does not pay for reading the vectors)."""
         self._vector_cache()
-        self._chunk_positions()
+        self._chunk_map()
         _return_freed_heap()  # the batches read on the way: about as much again as the caches at 100k rows
 
     def _load_vector_cache(self, version: int, old: _VectorCache | None) -> _VectorCache:
@@ -833,7 +829,7 @@ class Store:
                 if "sparse_weights" in cols:
                     row["sparse_weights"] = csr.data[a:b].tolist()
                 out[h] = row
-            return out
+            return out  # a hash this table version has no row for is absent, as on disk
         missing = wanted
         if cache is not None and cache.pos:
             known = [(h, cache.pos[h]) for h in wanted if h in cache.pos]
