@@ -35,6 +35,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pyarrow as pa
 
+from desktop_search.core import analysis
+
 # LanceDB warns that cleaning up old versions breaks concurrent users of them. This index has one writer (lock.py)
 # and readers retry on the latest version, so the warning only adds noise. Registered once here: a
 # catch_warnings block around each call is not thread-safe and let it through when threads overlapped.
@@ -71,6 +73,9 @@ CHUNKS_SCHEMA = pa.schema(
         pa.field("text", pa.string()),
         pa.field("text_hash", pa.string()),
         pa.field("n_tokens", pa.int32()),
+        # keyword analysis (core/analysis.py): the chunk's language and its index keys, space-separated
+        pa.field("lang", pa.string()),
+        pa.field("terms", pa.string()),
     ]
 )
 
@@ -270,6 +275,7 @@ ANN_NPROBES = 10
 ANN_REFINE_FACTOR = 2  # re-rank 2 x limit ANN hits with the exact fp32 vectors
 VERSION_RECHECK_S = 1.0
 HASH_INDEX = "hash_btree"  # not "text...": ensure_fts_index recognises the FTS index by that prefix
+FTS_INDEX = "text_terms_fts"  # BM25 over the analysed ``terms`` column ("text" in the name: what doctor looks for)
 CACHE_COLUMNS = ["text_hash", "sparse_ids", "sparse_weights", "dense"]
 
 
@@ -417,6 +423,37 @@ def _fresh_retry(method):
     return wrapper
 
 
+@dataclass(frozen=True)
+class KeywordQuery:
+    """An analysed keyword query (keys from core/analysis.py): ``should`` keys rank by BM25; each phrase is a
+    set of alternative key sequences (one per language the query was analysed in), one of which must occur; no
+    chunk with an ``excluded`` key is returned; ``fuzzy`` gives keys that may match with that many edits (typo
+    fallback)."""
+
+    should: tuple[str, ...] = ()
+    phrases: tuple[tuple[tuple[str, ...], ...], ...] = ()
+    excluded: tuple[str, ...] = ()
+    fuzzy: dict[str, int] = dataclasses.field(default_factory=dict)
+    raw: tuple[str, ...] = ()  # the words as typed (for an index from before analysis)
+
+
+def with_terms(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Chunk rows with their ``lang`` and ``terms`` (analysed here when the caller did not). A chunk's language
+    is its file's (detected on the file's first chunks) unless the chunk itself is clearly in another one."""
+    by_path: dict[str, list[str]] = {}
+    for r in rows:
+        if r.get("terms") is None:
+            by_path.setdefault(r["path"], []).append(r["text"])
+    file_lang = {path: analysis.detect_language("\n".join(texts)[:3000]) for path, texts in by_path.items()}
+    out = []
+    for r in rows:
+        if r.get("terms") is None:
+            lang = r.get("lang") or analysis.chunk_language(r["text"], file_lang[r["path"]])
+            r = {**r, "lang": lang, "terms": " ".join(analysis.analyse(r["text"], lang))}
+        out.append(r)
+    return out
+
+
 class Store:
     """One index directory. Reads are safe from any thread; writes go through one writer at a time."""
 
@@ -544,7 +581,7 @@ class Store:
             for part in _batches(list(paths)):
                 self.chunks.delete(_in_list("path", part))
             if rows:
-                self.chunks.add(pa.Table.from_pylist(list(rows), schema=CHUNKS_SCHEMA))
+                self.chunks.add(pa.Table.from_pylist(with_terms(rows), schema=CHUNKS_SCHEMA))
 
     @_fresh_retry
     def count_chunks(self) -> int:
@@ -625,46 +662,157 @@ class Store:
 
     @_fresh_retry
     def fts(self, query: str, limit: int) -> list[dict[str, Any]]:
-        """BM25 over chunk text; rows carry ``_score``. An unparsable query yields no rows, never an error."""
-        if not query.strip() or not self.chunks.count_rows():  # (not the chunk map: 0.25 s to build at 100k)
+        """BM25 over chunk text for plain words; rows carry ``_score`` (see :meth:`keyword_rows`)."""
+        if not self.has_terms:
+            return self._legacy_fts(query, limit)
+        keys = [k for lang in self.query_languages(query) for k in analysis.query_keys(query, lang)]
+        return self.keyword_rows(KeywordQuery(should=tuple(dict.fromkeys(keys))), limit)
+
+    @_fresh_retry
+    def keyword_rows(self, kq: "KeywordQuery", limit: int, columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """The best ``limit`` chunks for an analysed query, by BM25 over the ``terms`` column; rows carry
+        ``_score``. Phrases and exclusions are part of the full-text query, so they hold over the whole index,
+        not over a first page of results."""
+        from lancedb.query import BooleanQuery, MatchQuery, Occur, PhraseQuery
+
+        if not (kq.should or kq.phrases) or not self.chunks.count_rows():
             return []
+        if not self.has_terms:
+            return self._legacy_fts(" ".join(kq.raw or kq.should), limit)
+        clauses: list[tuple[Any, Any]] = []
+        for key in kq.should:
+            fuzz = kq.fuzzy.get(key, 0)
+            clauses.append((Occur.SHOULD, MatchQuery(key, "terms", fuzziness=fuzz, max_expansions=20)))
+        for alternatives in kq.phrases:
+            options = [PhraseQuery(" ".join(words), "terms") for words in alternatives]
+            clauses.append((Occur.MUST, options[0] if len(options) == 1 else
+                            BooleanQuery([(Occur.SHOULD, o) for o in options])))
+        for key in kq.excluded:
+            clauses.append((Occur.MUST_NOT, MatchQuery(key, "terms")))
+        query = clauses[0][1] if len(clauses) == 1 else BooleanQuery(clauses)
+        q = self.chunks.search(query).limit(limit)
+        if columns:
+            q = q.select(list(dict.fromkeys([*columns, "id"])))
         try:
-            return self.chunks.search(query, query_type="fts").limit(limit).to_arrow().to_pylist()
+            return q.to_arrow().to_pylist()
         except Exception as e:
             if _vanished(e):
                 raise  # retried on the latest version by @_fresh_retry
-            # Queries with syntax the FTS parser rejects (stray quotes, operators) fall back to plain words.
-            words = " ".join(w for w in query.replace('"', " ").split() if w not in ("AND", "OR", "NOT"))
-            if not words or words == query:
-                return []
-            try:
-                return self.chunks.search(words, query_type="fts").limit(limit).to_arrow().to_pylist()
-            except Exception as e:
-                if _vanished(e):
-                    raise
-                return []
+            if "index" in str(e).lower() and "not" in str(e).lower():
+                return []  # no full-text index yet (nothing indexed, or a write in progress)
+            raise
+
+    @_fresh_retry
+    def has_key(self, key: str) -> bool:
+        """Whether any chunk has this index key (cheap: one posting list)."""
+        from lancedb.query import MatchQuery
+
+        if not self.has_terms or not self.chunks.count_rows():
+            return False
+        try:
+            return bool(self.chunks.search(MatchQuery(key, "terms")).select(["id"]).limit(1).to_arrow().num_rows)
+        except Exception as e:
+            if _vanished(e):
+                raise
+            return False
+
+    def _legacy_fts(self, query: str, limit: int) -> list[dict[str, Any]]:
+        """An index written before keyword analysis (no ``terms`` column): BM25 over the raw text until the next
+        indexing run upgrades it (:meth:`upgrade_terms`)."""
+        if not query.strip() or not self.chunks.count_rows():
+            return []
+        words = " ".join(w for w in query.replace('"', " ").split() if w not in ("AND", "OR", "NOT"))
+        try:
+            return self.chunks.search(words, query_type="fts").limit(limit).to_arrow().to_pylist() if words else []
+        except Exception as e:
+            if _vanished(e):
+                raise
+            return []
+
+    @property
+    def has_terms(self) -> bool:
+        """The chunks table has the analysed ``terms`` column (indexes from before it are upgraded on write)."""
+        return "terms" in self.chunks.schema.names
+
+    def languages(self) -> dict[str, int]:
+        """Chunks per detected language in the current table version (cached per version)."""
+        version = self._version(self.chunks)
+        cached = getattr(self, "_lang_cache", None)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        counts: dict[str, int] = {}
+        if self.has_terms and self.chunks.count_rows():
+            col = self.chunks.search().select(["lang"]).limit(None).to_arrow().column("lang")
+            for lang in col.to_pylist():
+                counts[lang or analysis.UNKNOWN] = counts.get(lang or analysis.UNKNOWN, 0) + 1
+        self._lang_cache = (version, counts)
+        return counts
+
+    def query_languages(self, text: str, most: int = 3) -> list[str]:
+        """The languages to analyse a query in, most likely first: each language holding at least 5 % of the
+        index's chunks (up to ``most``), the one the query looks most like first. A chunk is indexed in its own
+        language, so a query word is looked up in each of them (``runs`` as English ``run`` and as whatever a
+        short, undetectable chunk was indexed as)."""
+        langs = self.languages()
+        if not langs:
+            return [analysis.detect_language(text)]
+        total = sum(langs.values())
+        ranked = [lang for lang in sorted(langs, key=lambda lang: -langs[lang]) if langs[lang] * 20 >= total]
+        ranked = ranked[:most] or [max(langs, key=lambda lang: langs[lang])]
+        if len(langs) == 1 or next(analysis.tokens(text), None) is None:
+            return ranked
+        first = analysis.detect_language(text, among=list(langs))  # any language of the index may win
+        return [first, *(lang for lang in ranked if lang != first)][:most]
+
+    def upgrade_terms(self) -> bool:
+        """Give an index written before keyword analysis (or by an older analyser) its ``lang``/``terms`` columns:
+        every chunk is re-analysed and the table rewritten; vectors are untouched (they are keyed by text hash).
+        Call with the index lock held. Returns whether anything was rewritten."""
+        if self.has_terms and self.meta.get("analyzer") == analysis.ANALYZER_VERSION:
+            return False
+        if self.has_terms and not self.chunks.count_rows():
+            self._write_meta({**self.meta, "analyzer": analysis.ANALYZER_VERSION})
+            return False
+        with self._write_lock:
+            rows = self.chunks.search().limit(None).to_arrow().to_pylist() if self.chunks.count_rows() else []
+            for r in rows:
+                r.pop("terms", None)
+                r.pop("lang", None)
+            table = pa.Table.from_pylist(with_terms(rows), schema=CHUNKS_SCHEMA)
+            self._db.drop_table("chunks")
+            self.chunks = self._db.create_table("chunks", table, schema=CHUNKS_SCHEMA)
+            self._versions.clear()
+            self._chunk_pos_cache = None
+            self._write_meta({**self.meta, "analyzer": analysis.ANALYZER_VERSION})
+            self.ensure_fts_index()
+            self.ensure_vector_indexes()
+            return True
 
     def ensure_fts_index(self) -> None:
         from lancedb.index import FTS
 
-        if not self.chunks.count_rows():
+        if not self.chunks.count_rows() or not self.has_terms:
             return
         indices = {getattr(ix, "name", "") for ix in self.chunks.list_indices()}
-        if any("text" in n for n in indices):
+        if FTS_INDEX in indices:
             return
         with self._write_lock:
-            # icu: word segmentation for CJK/Thai without dictionaries; no stemming or stop words, which are
-            # English-only and would hurt the other languages.
+            if self.meta.get("analyzer") != analysis.ANALYZER_VERSION:
+                self._write_meta({**self.meta, "analyzer": analysis.ANALYZER_VERSION})
+            # The terms are analysed already (core/analysis.py: language, stems, folding, identifier parts); ICU
+            # only splits them at spaces and segments the runs of CJK/Thai text with its dictionaries.
             self.chunks.create_index(
-                "text",
+                "terms",
                 config=FTS(
                     with_position=True,
                     base_tokenizer="icu",
-                    lower_case=True,
+                    lower_case=False,
                     stem=False,
                     remove_stop_words=False,
-                    ascii_folding=True,
+                    ascii_folding=False,
+                    max_token_length=60,
                 ),
+                name=FTS_INDEX,
                 replace=True,
             )
 
