@@ -36,6 +36,9 @@ SNOWBALL = {
     "fa": "persian", "pl": "polish", "pt": "portuguese", "ro": "romanian", "ru": "russian", "sr": "serbian",
     "es": "spanish", "sv": "swedish", "ta": "tamil", "tr": "turkish", "yi": "yiddish", "ms": "indonesian",
 }
+# Stemmers whose rules do not depend on accents: words are folded first so that accented and unaccented
+# spellings stem alike (others stem first, their suffix rules use the accented letters, then fold).
+FOLD_BEFORE_STEMMING = frozenset({"en", "de", "nl", "und"})
 UNKNOWN = "und"  # no language detected: words are only lower-cased and folded
 ANALYZER_VERSION = 1  # bump when keys change: stored terms are recomputed (Store.upgrade_terms)
 
@@ -48,6 +51,8 @@ _JOINER_RE = regex.compile(r"_+|::|\.|-|['’]")
 _HYPHEN_BREAK_RE = regex.compile(r"(?<=\p{Ll})[-\u00ad]\s*\n\s*(?=\p{Ll})")
 # camelCase / PascalCase / HTTPServer / letters<->digits boundaries inside one word
 _CAMEL_RE = regex.compile(r"\p{Lu}+(?=\p{Lu}\p{Ll})|\p{Lu}?\p{Ll}+|\p{Lu}+|\p{N}+|[\p{L}\p{M}]+")
+# letters only Vietnamese uses: a word with one keeps its tone marks even when its chunk's language is unknown
+_VIETNAMESE_RE = regex.compile(r"[ăơưđĂƠƯĐ]|[\u1ea0-\u1ef9]")
 _FOLD_RE = regex.compile(r"(?<=[\p{Latin}\p{Greek}])\p{Mn}+")
 _AR_HARAKAT_RE = regex.compile(r"[\u064b-\u065f\u0670\u0640]")  # tashkeel, superscript alef, tatweel
 _AR_MAP = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ى": "ي", "ة": "ه"})
@@ -128,7 +133,7 @@ _stem_locks: dict[str, threading.Lock] = {}
 
 def fold(word: str, lang: str) -> str:
     """Accent folding for Latin and Greek script (not Vietnamese, whose marks are letters of their own)."""
-    if lang == "vi" or word.isascii():
+    if lang == "vi" or word.isascii() or _VIETNAMESE_RE.search(word):
         return word
     if lang == "ru" or lang == "uk" or lang == "be":
         word = word.replace("ё", "е")
@@ -148,6 +153,8 @@ def word_keys(words: Sequence[str], lang: str) -> list[str]:
     """Lower-cased words -> their index keys in ``lang`` (stemmed, normalised, folded)."""
     if lang == "ar" or lang == "fa" or lang == "ur":
         words = [normalize_arabic(w) for w in words]
+    if lang in FOLD_BEFORE_STEMMING:  # "resume" and "résumé" must reach the same stem
+        words = [fold(w, lang) for w in words]
     stemmer = _stemmer(lang)
     if stemmer is not None:
         lock = _stem_locks.setdefault(lang, threading.Lock())
@@ -271,9 +278,10 @@ def text_keys(text: str, lang: str) -> set[str]:
 
 # -- typo tolerance -------------------------------------------------------------------------------------------
 def fuzziness_for(word: str) -> int:
-    """Edit distance allowed for a query word with no matches: none up to 3 characters, 1 up to 7, else 2."""
+    """Edit distance allowed for a query key with no matches: none up to 3 characters, 1 up to 5, else 2 (keys
+    are stems: ``retreival`` is ``retreiv``, two edits from ``retriev``)."""
     n = len(word)
-    return 0 if n <= 3 else 1 if n <= 7 else 2
+    return 0 if n <= 3 else 1 if n <= 5 else 2
 
 
 def edit_distance(a: str, b: str, limit: int = 3) -> int:

@@ -160,6 +160,7 @@ class KeywordMatches:
 
 
 FUSIONS = ("rrf", "none")
+SECONDARY_LANGUAGE_BOOST = 0.3
 
 
 class Searcher:
@@ -241,6 +242,9 @@ class Searcher:
         ``Store.query_languages``), and the language it most likely is in (for corrections and snippets)."""
         langs = self.store.query_languages(pq.text) if pq.text else [analysis.UNKNOWN]
         should = [key for lang in langs for key in analysis.query_keys(pq.text, lang)]
+        primary = set(analysis.query_keys(pq.text, langs[0]))
+        # keys only another language of the index gives count less: the query is most likely in langs[0]
+        boosts = {key: SECONDARY_LANGUAGE_BOOST for key in should if key not in primary}
         phrases = []
         for p in pq.phrases:
             alternatives = tuple(dict.fromkeys(t for t in (tuple(analysis.analyse(p, lang)) for lang in langs) if t))
@@ -248,6 +252,7 @@ class Searcher:
                 phrases.append(alternatives)
         kq = KeywordQuery(
             should=tuple(dict.fromkeys(should)),
+            boosts=boosts,
             phrases=tuple(phrases),
             excluded=tuple(dict.fromkeys(x for w in pq.excluded for lang in langs for x in analysis.exclusion_keys(w, lang))),
             raw=tuple(pq.text.split()),

@@ -431,6 +431,7 @@ class KeywordQuery:
     fallback)."""
 
     should: tuple[str, ...] = ()
+    boosts: dict[str, float] = dataclasses.field(default_factory=dict)  # key -> weight (default 1)
     phrases: tuple[tuple[tuple[str, ...], ...], ...] = ()
     excluded: tuple[str, ...] = ()
     fuzzy: dict[str, int] = dataclasses.field(default_factory=dict)
@@ -682,7 +683,8 @@ class Store:
         clauses: list[tuple[Any, Any]] = []
         for key in kq.should:
             fuzz = kq.fuzzy.get(key, 0)
-            clauses.append((Occur.SHOULD, MatchQuery(key, "terms", fuzziness=fuzz, max_expansions=20)))
+            clauses.append((Occur.SHOULD, MatchQuery(key, "terms", boost=kq.boosts.get(key, 1.0), fuzziness=fuzz,
+                                                     max_expansions=20)))
         for alternatives in kq.phrases:
             options = [PhraseQuery(" ".join(words), "terms") for words in alternatives]
             clauses.append((Occur.MUST, options[0] if len(options) == 1 else
