@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_search.core.extract.registry import filter_choices
 from desktop_search.core.query import SearchFilter, parse_query
 from desktop_search.gui import opener
 from desktop_search.gui.folders import FailuresDialog, FoldersPanel
@@ -43,7 +44,7 @@ STAGE_TEXT = {
     "reranked": "semantic matches, reranked",
 }
 DATE_RANGES = [("Any time", None), ("Past week", 7), ("Past month", 31), ("Past year", 365)]
-TYPES = [("All types", ()), ("PDF", ("pdf",)), ("Text", ("text",))]
+TYPES = [("All types", ()), *filter_choices()]
 
 
 def fs_path(stored: str) -> str:
