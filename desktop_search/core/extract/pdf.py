@@ -280,7 +280,7 @@ EXTRACTORS = (
     Extractor(
         name="pdf", kind="pdf", extensions=(".pdf",), read=read_pdf, description="PDF document",
         isolated=True, position="page", preview="page", viewer_pages=True, signatures=(b"%PDF",),
-        sniff=lambda head: b"%PDF-" in head[:1024], mime_types=("application/pdf",), tokens_per_byte=0.012,
+        sniff=lambda data: b"%PDF-" in data[:1024], mime_types=("application/pdf",), tokens_per_byte=0.012,
         ocr=True,
     ),
 )

@@ -14,7 +14,19 @@ Libraries, chosen for licence, size and speed (the bundle already carries AGPL P
 MuPDF reads; elsewhere permissive libraries are preferred):
 
 - PDF, XPS, EPUB, FB2, CBZ and images: PyMuPDF (AGPL-3.0, already bundled; C speed, reads from memory).
+- Word and PowerPoint (``.docx``, ``.pptx``): python-docx and python-pptx (MIT, pure Python on lxml, which the
+  bundle has anyway); docx2python was the alternative but is slower and adds nothing we index.
+- Spreadsheets (``.xlsx .xlsm .xlsb .xls .ods``): python-calamine (MIT, Rust): one wheel without dependencies,
+  many times faster than openpyxl, and it reads legacy ``.xls`` and ``.ods`` too.
+- OpenDocument text and slides: the ODF XML directly (zipfile + ElementTree), no dependency; odfpy (a GPL/LGPL/
+  Apache tri-licence and a slow object tree) is only used by the tests to write documents.
+- HTML: selectolax (MIT, Lexbor HTML5 parser in C): much faster than inscriptis/BeautifulSoup, one small wheel.
+- RTF: striprtf (BSD-3-Clause, pure Python, tiny).
+- E-mail: the standard library (``email`` with the modern policy; ``.mbox`` split here rather than with
+  ``mailbox``, which opens the file for writing).
 - Plain text and source code: the standard library + charset-normalizer (MIT) for the encoding.
+- Legacy binary ``.doc``/``.ppt``: refused as ``unsupported`` (the only readers are GPL antiword/catdoc-style
+  tools or LibreOffice); a ``.doc`` that is really RTF, HTML or OOXML is read by what its bytes are.
 """
 
 from __future__ import annotations
@@ -50,15 +62,23 @@ __all__ = [
     "filter_choices",
     "position_name",
     "extract",
+    "read_data",
     "warm_up",
 ]
 
 # The kind modules, in the order their extractors are consulted when a file's signature decides.
-KIND_MODULES: tuple[str, ...] = ("pdf", "text")
+KIND_MODULES: tuple[str, ...] = ("pdf", "office", "sheets", "odf", "rtf", "html", "mail", "text")
 
 # Kinds as the user sees them (type filter, status): kind -> label, in display order.
 KIND_LABELS: dict[str, str] = {
     "pdf": "PDF",
+    "document": "Documents",
+    "spreadsheet": "Spreadsheets",
+    "presentation": "Presentations",
+    "ebook": "E-books",
+    "web": "Web pages",
+    "email": "E-mail",
+    "image": "Images",
     "text": "Text",
 }
 
@@ -99,16 +119,21 @@ class Extractor:
     preview: Preview = "text"  # "page": the position rendered with boxes; "text": the passage in its text
     viewer_pages: bool = False  # page-aware viewers (opener.py) can open the file at the position
     signatures: tuple[bytes, ...] = ()  # leading bytes this reader understands (checked when non-empty)
-    sniff: Callable[[bytes], bool] | None = None  # a looser content test on the first bytes, after signatures
+    sniff: Callable[[bytes], bool] | None = None  # a finer content test (the whole file; must be cheap)
     mime_types: tuple[str, ...] = ()
     tokens_per_byte: float = 0.25  # for the indexing estimate
     ocr: bool = False  # pages may need OCR (the estimate counts it)
 
-    def claims(self, head: bytes) -> bool:
-        """Whether the first bytes of a file say it is this reader's format."""
-        if self.signatures and any(head.startswith(s) for s in self.signatures):
+    def claims(self, data: bytes) -> bool:
+        """Whether a file's bytes say it is this reader's format."""
+        if self.signatures and any(data.startswith(s) for s in self.signatures):
             return True
-        return self.sniff is not None and self.sniff(head)
+        if self.sniff is None:
+            return False
+        try:
+            return self.sniff(data)
+        except Exception:  # noqa: BLE001 - a sniff that chokes on odd bytes just does not claim them
+            return False
 
 
 _LOADED: tuple[Extractor, ...] | None = None
@@ -193,18 +218,34 @@ def position_name(path: str | Path) -> str:
     return ex.position if ex else ""
 
 
-def _by_content(original: Extractor, head: bytes) -> Extractor:
+def by_content(original: Extractor, data: bytes) -> Extractor:
     # The extension chose a reader; when the bytes say otherwise (a ".doc" saved as RTF or HTML, a ".xls" that
     # is HTML), the reader that recognises them takes over. A file nobody recognises stays with the extension's
     # reader, which then reports it as damaged.
     if not original.signatures and original.sniff is None:
         return original
-    if original.claims(head):
+    if original.claims(data):
         return original
     for ex in extractors():
-        if ex is not original and ex.isolated and ex.claims(head):
+        if ex is not original and ex.isolated and ex.claims(data):
             return ex
     return original
+
+
+def read_data(
+    ex: Extractor,
+    path: Path,
+    data: bytes,
+    options: ExtractOptions,
+    *,
+    started: float | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Extraction:
+    """Run ``ex`` (or, for isolated kinds, the reader the bytes call for) on bytes already in memory; also how
+    the mail reader reads attachments. May raise: ``extract`` turns exceptions into failures."""
+    if ex.isolated:
+        ex = by_content(ex, data)
+    return ex.read(Source(path, data, ex.kind, options, time.monotonic() if started is None else started, progress))
 
 
 def extract(
@@ -231,9 +272,7 @@ def extract(
         data = read_checked(path, kind, options.max_bytes)
         if isinstance(data, Extraction):
             return data
-        if ex.isolated:
-            ex = _by_content(ex, data[:4096])
-        return ex.read(Source(path, data, ex.kind, options, started, progress))
+        return read_data(ex, path, data, options, started=started, progress=progress)
     except MemoryError:
         return fail(path, kind, "too_large", "ran out of memory while extracting this file")
     except OSError as exc:

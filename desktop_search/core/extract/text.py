@@ -23,8 +23,7 @@ from desktop_search.core.extract.registry import Extractor, Source
 __all__ = ["EXTRACTORS", "TEXT_EXTENSIONS", "Decoded", "NotText", "decode", "read_text"]
 
 TEXT_EXTENSIONS: tuple[str, ...] = (
-    ".txt", ".md", ".markdown", ".rst", ".csv", ".tsv", ".log", ".json", ".xml", ".html",
-    ".htm", ".yaml", ".yml", ".toml", ".ini", ".cfg", ".tex",
+    ".txt", ".md", ".markdown", ".rst", ".csv", ".tsv", ".log", ".json", ".xml", ".yaml", ".yml", ".toml", ".ini", ".cfg", ".tex",
     ".py", ".js", ".ts", ".c", ".h", ".cpp", ".hpp", ".java", ".go", ".rs", ".rb", ".php",
     ".sh", ".sql", ".css", ".kt", ".swift", ".cs", ".m", ".r", ".lua", ".pl",
 )
