@@ -19,6 +19,8 @@ import stat
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from desktop_search.formatting import format_bytes
+
 __all__ = [
     "REASONS",
     "Page",
@@ -32,7 +34,6 @@ __all__ = [
     "compact",
     "describe",
     "shorten",
-    "human_size",
     "pages_phrase",
     "have",
 ]
@@ -116,8 +117,8 @@ def read_checked(path: Path, kind: str, max_bytes: int) -> bytes | Extraction:
         if st.st_size > max_bytes:
             return fail(
                 path, kind, "too_large",
-                f"file is {human_size(st.st_size)}, "
-                f"larger than the limit of {human_size(max_bytes)}",
+                f"file is {format_bytes(st.st_size)}, "
+                f"larger than the limit of {format_bytes(max_bytes)}",
             )
         data = _read_bytes(path, max_bytes)
     except OSError as exc:
@@ -125,7 +126,7 @@ def read_checked(path: Path, kind: str, max_bytes: int) -> bytes | Extraction:
     if len(data) > max_bytes:
         return fail(
             path, kind, "too_large",
-            f"file grew beyond the limit of {human_size(max_bytes)} while being read",
+            f"file grew beyond the limit of {format_bytes(max_bytes)} while being read",
         )
     return data
 
@@ -200,15 +201,6 @@ def describe(exc: BaseException) -> str:
 
 def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def human_size(n: int) -> str:
-    size = float(n)
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{int(size)} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} bytes"
 
 
 def pages_phrase(numbers: list[int], noun: str = "page") -> str:
