@@ -25,6 +25,7 @@ COLBERT_STORAGE = ("int8", "float16", "binary", "pooled")
 # CPU inference: an int8 copy of the model checked against fp32 at load (fast), or the exact fp32 model.
 CPU_PRECISIONS = ("int8", "fp32")
 SEARCH_MODES = ("hybrid", "keyword")
+FUSIONS = ("rrf", "none")  # how BM25 enters the final hybrid ranking (core/search.py)
 
 
 def _env_path(name: str) -> Path | None:
@@ -80,6 +81,11 @@ class Settings:
     weights: tuple[float, float, float] = (0.4, 0.2, 0.4)
     candidates_per_mode: int = 100
     rerank_k: int = 50
+    # Final hybrid ranking: "rrf" fuses the semantic ranking with the keyword (BM25) one by reciprocal rank,
+    # 1/(rrf_k + semantic rank) + keyword_weight/(rrf_k + BM25 rank); "none" ranks by the semantic score alone.
+    fusion: str = "rrf"
+    keyword_weight: float = 1.0
+    rrf_k: int = 60
     colbert_storage: str = "int8"
     batch_tokens: int = 0  # padded tokens per forward pass; 0: the encoder's own (8192 on CPU, from GPU memory)
     max_file_bytes: int = 512 * 1024**2
@@ -98,6 +104,10 @@ class Settings:
             raise ValueError(f"unknown ColBERT storage {self.colbert_storage!r}; choose one of {', '.join(COLBERT_STORAGE)}")
         if len(self.weights) != 3 or any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
             raise ValueError("weights must be three non-negative numbers (dense, sparse, colbert) with a positive sum")
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"unknown fusion {self.fusion!r}; choose one of {', '.join(FUSIONS)}")
+        if self.keyword_weight < 0 or self.rrf_k < 1:
+            raise ValueError("the keyword weight must be at least 0 and rrf_k at least 1")
         if not 16 <= self.chunk_tokens <= 8192:
             raise ValueError("chunk size must be between 16 and 8192 tokens")
         if not 0 <= self.chunk_overlap_tokens < self.chunk_tokens // 2:

@@ -53,6 +53,8 @@ def settings_from_args(args: argparse.Namespace) -> config.Settings:
             device=getattr(args, "device", None),
             cpu_precision=getattr(args, "precision", None),
             weights=weights,
+            fusion=getattr(args, "fusion", None),
+            keyword_weight=getattr(args, "keyword_weight", None),
         )
     except ValueError as e:
         raise CliError(str(e)) from None
