@@ -40,7 +40,7 @@ def test_index_then_hybrid_search_json_contract(capsys, dirs):
     for h in res["hits"]:
         assert Path(h["path"]).is_absolute() and Path(h["path"]).exists()
         assert h["page"] is None or (isinstance(h["page"], int) and h["page"] >= 1)
-        assert set(h["scores"]) == {"dense", "sparse", "colbert", "bm25"}
+        assert set(h["scores"]) == {"dense", "sparse", "colbert", "bm25", "hybrid"}
         assert all(isinstance(h["scores"][k], float) for k in ("dense", "sparse", "colbert"))
         assert h["scores"]["bm25"] is None or isinstance(h["scores"]["bm25"], float)
         assert isinstance(h["snippet"], str) and h["text"]

@@ -30,6 +30,7 @@ from desktop_search.core.query import _CJK_RE, ParsedQuery, SearchFilter, parse_
 from desktop_search.core.store import KeywordQuery, Store, dequantize_colbert_many
 
 SNIPPET_CHARS = 240
+SCORE_KEYS = ("dense", "sparse", "colbert", "bm25", "hybrid")
 MARK_OPEN, MARK_CLOSE = "**", "**"
 
 
@@ -54,7 +55,8 @@ class Hit:
             "text": self.text,
             "snippet": self.snippet,
             "score": self.score,
-            "scores": dict(self.scores),
+            # every mode's key, null where not computed; "hybrid" is FlagEmbedding's weighted dense+sparse+ColBERT
+            "scores": {**dict.fromkeys(SCORE_KEYS), **self.scores},
             "more_matches": self.more,
             "char_start": self.char_start,
             "char_end": self.char_end,

@@ -161,3 +161,23 @@ def test_hybrid_phrases_filter_semantic_candidates_and_keep_keyword_hits(setting
     assert "trees.txt" not in _names(s, "trees -trace", k=40, mode="hybrid")
     # a rare exact term: whatever the (random) model thinks, the keyword match stays in the final top 3
     assert "trace.txt" in _names(s, "JIT compilers", k=3, mode="hybrid")
+
+
+def test_an_index_from_before_keyword_analysis_still_answers_and_is_upgraded_in_place(settings, tmp_path):
+    import pyarrow as pa
+    from lancedb.index import FTS
+
+    s = _index(settings, tmp_path / "d", {"run.txt": FILLER_EN + "The athletes were running along the river."})
+    store = s.store
+    old = pa.Table.from_pylist(
+        [{k: v for k, v in r.items() if k not in ("lang", "terms")} for r in store.all_chunks()])
+    store._tables._db.drop_table("chunks")  # the chunks table as an older version wrote it: no lang/terms
+    store._tables.chunks = store._tables._db.create_table("chunks", old)
+    store.chunks.create_index("text", config=FTS(with_position=True, base_tokenizer="icu"), replace=True)
+    store._write_meta({k: v for k, v in store.meta.items() if k != "analyzer"})
+    reopened = Store(settings.index_dir)
+    assert not reopened.has_terms
+    assert [Path(h.path).name for h in Searcher(reopened).search("running", mode="keyword").hits] == ["run.txt"]
+    Indexer(reopened, settings, None).index([tmp_path / "d"])  # the next writer re-analyses every chunk
+    assert reopened.has_terms and reopened.has_fts_index()
+    assert [Path(h.path).name for h in Searcher(reopened).search("runs", mode="keyword").hits] == ["run.txt"]
