@@ -58,21 +58,31 @@ def settings_from_args(args: argparse.Namespace) -> config.Settings:
         raise CliError(str(e)) from None
 
 
-def load_encoder(settings: config.Settings, *, required: bool) -> Any:
-    """The encoder, or None when no model is installed and ``required`` is False."""
-    from desktop_search.core.encoder import Encoder, ModelUnavailable, model_problem
+def load_encoder(settings: config.Settings, *, required: bool, fallback: str = "") -> Any:
+    """The encoder, or None when ``required`` is False and there is none to be had.
+
+    Not required, a missing model or one that cannot be loaded (a damaged file, or packages that cannot run it)
+    is said in one line ending with ``fallback`` (what the command does instead), and the command goes on in
+    keyword mode: semantic search is an addition, never a reason to index or find nothing."""
+    from desktop_search.core.encoder import load_failure, model_problem
 
     problem = model_problem(settings.model_dir)
     if problem:
         if required:
             raise CliError(problem)
+        if fallback:
+            note(f"{problem}: {fallback}")
         return None
     try:
+        from desktop_search.core.encoder import Encoder
+
         return Encoder(settings.model_dir, settings.device, settings.cpu_precision)
-    except ModelUnavailable as e:
-        raise CliError(str(e)) from None
-    except Exception as e:  # a damaged model must be named, not dumped as a traceback
-        raise CliError(f"could not load the model from {settings.model_dir}: {type(e).__name__}: {e}") from None
+    except Exception as e:  # a damaged model or a broken install must be named, not dumped as a traceback
+        why = load_failure(e, settings.model_dir)
+        if required:
+            raise CliError(why) from None
+        note(f"semantic search is off: {why}" + (f"; {fallback}" if fallback else ""))
+        return None
 
 
 def open_store(settings: config.Settings, *, create: bool) -> Any:

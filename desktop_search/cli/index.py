@@ -45,12 +45,10 @@ def cmd_index(args: argparse.Namespace) -> int:
     missing = [str(p) for p in args.paths if not p.exists()]
     if missing:
         raise CliError(f"no such file or folder: {', '.join(missing)}")
-    encoder = None if args.keyword_only else load_encoder(settings, required=False)
-    if encoder is None and not args.keyword_only:
-        from desktop_search.core.encoder import model_problem
-
-        note(f"{model_problem(settings.model_dir)}: building the keyword index only "
-             "(index again once the model is ready to add semantic search)")
+    encoder = None if args.keyword_only else load_encoder(
+        settings, required=False,
+        fallback="building the keyword index only (index again once that is fixed to add semantic search)",
+    )
     store = open_store(settings, create=True)
     from desktop_search.core.indexer import Indexer
 
@@ -85,11 +83,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
     files = [str(p) for p in args.paths if not p.is_dir()]
     if files:
         raise CliError(f"watch takes folders, not files: {', '.join(files)}")
-    encoder = None if args.keyword_only else load_encoder(settings, required=False)
-    if encoder is None and not args.keyword_only:
-        from desktop_search.core.encoder import model_problem
-
-        note(f"{model_problem(settings.model_dir)}: building the keyword index only")
+    encoder = None if args.keyword_only else load_encoder(
+        settings, required=False, fallback="building the keyword index only"
+    )
     store = open_store(settings, create=True)
     from desktop_search.core.indexer import Indexer
     from desktop_search.core.lock import IndexLock

@@ -56,9 +56,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     mode = args.mode
     encoder = None
     if mode != "keyword":
-        encoder = load_encoder(settings, required=mode == "hybrid")
+        encoder = load_encoder(settings, required=mode == "hybrid", fallback="keyword search only")
         if encoder is None:
-            note(f"no model installed at {settings.model_dir}: keyword search only")
             mode = "keyword"
         else:
             mode = "hybrid"
