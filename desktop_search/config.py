@@ -11,20 +11,24 @@ import os
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import platformdirs
 
 APP_NAME = "desktop-search"
 ENV_PREFIX = "DESKTOP_SEARCH_"
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
+Device = Literal["auto", "cpu", "cuda", "mps"]
 # int8: 1 byte per dimension + a scale per token (default); float16: 2 bytes; binary: 1 bit per dimension + a
 # scale, scored against full-precision query vectors; pooled: int8 after merging similar tokens of a passage.
-COLBERT_STORAGE = ("int8", "float16", "binary", "pooled")
+ColbertStorage = Literal["int8", "float16", "binary", "pooled"]
 # CPU inference: an int8 copy of the model checked against fp32 at load (fast), or the exact fp32 model.
-CPU_PRECISIONS = ("int8", "fp32")
-SEARCH_MODES = ("hybrid", "keyword")
+CpuPrecision = Literal["int8", "fp32"]
+SearchMode = Literal["hybrid", "keyword"]
+DEVICES: tuple[Device, ...] = get_args(Device)
+COLBERT_STORAGE: tuple[ColbertStorage, ...] = get_args(ColbertStorage)
+CPU_PRECISIONS: tuple[CpuPrecision, ...] = get_args(CpuPrecision)
+SEARCH_MODES: tuple[SearchMode, ...] = get_args(SearchMode)
 
 
 def _env_path(name: str) -> Path | None:
@@ -70,8 +74,8 @@ class Settings:
 
     index_dir: Path = field(default_factory=default_index_dir)
     model_dir: Path = field(default_factory=default_model_dir)
-    device: str = "auto"
-    cpu_precision: str = "int8"
+    device: Device = "auto"
+    cpu_precision: CpuPrecision = "int8"
     # Chunking: BGE-M3 was trained on passages up to 8192 tokens, but retrieval precision and snippet
     # quality are better with paragraph-sized chunks; 512 is FlagEmbedding's own passage default.
     chunk_tokens: int = 512
@@ -80,7 +84,7 @@ class Settings:
     weights: tuple[float, float, float] = (0.4, 0.2, 0.4)
     candidates_per_mode: int = 100
     rerank_k: int = 50
-    colbert_storage: str = "int8"
+    colbert_storage: ColbertStorage = "int8"
     batch_tokens: int = 0  # padded tokens per forward pass; 0: the encoder's own (8192 on CPU, from GPU memory)
     max_file_bytes: int = 512 * 1024**2
     extract_time_limit_s: float = 120.0

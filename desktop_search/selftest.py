@@ -81,7 +81,7 @@ def _since_start() -> float:
     try:
         import psutil
 
-        return time.time() - psutil.Process().create_time()
+        return time.time() - float(psutil.Process().create_time())
     except Exception:  # psutil missing: time since this module was imported
         return time.monotonic() - _IMPORTED
 

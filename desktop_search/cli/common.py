@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import IO, Any, Iterator
 
 from desktop_search import config
+from desktop_search.errors import UserError
 from desktop_search.formatting import format_duration
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130
 
 
-class CliError(Exception):
+class CliError(UserError):
     """An expected failure: printed as one line, exit code EXIT_ERROR."""
 
 

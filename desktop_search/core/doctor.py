@@ -99,7 +99,7 @@ def _add(report: DoctorReport, code: str, severity: str, items: list[str] | int,
 
 
 # -- meta -------------------------------------------------------------------------------------------------------
-def _check_meta(index_dir: Path, report: DoctorReport) -> dict | None:
+def _check_meta(index_dir: Path, report: DoctorReport) -> dict[str, Any] | None:
     """Problems that prevent opening the index. Returns the meta when the index can be opened."""
     meta, problem = read_meta(index_dir)
     if meta is None:

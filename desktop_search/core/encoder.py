@@ -15,12 +15,13 @@ import hashlib
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from desktop_search.config import CPU_PRECISIONS
 from desktop_search.environment import prepare_process
+from desktop_search.errors import UserError
 
 REQUIRED_FILES = ("config.json", "tokenizer.json", "colbert_linear.pt", "sparse_linear.pt")
 WEIGHT_FILES = ("pytorch_model.bin", "model.safetensors")
@@ -50,7 +51,7 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in text or "failed to allocate" in text
 
 
-class ModelUnavailable(RuntimeError):
+class ModelUnavailable(UserError, RuntimeError):
     """No usable model in the model directory; the message says what is missing and what to do."""
 
 
@@ -154,7 +155,7 @@ class Encoder:
         self._torch = torch
         self._lock = threading.Lock()
         self._flag = None
-        self._net = None
+        self._net: Any = None
         self._onnx = None
         self.precision = "fp16" if self.fp16 else "fp32"
         self.precision_note = f"fp16 on {self.device}" if self.fp16 else "fp32 (exact FlagEmbedding path)"

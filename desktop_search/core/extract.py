@@ -39,6 +39,7 @@ sys.modules.setdefault("pymupdf4llm", None)  # type: ignore[arg-type]
 import pymupdf  # noqa: E402
 from charset_normalizer import from_bytes
 
+from desktop_search.core.failures import REASONS  # re-exported: the reason codes of Reason
 from desktop_search.formatting import format_bytes
 
 __all__ = [
@@ -50,17 +51,6 @@ __all__ = [
     "is_supported",
     "extract",
 ]
-
-REASONS = (
-    "encrypted",
-    "no_text",
-    "corrupt",
-    "unsupported",
-    "too_large",
-    "timeout",
-    "permission_denied",
-    "decode_error",
-)
 
 TEXT_EXTENSIONS: frozenset[str] = frozenset(
     {

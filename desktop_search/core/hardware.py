@@ -15,7 +15,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 # Rough tokens per byte of file: text is ~4 bytes per XLM-R token; PDFs carry fonts/images, ~1/20 is text.
 TOKENS_PER_BYTE = {"text": 0.25, "pdf": 0.012}
@@ -78,7 +78,7 @@ def _ram_gb() -> float | None:
     try:
         import psutil
 
-        return psutil.virtual_memory().total / 1024**3
+        return float(psutil.virtual_memory().total / 1024**3)
     except Exception:
         try:
             return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
@@ -157,11 +157,12 @@ def estimate(folders: Iterable[Path], tokens_per_s: float | None, *, cpu_cores: 
             if time.monotonic() - start > time_budget_s:
                 break
     measured = tokens_per_s is not None and tokens_per_s > 0
-    speed = tokens_per_s if measured else FALLBACK_TOKENS_PER_S_PER_CORE * (cpu_cores or os.cpu_count() or 1)
+    speed = tokens_per_s if tokens_per_s is not None and measured else (
+        FALLBACK_TOKENS_PER_S_PER_CORE * (cpu_cores or os.cpu_count() or 1))
     return Estimate(files, int(tokens), tokens / speed, int(tokens * INDEX_BYTES_PER_TOKEN), speed, measured)
 
 
-def benchmark_encoder(encoder, seconds: float = 3.0) -> float:
+def benchmark_encoder(encoder: Any, seconds: float = 3.0) -> float:
     """Tokens per second of ``encoder`` on realistic multilingual passages (runs at least one batch)."""
     text = (
         "The committee reviewed the annual budget and approved new funding for public libraries. "

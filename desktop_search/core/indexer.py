@@ -25,13 +25,14 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Literal, Sequence
 
 import numpy as np
 
 from desktop_search.config import Settings
 from desktop_search.core.chunk import Chunk, TokenSpans, chunk_pages, token_spans_for
 from desktop_search.core.extract import PDF_EXTENSIONS, Extraction, extract, is_supported
+from desktop_search.core.failures import Failure, Reason
 from desktop_search.core.lock import IndexBusy, IndexLock
 from desktop_search.core.store import (
     FileRecord,
@@ -42,6 +43,7 @@ from desktop_search.core.store import (
     quantize_colbert,
     text_hash,
 )
+from desktop_search.errors import UserError
 
 # Files whose names say they are temporary, partial or editor lock files.
 _IGNORED_PREFIXES = ("~$", ".~lock", ".")
@@ -50,14 +52,17 @@ GROUP_FILES = 32
 GROUP_TOKENS = 32_768
 
 
-class IndexWriteError(RuntimeError):
+class IndexWriteError(UserError, RuntimeError):
     """The index could not be written (disk full, read-only, I/O error). Everything committed before stays
     readable and searchable; the next run continues from there."""
 
 
+IndexPhase = Literal["scanning", "indexing", "paused", "encoding", "optimizing", "done"]
+
+
 @dataclass
 class Progress:
-    phase: str  # scanning | indexing | encoding | optimizing | done
+    phase: IndexPhase
     files_total: int = 0
     files_done: int = 0
     files_failed: int = 0
@@ -193,17 +198,17 @@ def _kind_of(path: Path) -> str:
     return "pdf" if path.suffix.lower() in PDF_EXTENSIONS else "text"
 
 
-def _os_failure(path: Path, e: OSError) -> str:
-    """'reason|detail' for a file that could not even be opened or hashed."""
+def _os_failure(path: Path, e: OSError) -> Failure:
+    """Why a file could not even be opened or hashed."""
     if isinstance(e, PermissionError):
-        return f"permission_denied|cannot read file: {e.strerror or e}"
+        return Failure(Reason.PERMISSION_DENIED, f"cannot read file: {e.strerror or e}")
     if e.errno == errno.ELOOP:
-        return "unsupported|symbolic link loop: the link leads back to itself"
+        return Failure(Reason.UNSUPPORTED, "symbolic link loop: the link leads back to itself")
     if isinstance(e, FileNotFoundError):
         if os.path.islink(path):
-            return "unsupported|broken symbolic link: its target does not exist"
-        return "corrupt|file disappeared before it could be read"
-    return f"corrupt|cannot read file: {e.strerror or e}"
+            return Failure(Reason.UNSUPPORTED, "broken symbolic link: its target does not exist")
+        return Failure(Reason.CORRUPT, "file disappeared before it could be read")
+    return Failure(Reason.CORRUPT, f"cannot read file: {e.strerror or e}")
 
 
 @dataclass
@@ -213,7 +218,7 @@ class _Prepared:
     mtime_ns: int
     sha256: str
     extraction: Extraction | None
-    error: str | None = None
+    error: Failure | None = None
 
 
 class Indexer:
@@ -347,8 +352,8 @@ class Indexer:
         for p in unsupported:
             self._record_failure(report, p, "unsupported", f"not a supported document type ({p.suffix or 'no extension'})")
         for d, e in dir_errors:
-            reason = "permission_denied" if isinstance(e, PermissionError) else "unsupported"
-            self._record_failure(report, Path(d), reason, f"cannot open this folder: {e.strerror or e}")
+            reason = Reason.PERMISSION_DENIED if isinstance(e, PermissionError) else Reason.UNSUPPORTED
+            self._record_failure(report, Path(d), reason.value, f"cannot open this folder: {e.strerror or e}")
 
         tick(phase="indexing", files_total=len(todo), files_skipped=report.unchanged)
         self._run(todo, report, prog, tick, cancel)
@@ -379,7 +384,7 @@ class Indexer:
             return [], todo
         moved, rest = [], []
         for p, st in todo:
-            candidates = by_size.get(st.st_size) if st is not None else None
+            candidates = by_size.get(st.st_size, []) if st is not None else []
             match = None
             if candidates:
                 try:
@@ -428,11 +433,11 @@ class Indexer:
             digest = sha256_file(path) if st.st_size <= self.settings.max_file_bytes else ""
         except OSError as e:
             return _Prepared(path, 0, 0, "", None, _os_failure(path, e))
-        limits = dict(max_bytes=self.settings.max_file_bytes, time_limit_s=self.settings.extract_time_limit_s)
+        max_bytes, time_limit_s = self.settings.max_file_bytes, self.settings.extract_time_limit_s
         if path.suffix.lower() in PDF_EXTENSIONS:
-            ex = self.extractor.extract(path, **limits)
+            ex = self.extractor.extract(path, max_bytes=max_bytes, time_limit_s=time_limit_s)
         else:
-            ex = extract(path, **limits)
+            ex = extract(path, max_bytes=max_bytes, time_limit_s=time_limit_s)
         return _Prepared(path, st.st_size, st.st_mtime_ns, digest, ex)
 
     def _run(self, todo, report: IndexReport, prog: Progress, tick, cancel: threading.Event) -> None:
@@ -481,7 +486,7 @@ class Indexer:
                         overlap_tokens=self.settings.chunk_overlap_tokens,
                     )
                 except Exception as e:  # a chunker bug must cost one file, not the run
-                    prepared.error = f"corrupt|internal error while chunking: {type(e).__name__}: {e}"
+                    prepared.error = Failure(Reason.CORRUPT, f"internal error while chunking: {type(e).__name__}: {e}")
             group.append((prepared, chunks))
             group_tokens += sum(c.n_tokens for c in chunks)
             if len(group) >= GROUP_FILES or group_tokens >= GROUP_TOKENS:
@@ -500,7 +505,7 @@ class Indexer:
             ex = prepared.extraction
             if prepared.error or ex is None or not ex.ok or not chunks:
                 if prepared.error:
-                    reason, _, detail = prepared.error.partition("|")
+                    reason, detail = prepared.error.reason.value, prepared.error.detail
                 elif ex is not None and not ex.ok:
                     reason, detail = ex.reason or "corrupt", ex.detail
                 else:

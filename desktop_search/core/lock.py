@@ -20,6 +20,9 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
+
+from desktop_search.errors import UserError
 
 __all__ = ["LOCK_FILE", "IndexBusy", "IndexLock", "holder", "pid_alive"]
 
@@ -28,7 +31,7 @@ LOCK_FILE = "writer.lock"
 _WIN_LOCK_OFFSET = 1 << 20
 
 
-class IndexBusy(RuntimeError):
+class IndexBusy(UserError, RuntimeError):
     """Another live process is writing to this index."""
 
     def __init__(self, index_dir: Path, pid: int | None, command: str = "") -> None:
@@ -65,10 +68,10 @@ def pid_alive(pid: int) -> bool:
 def _win_pid_alive(pid: int) -> bool:  # pragma: no cover - Windows only
     import ctypes
 
-    kernel32 = ctypes.windll.kernel32
+    kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
     handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
     if not handle:
-        return ctypes.GetLastError() == 5  # access denied: it exists
+        return bool(ctypes.GetLastError() == 5)  # type: ignore[attr-defined]  # access denied: it exists
     try:
         code = ctypes.c_ulong()
         kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
@@ -77,7 +80,7 @@ def _win_pid_alive(pid: int) -> bool:  # pragma: no cover - Windows only
         kernel32.CloseHandle(handle)
 
 
-def holder(index_dir: Path) -> dict | None:
+def holder(index_dir: Path) -> dict[str, Any] | None:
     """What the lock file says about its last holder ({pid, command, since}), or None. Informational only:
     whether it is held is decided by the OS lock."""
     try:
@@ -165,7 +168,7 @@ class IndexLock:
     def __enter__(self) -> "IndexLock":
         return self.acquire()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.release()
 
 
@@ -205,7 +208,7 @@ def _try_lock(fd: int) -> bool:
         return not (isinstance(pid, int) and pid != os.getpid() and pid_alive(pid))
 
 
-def _read_info(fd: int) -> dict | None:
+def _read_info(fd: int) -> dict[str, Any] | None:
     try:
         os.lseek(fd, 0, os.SEEK_SET)
         raw = os.read(fd, 4096)

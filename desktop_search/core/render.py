@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Iterable, Sequence
 
 from desktop_search.core.extract import extract
 
@@ -35,7 +36,7 @@ class TextContext:
 
 
 def render_pdf_page(
-    path: str | Path, page: int, *, terms: list[str] = (), passage: str = "", zoom: float = 1.5,
+    path: str | Path, page: int, *, terms: Sequence[str] = (), passage: str = "", zoom: float = 1.5,
     fit_width: int | None = None,
 ) -> RenderedPage:
     """Render page ``page`` (1-based, clamped to the document) and locate the terms and the passage on it.
@@ -53,7 +54,7 @@ def render_pdf_page(
             zoom = max(0.3, min(4.0, fit_width / max(pg.rect.width, 1)))
         pix = pg.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), alpha=False)
 
-        def scaled(rects) -> list[tuple[float, float, float, float]]:
+        def scaled(rects: Iterable[Any]) -> list[tuple[float, float, float, float]]:
             return [(r.x0 * zoom, r.y0 * zoom, r.x1 * zoom, r.y1 * zoom) for r in rects]
 
         term_rects = []

@@ -14,16 +14,40 @@ import re
 import threading
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterator, Literal, NamedTuple
 
 import numpy as np
 
+from desktop_search.config import SearchMode
 from desktop_search.core.query import _CJK_RE, ParsedQuery, SearchFilter, parse_query  # noqa: F401 (re-exported)
 from desktop_search.core.store import Store, dequantize_colbert_many
 
 SNIPPET_CHARS = 240
 MARK_OPEN, MARK_CLOSE = "**", "**"
+
+Stage = Literal["keyword", "hybrid", "reranked"]
+
+
+@dataclass(frozen=True)
+class ModeScores:
+    """A passage's score in each retrieval mode (None: not computed for it, e.g. dense in keyword mode)."""
+
+    dense: float | None = None
+    sparse: float | None = None
+    colbert: float | None = None
+    bm25: float | None = None
+
+    def as_dict(self) -> dict[str, float | None]:
+        return asdict(self)
+
+
+class Candidate(NamedTuple):
+    """A chunk row with its ranking score and per-mode scores."""
+
+    score: float
+    row: dict[str, Any]
+    scores: ModeScores
 
 
 @dataclass
@@ -57,8 +81,8 @@ class Hit:
 @dataclass
 class SearchResult:
     query: str
-    mode: str  # hybrid | keyword
-    stage: str  # keyword | hybrid | reranked
+    mode: SearchMode
+    stage: Stage
     hits: list[Hit] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
@@ -178,7 +202,7 @@ class Searcher:
     def semantic_ready(self) -> bool:
         return self.encoder is not None and self.store.count_vectors() > 0
 
-    def search(self, query: str, k: int = 10, mode: str = "hybrid", flt: SearchFilter | None = None) -> SearchResult:
+    def search(self, query: str, k: int = 10, mode: SearchMode = "hybrid", flt: SearchFilter | None = None) -> SearchResult:
         last = None
         for last in self.stages(query, k, mode, flt):
             pass
@@ -186,7 +210,7 @@ class Searcher:
         return last
 
     def stages(
-        self, query: str, k: int = 10, mode: str = "hybrid", flt: SearchFilter | None = None
+        self, query: str, k: int = 10, mode: SearchMode = "hybrid", flt: SearchFilter | None = None
     ) -> Iterator[SearchResult]:
         """Keyword result first; in hybrid mode then the hybrid ranking and the ColBERT-reranked one."""
         pq = parse_query(query)
@@ -213,7 +237,7 @@ class Searcher:
 
     # -- keyword ----------------------------------------------------------------------------------------
     def _keyword_result(
-        self, query: str, pq: ParsedQuery, rows: list[dict], k: int, keep, mode: str = "keyword",
+        self, query: str, pq: ParsedQuery, rows: list[dict], k: int, keep, mode: SearchMode = "keyword",
         snippets: dict | None = None,
     ) -> SearchResult:
         scored = []
@@ -221,7 +245,7 @@ class Searcher:
             if not self._passes(pq, r["text"]):
                 continue
             s = float(r.get("_score") or 0.0)
-            scored.append((s, r, {"dense": None, "sparse": None, "colbert": None, "bm25": s}))
+            scored.append(Candidate(s, r, ModeScores(bm25=s)))
         return SearchResult(query, mode, "keyword", self._group(scored, pq, k, keep, snippets=snippets))
 
     # -- semantic ---------------------------------------------------------------------------------------
@@ -230,6 +254,7 @@ class Searcher:
             if text in self._query_cache:
                 self._query_cache.move_to_end(text)
                 return self._query_cache[text]
+        assert self.encoder is not None, "semantic search without an encoder"
         enc = self.encoder.encode_query(text)
         q = (enc.dense[0], enc.sparse[0], enc.colbert[0])
         with self._cache_lock:
@@ -283,12 +308,12 @@ class Searcher:
             if r["text_hash"] not in pre or ("text" in r and not self._passes(pq, r["text"])):
                 continue
             mix, d, s = pre[r["text_hash"]]
-            hybrid_scored.append((mix, r, {"dense": d, "sparse": s, "colbert": None, "bm25": bm25_by_chunk.get(r["id"])}))
+            hybrid_scored.append(Candidate(mix, r, ModeScores(d, s, None, bm25_by_chunk.get(r["id"]))))
         # Keyword matches whose text has no vectors yet (indexed before the model was ready, encoding still
         # catching up) stay in the list, after the semantically scored ones and in BM25 order: a refinement
         # must never make a visible match disappear.
         unencoded = [
-            (0.0, r, {"dense": None, "sparse": None, "colbert": None, "bm25": bm25_by_chunk.get(r["id"])})
+            Candidate(0.0, r, ModeScores(bm25=bm25_by_chunk.get(r["id"])))
             for r in keyword_rows
             if r["text_hash"] not in pre and self._passes(pq, r["text"])
         ]
@@ -329,7 +354,7 @@ class Searcher:
             if r["text_hash"] not in final or ("text" in r and not self._passes(pq, r["text"])):
                 continue
             total, d, s, c = final[r["text_hash"]]
-            reranked.append((total, r, {"dense": d, "sparse": s, "colbert": c, "bm25": bm25_by_chunk.get(r["id"])}))
+            reranked.append(Candidate(total, r, ModeScores(d, s, c, bm25_by_chunk.get(r["id"]))))
         yield SearchResult(
             query, "hybrid", "reranked",
             self._group(
@@ -358,8 +383,8 @@ class Searcher:
         return not any(re.search(r"(?<!\w)" + re.escape(x.casefold()), low) for x in pq.excluded)
 
     def _group(
-        self, scored: list[tuple[float, dict, dict]], pq: ParsedQuery, k: int, keep, extra: list | None = None,
-        tail: list | None = None, complete=None, prefetch: list | None = None, snippets: dict | None = None,
+        self, scored: list[Candidate], pq: ParsedQuery, k: int, keep, extra: list[Candidate] | None = None,
+        tail: list[Candidate] | None = None, complete=None, prefetch: list | None = None, snippets: dict | None = None,
     ) -> list[Hit]:
         """Best chunk per file, sorted by score; ``more`` counts that file's other matching chunks. Rows without
         text (chunk refs) are completed by ``complete`` only if they are shown."""
@@ -368,7 +393,7 @@ class Searcher:
         matched: dict[str, set[str]] = {}
         for _s, r, _sc in [*scored, *(extra or [])]:
             matched.setdefault(r["path"], set()).add(r["id"])
-        chosen: dict[str, list[tuple[float, dict, dict]]] = {}  # path -> best chunk, then up to 5 others
+        chosen: dict[str, list[Candidate]] = {}  # path -> best chunk, then up to 5 others
         for t in scored:
             path = t[1]["path"]
             if path in chosen:
@@ -393,7 +418,7 @@ class Searcher:
         return hits
 
     @staticmethod
-    def _hit(r: dict, s: float, sc: dict, terms: list[str], snippets: dict[str, str]) -> Hit:
+    def _hit(r: dict, s: float, sc: ModeScores, terms: list[str], snippets: dict[str, str]) -> Hit:
         snippet = snippets.get(r["id"])
         if snippet is None:
             snippet = snippets[r["id"]] = make_snippet(r["text"], terms)
@@ -403,7 +428,7 @@ class Searcher:
             text=r["text"],
             snippet=snippet,
             score=float(s),
-            scores=sc,
+            scores=sc.as_dict(),
             char_start=r["char_start"],
             char_end=r["char_end"],
             chunk_id=r["id"],

@@ -28,6 +28,7 @@ from typing import Callable, Iterable, Sequence
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserverVFS
 
 from desktop_search.core.extract import is_supported
@@ -165,9 +166,9 @@ class FolderWatcher:
         self.reasons: dict[str, str] = {}  # root -> why it is polled / not watched
         self.batches = 0  # batches handed out (for tests and diagnostics)
         self._handler = _Handler(self)
-        self._native = None
-        self._polling = None
-        self._native_watches: dict[str, object] = {}
+        self._native: BaseObserver | None = None
+        self._polling: BaseObserver | None = None
+        self._native_watches: dict[str, ObservedWatch] = {}
         self._pending = _Pending()
         self._cond = threading.Condition()
         self._busy = False

@@ -25,7 +25,7 @@ _PAGE_VIEWERS: list[tuple[str, Callable[[str, int], list[str]]]] = [
 ]
 
 
-def page_command(path: str, page: int | None, which=shutil.which) -> list[str] | None:
+def page_command(path: str, page: int | None, which: Callable[[str], str | None] = shutil.which) -> list[str] | None:
     """The command that opens ``path`` at ``page`` with an installed viewer, or None (use the system handler)."""
     if not page or not path.lower().endswith(".pdf"):
         return None

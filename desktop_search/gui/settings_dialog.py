@@ -48,7 +48,7 @@ def colbert_cost_text(storage: str) -> str:
 
 
 class SettingsDialog(QDialog):
-    def __init__(self, prefs: Prefs, parent=None) -> None:
+    def __init__(self, prefs: Prefs, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.prefs = prefs

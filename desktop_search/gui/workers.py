@@ -15,6 +15,8 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
 
+from desktop_search.errors import is_user_error
+
 
 class TaskSignals(QObject):
     progress = Signal(object)
@@ -49,20 +51,11 @@ class Task(QRunnable):
             out = self.fn(*self.args, **kwargs)
         except Exception as e:  # an error is data for the window, never a crash of the app
             detail = str(e) or type(e).__name__
-            signals.error.emit(detail if _is_expected(e) else f"{type(e).__name__}: {detail}\n{traceback.format_exc(limit=3)}")
+            signals.error.emit(detail if is_user_error(e) else f"{type(e).__name__}: {detail}\n{traceback.format_exc(limit=3)}")
         else:
             signals.result.emit(out)
         finally:
             signals.finished.emit()
-
-
-_EXPECTED = {"ModelUnavailable", "ModelError", "IndexMissing", "IndexIncompatible", "CliError", "InterruptedError",
-             "IndexBusy", "IndexWriteError"}
-
-
-def _is_expected(e: Exception) -> bool:
-    """Errors whose message is written for users (shown as is) rather than bugs (shown with a traceback)."""
-    return any(cls.__name__ in _EXPECTED for cls in type(e).__mro__)
 
 
 class Pools:

@@ -10,17 +10,19 @@ import os
 from pathlib import Path
 from typing import Any
 
+from desktop_search.errors import UserError
+
 __all__ = ["IndexIncompatible", "IndexMissing", "META_FILE", "SCHEMA_VERSION", "open_meta", "read_meta", "write_meta"]
 
 SCHEMA_VERSION = 1
 META_FILE = "desktop_search_index.json"
 
 
-class IndexMissing(RuntimeError):
+class IndexMissing(UserError, RuntimeError):
     """The index directory does not hold an index (yet)."""
 
 
-class IndexIncompatible(RuntimeError):
+class IndexIncompatible(UserError, RuntimeError):
     """The index was written by another schema version or model, and must be rebuilt."""
 
 

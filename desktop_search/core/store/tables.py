@@ -281,7 +281,8 @@ class Tables:
 
     def file_rows(self) -> list[dict[str, Any]]:
         """Every files row as stored (duplicates included)."""
-        return self.files.search().limit(None).to_arrow().to_pylist() if self.files.count_rows() else []
+        rows: list[dict[str, Any]] = self.files.search().limit(None).to_arrow().to_pylist() if self.files.count_rows() else []
+        return rows
 
     # -- chunks -------------------------------------------------------------------------------------------
     def replace_chunks(self, paths: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
@@ -297,7 +298,8 @@ class Tables:
             q = q.where(where)
         if columns:
             q = q.select(list(columns))
-        return q.limit(None).to_arrow().to_pylist()
+        rows: list[dict[str, Any]] = q.limit(None).to_arrow().to_pylist()
+        return rows
 
     def chunks_of(self, path: str, columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
         return self._chunk_query(f"path = {_sql_str(path)}", columns)
@@ -315,7 +317,8 @@ class Tables:
         return self.chunks.search().select(list(columns)).limit(None).to_arrow()
 
     def chunks_at(self, offsets: Sequence[int]) -> list[dict[str, Any]]:
-        return self.chunks.take_offsets(list(offsets)).to_arrow().to_pylist()
+        rows: list[dict[str, Any]] = self.chunks.take_offsets(list(offsets)).to_arrow().to_pylist()
+        return rows
 
     def all_chunk_hashes(self) -> set[str]:
         if not self.chunks.count_rows():
@@ -327,7 +330,7 @@ class Tables:
         if not query.strip() or not self.chunks.count_rows():  # (not the chunk map: 0.25 s to build at 100k)
             return []
         try:
-            return self.chunks.search(query, query_type="fts").limit(limit).to_arrow().to_pylist()
+            return self._fts(query, limit)
         except Exception as e:
             if vanished(e):
                 raise  # retried on the latest version by @fresh_retry
@@ -336,11 +339,15 @@ class Tables:
             if not words or words == query:
                 return []
             try:
-                return self.chunks.search(words, query_type="fts").limit(limit).to_arrow().to_pylist()
+                return self._fts(words, limit)
             except Exception as e:
                 if vanished(e):
                     raise
                 return []
+
+    def _fts(self, query: str, limit: int) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self.chunks.search(query, query_type="fts").limit(limit).to_arrow().to_pylist()
+        return rows
 
     def has_fts_index(self) -> bool:
         return any("text" in n for n in index_names(self.chunks))
@@ -364,7 +371,8 @@ class Tables:
         """The text hash of every vectors row, in table order (duplicates included)."""
         if self.vectors is None or not self.vectors.count_rows():
             return []
-        return self.vectors.search().select(["text_hash"]).limit(None).to_arrow().column("text_hash").to_pylist()
+        hashes: list[str] = self.vectors.search().select(["text_hash"]).limit(None).to_arrow().column("text_hash").to_pylist()
+        return hashes
 
     def vector_columns(self, columns: Sequence[str]) -> Any:
         """Record batches of ``columns`` of every vectors row, in table order."""
