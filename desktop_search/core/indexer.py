@@ -66,6 +66,7 @@ class Progress:
     chunks_encoded: int = 0
     elapsed_s: float = 0.0
     current: str = ""
+    note: str = ""  # what the reader of a slow file is doing, e.g. "scan.pdf: OCR page 3/40"
 
     @property
     def files_per_s(self) -> float:
@@ -93,6 +94,8 @@ class IndexReport:
     chunks_written: int = 0
     chunks_encoded: int = 0
     encode_s: float = 0.0
+    ocr_pages: int = 0  # pages the OCR engine recognised in this run
+    ocr_cached: int = 0  # pages whose OCR text came from the cache (recognised in an earlier run)
     elapsed_s: float = 0.0
     cancelled: bool = False
     semantic: bool = False
@@ -228,6 +231,7 @@ class Indexer:
 
             extractor = shared_pool(settings.extract_workers, default_memory_limit(settings.max_file_bytes))
         self.extractor = extractor
+        self._note: Callable[[Path, str], None] | None = None  # the running pass's progress notes
         self._known_keys: set[str] = set()  # paths with a files row, so new ones get an intent row first
         if encoder is not None:
             current = store.model_fingerprint == encoder.fingerprint and store.dim == encoder.dim
@@ -299,6 +303,7 @@ class Indexer:
                 progress(prog)
 
         tick()
+        self._note = lambda path, message: tick(note=f"{path.name}: {message}")
         dir_errors: list[tuple[str, OSError]] = []
         files, unsupported = discover(paths, include, exclude, errors=dir_errors, strict_files=watched)
         # The index folder may sit inside a watched folder: its own files are never documents.
@@ -424,10 +429,13 @@ class Indexer:
             digest = sha256_file(path) if st.st_size <= self.settings.max_file_bytes else ""
         except OSError as e:
             return _Prepared(path, 0, 0, "", None, _os_failure(path, e))
-        options = ExtractOptions(max_bytes=self.settings.max_file_bytes,
-                                 time_limit_s=self.settings.extract_time_limit_s)
+        options = ExtractOptions(
+            max_bytes=self.settings.max_file_bytes, time_limit_s=self.settings.extract_time_limit_s,
+            ocr=self.settings.ocr, ocr_cache_dir=str(self.settings.ocr_cache_dir),
+        )
         if runs_isolated(path):
-            ex = self.extractor.extract(path, options)
+            note = self._note
+            ex = self.extractor.extract(path, options, progress=None if note is None else lambda m: note(path, m))
         else:
             ex = extract(path, options)
         return _Prepared(path, st.st_size, st.st_mtime_ns, digest, ex)
@@ -467,7 +475,7 @@ class Indexer:
             tick(phase="indexing")
             prepared = queue.popleft().result()
             refill()
-            tick(current=path_key(str(prepared.path)))
+            tick(current=path_key(str(prepared.path)), note="")
             chunks: list[Chunk] = []
             if prepared.extraction is not None and prepared.extraction.ok:
                 try:
@@ -495,6 +503,9 @@ class Indexer:
         for prepared, chunks in group:
             path = path_key(str(prepared.path))
             ex = prepared.extraction
+            if ex is not None:
+                report.ocr_pages += ex.ocr_pages
+                report.ocr_cached += ex.ocr_cached
             if prepared.error or ex is None or not ex.ok or not chunks:
                 if prepared.error:
                     reason, _, detail = prepared.error.partition("|")

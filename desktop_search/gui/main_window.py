@@ -430,7 +430,8 @@ class MainWindow(QMainWindow):
             self.progress.setValue(p.files_done)
         eta = f", ETA {int(p.eta_s)} s" if p.eta_s else ""
         phase = "paused" if p.phase == "paused" else f"{p.files_per_s:.1f} files/s{eta}"
-        self.progress_label.setText(f"indexing {p.files_done}/{p.files_total} · {phase}")
+        note = f" · {p.note}" if p.note and p.phase != "paused" else ""
+        self.progress_label.setText(f"indexing {p.files_done}/{p.files_total} · {phase}{note}")
 
     def _on_index_finished(self, report) -> None:
         self._pending = {}
