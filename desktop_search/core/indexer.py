@@ -291,6 +291,7 @@ class Indexer:
     def _reconcile(self, paths, progress, cancel, pause, include, exclude, *, watched: bool) -> IndexReport:
         t0 = time.monotonic()
         self._pause = pause
+        self.store.upgrade_terms()  # an index from before keyword analysis gets its terms (vectors are kept)
         report = IndexReport(semantic=self.encoder is not None)
         prog = Progress("scanning")
         cancel = cancel or threading.Event()
