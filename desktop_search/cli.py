@@ -34,7 +34,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_common(p: argparse.ArgumentParser, *, model: bool = True) -> None:
-    p.add_argument("--index-dir", type=Path, help="index folder (default: per-user data dir; env DESKTOP_SEARCH_INDEX_DIR)")
+    p.add_argument("--index-dir", help="index folder, or a shared index s3://bucket/prefix (default: per-user data "
+                   "dir; env DESKTOP_SEARCH_INDEX_DIR)")
+    p.add_argument("--storage-option", action="append", metavar="KEY=VALUE", dest="storage_options",
+                   help="for a shared index: endpoint=URL, region=R, profile=NAME, allow_http=true ... (repeatable; "
+                   "env DESKTOP_SEARCH_STORAGE_OPTIONS=k=v,k=v)")
+    p.add_argument("--refresh-interval", type=float, metavar="S", dest="read_consistency_s",
+                   help="a reader of a shared index sees new commits within S seconds (default 5)")
     if model:
         p.add_argument("--model-dir", type=Path, help="BGE-M3 model folder (env DESKTOP_SEARCH_MODEL_DIR)")
         p.add_argument("--device", choices=config.DEVICES, help="where to run the model (default: auto = GPU if any)")
@@ -60,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("--json", action="store_true", help="print the run report as JSON")
     p.add_argument("--keyword-only", action="store_true", help="do not load the model; build the keyword index only")
+
+    p = sub.add_parser("credentials", help="keep the keys of a shared index (s3://...) in the system keychain")
+    p.add_argument("action", choices=("set", "delete"))
+    p.add_argument("uri", metavar="URI", help="the shared index, e.g. s3://bucket/team-index")
 
     p = sub.add_parser("search", help="search the index")
     p.add_argument("query", nargs="?", help="the query; quotes for exact phrases, -word to exclude")
@@ -102,8 +112,12 @@ def _settings(args: argparse.Namespace) -> config.Settings:
         except ValueError:
             raise CliError(f"--weights must be three numbers like 0.4,0.2,0.4, not {args.weights!r}") from None
     try:
+        from desktop_search.core.location import parse_options
+
         return config.load_settings(
             index_dir=getattr(args, "index_dir", None),
+            storage_options=parse_options(getattr(args, "storage_options", None)) or None,
+            read_consistency_s=getattr(args, "read_consistency_s", None),
             model_dir=getattr(args, "model_dir", None),
             device=getattr(args, "device", None),
             cpu_precision=getattr(args, "precision", None),
@@ -131,11 +145,12 @@ def _load_encoder(settings: config.Settings, *, required: bool):
 
 
 def _open_store(settings: config.Settings, *, create: bool):
+    from desktop_search.core.location import RemoteError
     from desktop_search.core.store import IndexIncompatible, IndexMissing, Store
 
     try:
-        return Store(settings.index_dir, create=create)
-    except (IndexMissing, IndexIncompatible) as e:
+        return Store(settings.index, create=create, read_consistency_s=settings.read_consistency_s)
+    except (IndexMissing, IndexIncompatible, RemoteError) as e:
         raise CliError(str(e)) from None
 
 
@@ -306,7 +321,7 @@ def status_dict(settings: config.Settings) -> dict[str, Any]:
     chunks = store.count_chunks()
     vectors_ok = store.count_vectors()
     return {
-        "index_dir": str(settings.index_dir),
+        "index_dir": str(settings.index),
         "files": {"total": len(records), **by_status},
         "chunks": chunks,
         "failures": failures,
@@ -346,11 +361,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 def _index_errors() -> Iterator[None]:
     """Index-in-use and index-write failures are expected: one line, exit 1."""
     from desktop_search.core.indexer import IndexWriteError
+    from desktop_search.core.location import RemoteError
     from desktop_search.core.lock import IndexBusy
 
     try:
         yield
-    except (IndexBusy, IndexWriteError) as e:
+    except (IndexBusy, IndexWriteError, RemoteError) as e:
         raise CliError(str(e)) from None
 
 
@@ -373,7 +389,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         _note(f"{model_problem(settings.model_dir)}: building the keyword index only")
     store = _open_store(settings, create=True)
     from desktop_search.core.indexer import Indexer
-    from desktop_search.core.lock import IndexLock
+    from desktop_search.core.lease import writer_lock
     from desktop_search.core.watcher import FolderWatcher
 
     stop = threading.Event()
@@ -384,13 +400,19 @@ def cmd_watch(args: argparse.Namespace) -> int:
             previous[sig] = signal.signal(sig, lambda *_: stop.set())
     batches: "queue.Queue" = queue.Queue()
     folders = [p.resolve() for p in args.paths]
+    lost: list[str] = []
+
+    def on_lost(why: str) -> None:  # a shared index's lease was taken over: stop, and say so
+        lost.append(why)
+        stop.set()
+
     try:
         # The lock is held for the whole session: one watcher (or indexer) per index.
-        with _index_errors(), IndexLock(settings.index_dir, command="desktop-search watch"):
+        with _index_errors(), writer_lock(settings.index, command="desktop-search watch", on_lost=on_lost):
             indexer = Indexer(store, settings, encoder)
             watcher = FolderWatcher(
                 folders, batches.put, debounce_s=args.debounce, force_polling=args.poll,
-                poll_interval_s=args.poll_interval, ignore_dirs=[settings.index_dir],
+                poll_interval_s=args.poll_interval, ignore_dirs=[settings.index_dir] if not settings.index_uri else [],
             )
             watcher.start()  # before the first pass, so changes made during it are not missed
             try:
@@ -417,12 +439,17 @@ def cmd_watch(args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if lost:
+        raise CliError(lost[0])
     _note("stopped watching")
     return EXIT_OK
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    if settings.index_uri:
+        raise CliError("doctor checks local indexes only; for a shared index run `desktop-search status` "
+                       "(LanceDB's commits on object storage are atomic, so a killed writer leaves no partial version)")
     from desktop_search.core.doctor import check, repair
     from desktop_search.core.lock import IndexBusy
     from desktop_search.core.store import IndexMissing
@@ -459,6 +486,28 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_ERROR
 
 
+def cmd_credentials(args: argparse.Namespace) -> int:
+    """Store (or forget) S3 keys for a shared index in the platform keychain, never in the settings file."""
+    import getpass
+
+    from desktop_search.core.location import IndexLocation, RemoteError, keychain_delete, keychain_set
+
+    try:
+        uri = IndexLocation.parse(args.uri).uri
+        if args.action == "delete":
+            print("deleted" if keychain_delete(uri) else "nothing was stored for " + uri)
+            return EXIT_OK
+        key_id = os.environ.get("AWS_ACCESS_KEY_ID") or input("access key id: ").strip()
+        secret = os.environ.get("AWS_SECRET_ACCESS_KEY") or getpass.getpass("secret access key: ").strip()
+        if not key_id or not secret:
+            raise CliError("both the access key id and the secret access key are needed")
+        keychain_set(uri, key_id, secret, os.environ.get("AWS_SESSION_TOKEN", ""))
+    except (RemoteError, EOFError) as e:
+        raise CliError(str(e) or "no keys given") from None
+    print(f"saved the keys for {uri} in the system keychain")
+    return EXIT_OK
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
     try:
         from desktop_search.gui.app import run
@@ -479,7 +528,7 @@ def cmd_model(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "gui": cmd_gui, "index": cmd_index, "search": cmd_search, "status": cmd_status, "model": cmd_model,
-    "watch": cmd_watch, "doctor": cmd_doctor,
+    "watch": cmd_watch, "doctor": cmd_doctor, "credentials": cmd_credentials,
 }
 
 

@@ -35,6 +35,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pyarrow as pa
 
+from desktop_search.core.location import IndexLocation
+
 # LanceDB warns that cleaning up old versions breaks concurrent users of them. This index has one writer (lock.py)
 # and readers retry on the latest version, so the warning only adds noise. Registered once here: a
 # catch_warnings block around each call is not thread-safe and let it through when threads overlapped.
@@ -394,6 +396,50 @@ def _rows_by_hash(tbl: pa.Table, wanted: set[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _check_meta(meta: Any, where: str) -> dict[str, Any]:
+    if meta.get("schema_version") != SCHEMA_VERSION:
+        raise IndexIncompatible(
+            f"index at {where} has schema version {meta.get('schema_version')}, "
+            f"this app reads version {SCHEMA_VERSION}; run `desktop-search doctor --repair` to rebuild it "
+            "(your documents are not touched), then index your folders again"
+        )
+    return meta
+
+
+def _open_local_meta(index_dir: Path, *, create: bool) -> dict[str, Any]:
+    meta_path = index_dir / META_FILE
+    if not meta_path.is_file():
+        if not create:
+            raise IndexMissing(f"no index at {index_dir} (run `desktop-search index PATH` first)")
+        index_dir.mkdir(parents=True, exist_ok=True)
+        tmp = index_dir / (META_FILE + ".tmp")
+        tmp.write_text(json.dumps({"schema_version": SCHEMA_VERSION}, indent=2), "utf-8")
+        os.replace(tmp, meta_path)
+    try:
+        meta = json.loads(meta_path.read_text("utf-8"))
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as e:
+        raise IndexIncompatible(
+            f"the index description {meta_path} is unreadable ({e}); run `desktop-search doctor --repair`"
+        ) from None
+    return _check_meta(meta, str(index_dir))
+
+
+def _open_remote_meta(location: IndexLocation, client: Any, *, create: bool) -> dict[str, Any]:
+    try:
+        meta = location.read_json(client, META_FILE)
+    except ValueError as e:
+        raise IndexIncompatible(f"the index description is unreadable ({e})") from None
+    if meta is None:
+        if not create:
+            raise IndexMissing(f"no index at {location} (run `desktop-search index PATH --index-dir {location}` "
+                               "on the machine that indexes for the team first)")
+        meta = {"schema_version": SCHEMA_VERSION}
+        location.write_json(client, META_FILE, meta)
+    return _check_meta(meta, str(location))
+
+
 def _vanished(exc: BaseException) -> bool:
     """A read hit data files that a writer's clean-up removed (the reader was on an older table version)."""
     return isinstance(exc, FileNotFoundError) or "Not found" in str(exc)
@@ -420,32 +466,27 @@ def _fresh_retry(method):
 class Store:
     """One index directory. Reads are safe from any thread; writes go through one writer at a time."""
 
-    def __init__(self, index_dir: Path, *, create: bool = True) -> None:
+    def __init__(self, index_dir: "Path | IndexLocation", *, create: bool = True,
+                 read_consistency_s: float = 5.0) -> None:
         import lancedb
 
-        self.index_dir = Path(index_dir)
-        meta_path = self.index_dir / META_FILE
-        if not meta_path.is_file():
-            if not create:
-                raise IndexMissing(f"no index at {self.index_dir} (run `desktop-search index PATH` first)")
-            self.index_dir.mkdir(parents=True, exist_ok=True)
-            self._write_meta({"schema_version": SCHEMA_VERSION})
-        try:
-            self.meta = json.loads(meta_path.read_text("utf-8"))
-            if not isinstance(self.meta, dict):
-                raise ValueError("not a JSON object")
-        except (OSError, ValueError) as e:
-            raise IndexIncompatible(
-                f"the index description {meta_path} is unreadable ({e}); run `desktop-search doctor --repair`"
-            ) from None
-        if self.meta.get("schema_version") != SCHEMA_VERSION:
-            raise IndexIncompatible(
-                f"index at {self.index_dir} has schema version {self.meta.get('schema_version')}, "
-                f"this app reads version {SCHEMA_VERSION}; run `desktop-search doctor --repair` to rebuild it "
-                "(your documents are not touched), then index your folders again"
-            )
-        self._db = lancedb.connect(str(self.index_dir / "lance"))
-        self._write_lock = threading.RLock()
+        if isinstance(index_dir, IndexLocation):  # a shared index in a bucket (core/location.py)
+            self.index_dir: Any = index_dir
+            self._client = index_dir.client()
+            self.meta = _open_remote_meta(index_dir, self._client, create=create)
+            # Readers see the writer's commits within read_consistency_s (LanceDB re-checks the latest version).
+            self._db = lancedb.connect(index_dir.lance_uri, storage_options=index_dir.lance_options(),
+                                       read_consistency_interval=timedelta(seconds=read_consistency_s))
+        else:
+            self.index_dir = Path(index_dir)
+            self._client = None
+            self.meta = _open_local_meta(self.index_dir, create=create)
+            self._db = lancedb.connect(str(self.index_dir / "lance"))
+        self._write_lock: Any = threading.RLock()
+        if self._client is not None:
+            from desktop_search.core.lease import GuardedWriteLock
+
+            self._write_lock = GuardedWriteLock(self.index_dir.uri)
         self._sparse_cache: _VectorCache | None = None
         self._cache_lock = threading.Lock()
         self._chunk_pos_cache: _ChunkMap | None = None
@@ -478,6 +519,10 @@ class Store:
         self._versions.clear()
 
     def _write_meta(self, meta: dict[str, Any]) -> None:
+        if self._client is not None:
+            self.index_dir.write_json(self._client, META_FILE, meta)
+            self.meta = meta
+            return
         tmp = self.index_dir / (META_FILE + ".tmp")
         tmp.write_text(json.dumps(meta, indent=2), "utf-8")
         os.replace(tmp, self.index_dir / META_FILE)
@@ -978,4 +1023,6 @@ class Store:
         return True
 
     def index_bytes(self) -> int:
+        if self._client is not None:
+            return self.index_dir.total_bytes(self._client)
         return dir_bytes(self.index_dir)
