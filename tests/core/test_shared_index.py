@@ -20,27 +20,9 @@ import pytest
 from desktop_search.core.location import IndexLocation, MissingCredentials, parse_options, public_options
 from desktop_search.devtools import s3_server
 from tests.conftest import REPO, write
+from tests.s3_fixtures import aws_keys, s3, shared  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def s3():
-    server = s3_server.LocalS3().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def shared(s3) -> str:
-    """A fresh bucket on the local server; the URI of an index in it."""
-    return f"s3://{s3.create_bucket()}/team-index"
-
-
-@pytest.fixture
-def aws_keys(monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.ACCESS_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.SECRET_KEY)
 
 
 @pytest.fixture
