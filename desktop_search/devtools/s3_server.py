@@ -62,12 +62,19 @@ class LocalS3:
 class S3Proxy:
     """An HTTP proxy in front of ``upstream`` (``http://127.0.0.1:PORT``) on its own loopback port."""
 
-    def __init__(self, upstream: str, *, delay_s: float = 0.0, strip_conditional: bool = False) -> None:
+    def __init__(self, upstream: str, *, delay_s: float = 0.0, strip_conditional: bool = False,
+                 cache_immutable: bool = False) -> None:
         self.upstream = upstream.split("://", 1)[1].rstrip("/")
         self.delay_s = delay_s
         self.strip_conditional = strip_conditional
+        # moto reads a whole object for every ranged GET (O(object size) per request, which no real store does):
+        # with this, the proxy fetches each immutable Lance file (data files, indexes) once and answers ranged
+        # GETs from memory, so a benchmark measures the client and the added latency, not moto.
+        self.cache_immutable = cache_immutable
+        self._cache: dict[str, tuple[bytes, list[tuple[str, str]]]] = {}
         self.requests = 0
         self.bytes_out = 0  # response bytes sent back to the client (bodies)
+        self.log: list[tuple[float, str, str, str]] | None = None  # (time, method, path, range) when a list
         self._count_lock = threading.Lock()
         self._local = threading.local()
         proxy = self
@@ -99,9 +106,55 @@ class S3Proxy:
             conn = self._local.conn = http.client.HTTPConnection(self.upstream, timeout=60)
         return conn
 
+    def _cached_get(self, h: BaseHTTPRequestHandler) -> bool:
+        """Answer a GET of an immutable Lance file from the cache (filling it first); False: not such a GET."""
+        path = h.path.split("?", 1)[0]
+        if h.command != "GET" or "?" in h.path or not ("/data/" in path or "/_indices/" in path):
+            return False
+        entry = self._cache.get(path)
+        if entry is None:
+            conn = self._conn()
+            conn.request("GET", path, headers={k: v for k, v in h.headers.items()
+                                               if k.lower() not in _HOP_BY_HOP and k.lower() != "range"})
+            resp = conn.getresponse()
+            data = resp.read()
+            if resp.status != 200:
+                return False
+            keep = [(k, v) for k, v in resp.getheaders() if k.lower() in ("etag", "last-modified", "content-type")]
+            entry = self._cache[path] = (data, keep)
+        data, keep = entry
+        total, status = len(data), 200
+        rng = h.headers.get("Range", "")
+        if rng.startswith("bytes="):
+            first, _, last = rng[6:].partition("-")
+            if first:
+                start, end = int(first), min(int(last) if last else total - 1, total - 1)
+            else:  # a suffix: the last N bytes
+                start, end = max(0, total - int(last)), total - 1
+            body, status = data[start : end + 1], 206
+        else:
+            body = data
+        h.send_response_only(status, "Partial Content" if status == 206 else "OK")
+        for k, v in keep:
+            h.send_header(k, v)
+        h.send_header("Accept-Ranges", "bytes")
+        if status == 206:
+            h.send_header("Content-Range", f"bytes {start}-{end}/{total}")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+        with self._count_lock:
+            self.requests += 1
+            self.bytes_out += len(body)
+        return True
+
     def _forward(self, h: BaseHTTPRequestHandler) -> None:
+        if self.log is not None:
+            self.log.append((time.perf_counter(), h.command, h.path, h.headers.get("Range", "")))
         if self.delay_s:
             time.sleep(self.delay_s)
+        if self.cache_immutable and self._cached_get(h):
+            return
         length = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(length) if length else None
         headers = {k: v for k, v in h.headers.items() if k.lower() not in _HOP_BY_HOP}
