@@ -3,7 +3,8 @@
 An index of ``--chunks`` synthetic chunks (``bench_query.build_store``: clustered dense vectors, lexical weights,
 int8 ColBERT vectors, BM25 text) is built locally and compacted, then copied object by object into a bucket of
 moto's S3 server on 127.0.0.1. The same queries (stub encoder: vectors made ahead, so query encoding is excluded)
-run against three places, each opened fresh by a new Store:
+run against three places, each opened fresh by a new Store (moto and the proxies run in a child process, like a
+store on another machine):
 
 - ``local``: the index folder on disk;
 - ``s3``: the bucket through a counting proxy that adds nothing (it keeps the immutable Lance files it has fetched
@@ -12,7 +13,8 @@ run against three places, each opened fresh by a new Store:
 - ``s3_20ms``: the same proxy adding ``--delay-ms`` (20) to every request, like a store across a WAN.
 
 Per place: ``first_open_s`` (Store() + building the query caches, as the window does after opening),
-``first_query_ms``, then ``--rounds`` rounds over the queries with warm caches (p50/p95, per store call) and, for
+``first_query_ms``, an untimed pass over other queries, then ``--rounds`` rounds over the timed queries (p50/p95,
+per store call) and, for
 S3, requests and response bytes per warm query as the proxy counted them. The goal: warm p95 on S3 with 20 ms
 per request within 2x of local.
 
@@ -21,10 +23,14 @@ per request within 2x of local.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import _common as c  # first: it sets the app's environment before numpy loads
@@ -45,12 +51,20 @@ def upload(local: Path, client) -> tuple[int, int]:
     return n, size
 
 
-def measure(where, queries: dict, rounds: int, proxy=None) -> dict:
+def create_bucket(endpoint: str) -> str:
+    req = urllib.request.Request(f"{endpoint}/team-bucket", method="PUT", data=b"")
+    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback only
+        resp.read()
+    return "team-bucket"
+
+
+def measure(where, queries: dict, warmup: dict, rounds: int, proxy: str | None = None) -> dict:
     from desktop_search.core.search import Searcher
     from desktop_search.core.store import Store
+    from desktop_search.devtools.s3_server import proxy_counts
 
     if proxy is not None:
-        proxy.reset_counts()
+        proxy_counts(proxy, reset=True)
     t0 = time.perf_counter()
     store = Store(where, create=False, read_consistency_s=5.0)
     t_open = time.perf_counter() - t0
@@ -58,16 +72,17 @@ def measure(where, queries: dict, rounds: int, proxy=None) -> dict:
     t_warm = time.perf_counter() - t0
     out: dict = {"open_s": round(t_open, 2), "first_open_s": round(t_warm, 2)}
     if proxy is not None:
-        out["first_open_requests"], out["first_open_mb"] = proxy.requests, round(proxy.bytes_out / 1e6, 1)
-    searcher = Searcher(store, StubEncoder(queries), rerank_k=50, candidates_per_mode=100)
+        got = proxy_counts(proxy)
+        out["first_open_requests"], out["first_open_mb"] = got["requests"], round(got["bytes_out"] / 1e6, 1)
+    searcher = Searcher(store, StubEncoder({**warmup, **queries}), rerank_k=50, candidates_per_mode=100)
     texts = list(queries)
-    t_first, _ = c.timed(lambda: searcher.search(texts[0], k=10))
+    t_first, _ = c.timed(lambda: searcher.search(next(iter(warmup)), k=10))
     out["first_query_ms"] = round(t_first * 1000, 1)
-    for q in texts:  # one untimed pass: per-query index pages and metadata come into LanceDB's caches
+    for q in warmup:  # other queries, untimed: index pages and metadata come into LanceDB's caches
         searcher.search(q, k=10)
     timer = StoreTimer(store)
     if proxy is not None:
-        proxy.reset_counts()
+        proxy_counts(proxy, reset=True)
     samples = []
     for _ in range(rounds):
         for q in texts:
@@ -76,8 +91,9 @@ def measure(where, queries: dict, rounds: int, proxy=None) -> dict:
     out.update(c.percentiles(samples))
     n = len(samples)
     if proxy is not None:
-        out["requests_per_query"] = round(proxy.requests / n, 2)
-        out["kb_per_query"] = round(proxy.bytes_out / n / 1e3, 1)
+        got = proxy_counts(proxy)
+        out["requests_per_query"] = round(got["requests"] / n, 2)
+        out["kb_per_query"] = round(got["bytes_out"] / n / 1e3, 1)
     out["per_query_ms_by_store_call"] = {k: round(v / n * 1000, 2) for k, v in sorted(timer.totals.items())}
     return out
 
@@ -95,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
     n_queries = args.queries or (20 if args.quick else 40)
 
     from desktop_search.core.location import IndexLocation
-    from desktop_search.devtools.s3_server import ACCESS_KEY, SECRET_KEY, LocalS3, S3Proxy
+    from desktop_search.devtools.s3_server import ACCESS_KEY, SECRET_KEY
 
     os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"] = ACCESS_KEY, SECRET_KEY
     os.environ["DESKTOP_SEARCH_NO_KEYCHAIN"] = "1"
@@ -109,19 +125,29 @@ def main(argv: list[str] | None = None) -> dict:
         result["build_s"] = round(t_build, 1)
         result["index_mb"] = round(store.index_bytes() / 1e6, 1)
         del store
-        queries = make_queries(data, n_queries)
-        with LocalS3() as s3:
-            bucket = s3.create_bucket()
-            direct = IndexLocation.parse(f"s3://{bucket}/team-index", [("endpoint", s3.endpoint)])
+        both = make_queries(data, 2 * n_queries)
+        names = list(both)
+        queries = {q: both[q] for q in names[len(names) // 2:]}  # timed
+        warmup = {q: both[q] for q in names[: len(names) // 2]}  # run before, untimed: never the timed ones
+        # The server side (moto + proxies) in its own process, like a store on another machine.
+        server = subprocess.Popen([sys.executable, "-m", "desktop_search.devtools.s3_server", "--delay-ms",
+                                   str(args.delay_ms)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                  env={**os.environ, "PYTHONPATH": str(c.REPO)})
+        try:
+            ends = json.loads(server.stdout.readline())
+            bucket = create_bucket(ends["moto"])
+            direct = IndexLocation.parse(f"s3://{bucket}/team-index", [("endpoint", ends["moto"])])
             t_up, (objects, size) = c.timed(lambda: upload(work / "idx", direct.client()))
             result["upload"] = {"objects": objects, "mb": round(size / 1e6, 1), "s": round(t_up, 1)}
             c.log("local")
-            result["local"] = measure(work / "idx", queries, args.rounds)
-            for name, delay in (("s3", 0.0), (f"s3_{args.delay_ms:g}ms", args.delay_ms / 1000)):
+            result["local"] = measure(work / "idx", queries, warmup, args.rounds)
+            for name, proxy in (("s3", ends["proxy"]), (f"s3_{args.delay_ms:g}ms", ends["proxy_delay"])):
                 c.log(name)
-                with S3Proxy(s3.endpoint, delay_s=delay, cache_immutable=True) as proxy:
-                    where = IndexLocation.parse(direct.uri, [("endpoint", proxy.endpoint)])
-                    result[name] = measure(where, queries, args.rounds, proxy)
+                where = IndexLocation.parse(direct.uri, [("endpoint", proxy)])
+                result[name] = measure(where, queries, warmup, args.rounds, proxy)
+        finally:
+            server.stdin.close()
+            server.wait(timeout=60)
         slow = result[f"s3_{args.delay_ms:g}ms"]
         result["p95_ratio_s3_delay_vs_local"] = round(slow["p95_ms"] / result["local"]["p95_ms"], 2)
         result["goal_p95_ratio"] = 2.0

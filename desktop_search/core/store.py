@@ -36,6 +36,7 @@ import numpy as np
 import pyarrow as pa
 
 from desktop_search.core.location import IndexLocation
+from desktop_search.core.rowcache import KEY_COLUMNS, carry_rows, rows_at
 
 # LanceDB warns that cleaning up old versions breaks concurrent users of them. This index has one writer (lock.py)
 # and readers retry on the latest version, so the warning only adds noise. Registered once here: a
@@ -310,6 +311,8 @@ class _ChunkMap:
     positions: dict[str, list[int]]  # text hash -> row offsets in the chunks table
     ids: list[str]  # chunk id per row
     paths: list[str]  # file path per row
+    rows: Any = None  # a shared index: every row, all columns (pa.Table; core/rowcache.py)
+    id_pos: dict[str, int] | None = None  # chunk id -> row offset (built on first use)
 
 
 def sign_bits(m: np.ndarray) -> np.ndarray:
@@ -626,7 +629,11 @@ class Store:
         if not by_offset:
             return []
         offsets = sorted(by_offset)
-        rows = self.chunks.take_offsets(offsets).to_arrow().to_pylist()
+        cmap = self._chunk_pos_cache
+        if cmap is not None and cmap.rows is not None:  # a shared index: from RAM (core/rowcache.py)
+            rows = rows_at(cmap.rows, offsets)
+        else:
+            rows = self.chunks.take_offsets(offsets).to_arrow().to_pylist()
         out, moved = [], set()
         for k, row in zip(offsets, rows):
             if row["id"] == by_offset[k]["id"] and row["text_hash"] == by_offset[k]["text_hash"]:
@@ -651,15 +658,45 @@ class Store:
         positions: dict[str, list[int]] = {}
         ids: list[str] = []
         paths: list[str] = []
-        if self.chunks.count_rows():
+        rows = None
+        if self._client is not None:  # a shared index: every row in RAM, carried from version to version
+            keys = self.chunks.search().select(KEY_COLUMNS).limit(None).to_arrow()
+            rows = tbl = carry_rows(
+                cached.rows if cached is not None else None, keys,
+                fetch=lambda offsets: self.chunks.take_offsets(offsets).to_arrow(),
+                read_all=lambda: self.chunks.search().limit(None).to_arrow(),
+            )
+            for k, h in enumerate(tbl.column("text_hash").to_pylist()):
+                positions.setdefault(h, []).append(k)
+            ids = tbl.column("id").to_pylist()
+            paths = tbl.column("path").to_pylist()
+        elif self.chunks.count_rows():
             tbl = self.chunks.search().select(["text_hash", "id", "path"]).limit(None).to_arrow()
             for k, h in enumerate(tbl.column("text_hash").to_pylist()):
                 positions.setdefault(h, []).append(k)
             ids = tbl.column("id").to_pylist()
             paths = tbl.column("path").to_pylist()
-        cached = _ChunkMap(version, positions, ids, paths)
+        cached = _ChunkMap(version, positions, ids, paths, rows)
         self._chunk_pos_cache = cached
         return cached
+
+    def _fts_rows(self, query: str, limit: int) -> list[dict[str, Any]]:
+        """BM25 hits as full rows. A shared index asks LanceDB for the hits' ids only and takes the rows from RAM
+        (the text column's pages would cost megabytes a query from a bucket)."""
+        q = self.chunks.search(query, query_type="fts").limit(limit)
+        if self._client is None:
+            return q.to_arrow().to_pylist()
+        hits = q.select(["id", "_score"]).to_arrow()
+        cmap = self._chunk_map()
+        if cmap.id_pos is None:
+            cmap.id_pos = {cid: k for k, cid in enumerate(cmap.ids)}
+        found = [cmap.id_pos.get(cid, -1) for cid in hits.column("id").to_pylist()]
+        if any(k < 0 for k in found):  # a hit newer than the map: read the rows themselves
+            return q.to_arrow().to_pylist()
+        rows = rows_at(cmap.rows, found)
+        for row, score in zip(rows, hits.column("_score").to_pylist()):
+            row["_score"] = score
+        return rows
 
     @_fresh_retry
     def all_chunk_hashes(self) -> set[str]:
@@ -674,7 +711,7 @@ class Store:
         if not query.strip() or not self.chunks.count_rows():  # (not the chunk map: 0.25 s to build at 100k)
             return []
         try:
-            return self.chunks.search(query, query_type="fts").limit(limit).to_arrow().to_pylist()
+            return self._fts_rows(query, limit)
         except Exception as e:
             if _vanished(e):
                 raise  # retried on the latest version by @_fresh_retry
@@ -683,7 +720,7 @@ class Store:
             if not words or words == query:
                 return []
             try:
-                return self.chunks.search(words, query_type="fts").limit(limit).to_arrow().to_pylist()
+                return self._fts_rows(words, limit)
             except Exception as e:
                 if _vanished(e):
                     raise
@@ -879,8 +916,16 @@ class Store:
         if cache is not None and cache.pos:
             known = [(h, cache.pos[h]) for h in wanted if h in cache.pos]
             if known:
-                tbl = self.vectors.take_offsets([k for _h, k in known]).select(cols).to_arrow()
-                out.update(_rows_by_hash(tbl, {h for h, _k in known}))
+                # Exact dense vectors in RAM are not read again (on object storage every column is a request).
+                from_ram = cache.dense is not None and "dense" in cols
+                read = [c for c in cols if c != "dense"] if from_ram else cols
+                tbl = self.vectors.take_offsets([k for _h, k in known]).select(read).to_arrow()
+                rows = _rows_by_hash(tbl, {h for h, _k in known})
+                if from_ram:
+                    for h, k in known:
+                        if h in rows:
+                            rows[h]["dense"] = cache.dense[k]
+                out.update(rows)
             # Rows moved by a write since the cache was built (or new ones) are looked up by value.
             missing = [h for h in wanted if h not in out]
         for part in _batches(missing):

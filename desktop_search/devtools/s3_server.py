@@ -10,6 +10,9 @@ here leaves the loopback interface. Test and benchmark helper only: the app neve
 from __future__ import annotations
 
 import http.client
+import json
+import socket
+import sys
 import threading
 import time
 import urllib.request
@@ -81,6 +84,9 @@ class S3Proxy:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes: with Nagle's algorithm the body then waits for the client's
+            # delayed ACK (40-200 ms), which no real store adds.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: object) -> None:  # quiet
                 pass
@@ -104,6 +110,8 @@ class S3Proxy:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = http.client.HTTPConnection(self.upstream, timeout=60)
+            conn.connect()
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return conn
 
     def _cached_get(self, h: BaseHTTPRequestHandler) -> bool:
@@ -149,6 +157,15 @@ class S3Proxy:
         return True
 
     def _forward(self, h: BaseHTTPRequestHandler) -> None:
+        if h.path.startswith("/__proxy/"):  # counters for a client in another process (benchmarks)
+            if h.path == "/__proxy/reset":
+                self.reset_counts()
+            body = json.dumps({"requests": self.requests, "bytes_out": self.bytes_out}).encode()
+            h.send_response(200)
+            h.send_header("Content-Length", str(len(body)))
+            h.end_headers()
+            h.wfile.write(body)
+            return
         if self.log is not None:
             self.log.append((time.perf_counter(), h.command, h.path, h.headers.get("Range", "")))
         if self.delay_s:
@@ -202,3 +219,28 @@ class S3Proxy:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def proxy_counts(endpoint: str, reset: bool = False) -> dict:
+    """The request and byte counters of an :class:`S3Proxy` running in another process (optionally reset)."""
+    with urllib.request.urlopen(f"{endpoint}/__proxy/{'reset' if reset else 'stats'}", timeout=10) as resp:  # noqa: S310
+        return json.loads(resp.read())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve moto and two proxies (no delay, and ``--delay-ms``) in this process until stdin closes; print one
+    JSON line with their endpoints first. Benchmarks run the server side here, so that its threads do not share
+    the measured process's interpreter lock."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("--delay-ms", type=float, default=20.0)
+    args = p.parse_args(argv)
+    with LocalS3() as s3, S3Proxy(s3.endpoint, cache_immutable=True) as fast, \
+            S3Proxy(s3.endpoint, delay_s=args.delay_ms / 1000, cache_immutable=True) as slow:
+        print(json.dumps({"moto": s3.endpoint, "proxy": fast.endpoint, "proxy_delay": slow.endpoint}), flush=True)
+        sys.stdin.read()
+
+
+if __name__ == "__main__":
+    main()
