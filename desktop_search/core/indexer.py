@@ -32,7 +32,8 @@ import numpy as np
 from desktop_search.config import Settings
 from desktop_search.core.chunk import Chunk, TokenSpans, chunk_pages, token_spans_for
 from desktop_search.core.extract import Extraction, ExtractOptions, extract, is_supported, kind_of, runs_isolated
-from desktop_search.core.lock import IndexBusy, IndexLock
+from desktop_search.core.lease import writer_lock
+from desktop_search.core.lock import IndexBusy
 from desktop_search.core.store import (
     FileRecord,
     Store,
@@ -236,7 +237,7 @@ class Indexer:
         if encoder is not None:
             current = store.model_fingerprint == encoder.fingerprint and store.dim == encoder.dim
             if not current or store.vectors is None:
-                with IndexLock(store.index_dir):  # binding writes (and may drop vectors): writers only
+                with writer_lock(store.index_dir):  # binding writes (and may drop vectors): writers only
                     store.bind_model(encoder.fingerprint, encoder.dim, settings.colbert_storage)
 
     # -- public -----------------------------------------------------------------------------------------
@@ -272,7 +273,7 @@ class Indexer:
         return self._locked(paths, progress, cancel, pause, include, exclude, watched=True)
 
     def _locked(self, paths, progress, cancel, pause, include, exclude, *, watched: bool) -> IndexReport:
-        with IndexLock(self.store.index_dir):
+        with writer_lock(self.store.index_dir):
             try:
                 return self._reconcile(paths, progress, cancel, pause, include, exclude, watched=watched)
             except (IndexBusy, IndexWriteError):
@@ -308,8 +309,9 @@ class Indexer:
         dir_errors: list[tuple[str, OSError]] = []
         files, unsupported = discover(paths, include, exclude, errors=dir_errors, strict_files=watched)
         # The index folder may sit inside a watched folder: its own files are never documents.
-        own = os.path.abspath(self.store.index_dir) + os.sep
-        files = [p for p in files if not str(p).startswith(own)]
+        if isinstance(self.store.index_dir, Path):
+            own = os.path.abspath(self.store.index_dir) + os.sep
+            files = [p for p in files if not str(p).startswith(own)]
         roots = [path_key(os.path.abspath(p)) for p in paths]
         known = self._known_under(roots, watched)
         self._known_keys = set(known)
