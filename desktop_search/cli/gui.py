@@ -20,6 +20,11 @@ def cmd_gui(args: argparse.Namespace) -> int:
         from desktop_search.gui.app import run
     except ImportError as e:
         raise CliError(f"the window cannot start: {e} (is PySide6 installed?)") from None
+    from desktop_search.gui.system_libs import problem
+
+    missing = problem()
+    if missing:
+        raise CliError(missing)
     if getattr(args, "quit_after", None):
         from desktop_search.selftest import gui_smoke
 
