@@ -148,6 +148,16 @@ def _helper() -> ThreadPoolExecutor:
         return _helper_pool
 
 
+def shutdown_helper(wait: bool = True) -> None:
+    """Stop the helper thread (the window's shutdown, the end of a test): queued jobs are cancelled, a running
+    one finishes when ``wait``. A later search starts a new helper."""
+    global _helper_pool
+    with _helper_lock:
+        pool, _helper_pool = _helper_pool, None
+    if pool is not None:
+        pool.shutdown(wait=wait, cancel_futures=True)
+
+
 @dataclass
 class KeywordMatches:
     """A query's keyword side: the analysed query, the language it was analysed in and the matching chunks

@@ -4,6 +4,11 @@ role pools and re-emits what the core reports as Qt signals on the GUI thread.
 Start-up order is what makes the window appear at once: the window is shown first, then the index is opened
 (keyword search works from then on), then the model stack (~10 s of imports) loads in the background; when it
 is ready, searches become hybrid and an incremental pass encodes whatever was keyword-indexed meanwhile.
+
+Threads: workers return values and the GUI thread assigns them (Picard's ``run_task(func, next_func)``), so
+``store``, ``searcher`` and ``encoder`` only ever change on the GUI thread. A ``Searcher`` is never changed once
+built: a new encoder or new weights make a new one, and a search already running keeps the one it started with.
+Stats refreshes and cache warm-up run in the one-thread ``maintenance`` pool, never in front of a search.
 """
 
 from __future__ import annotations
@@ -11,13 +16,18 @@ from __future__ import annotations
 import gc
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from desktop_search import config
 from desktop_search.gui.prefs import Prefs, WatchedFolder
 from desktop_search.gui.workers import Pools, Task
+
+if TYPE_CHECKING:
+    from desktop_search.core.search import Searcher
+    from desktop_search.core.store import Store
+    from desktop_search.core.watcher import FolderWatcher
 
 
 def settle_heap() -> None:
@@ -49,16 +59,16 @@ class Services(QObject):
         self.settings = settings
         self.prefs = prefs
         self.pools = pools or Pools()
-        self.store = None
-        self.searcher = None
-        self.encoder = None
+        self.store: Store | None = None
+        self.searcher: Searcher | None = None
+        self.encoder: Any = None
         self.device = "none"
         self._search_seq = 0
         self._search_task: Task | None = None
         self._index_task: Task | None = None
         self._index_queue: list[tuple[str, list[str], list[str], list[str]]] = []
         self.current_job_paths: list[str] = []
-        self.watcher = None
+        self.watcher: FolderWatcher | None = None
         self._batch_arrived.connect(self._on_batch)
         self._stats_timer = QTimer(self)
         self._stats_timer.setSingleShot(True)
@@ -76,28 +86,37 @@ class Services(QObject):
 
     # -- start-up ---------------------------------------------------------------------------------------
     def start(self, *, load_model: bool = True) -> None:
-        task = Task(self._open_store)
-        task.signals.result.connect(lambda _: self._on_store(load_model))
+        settings, shared = self.settings, self.shared
+
+        def open_store() -> Store:  # in a worker: opening reads the tables
+            from desktop_search.core.store import Store
+
+            # A shared index is searched, never written, from the window: the team's indexing machine writes it.
+            return Store(settings.index, create=not shared, read_consistency_s=settings.read_consistency_s)
+
+        task = Task(open_store)
+        task.signals.result.connect(lambda store: self._on_store(store, load_model))
         task.signals.error.connect(self.store_failed)
         self.pools.start(self.pools.search, task)
 
-    def _open_store(self) -> None:
+    def _make_searcher(self) -> None:
+        """A new Searcher for the current store, encoder and weights (GUI thread)."""
         from desktop_search.core.search import Searcher
-        from desktop_search.core.store import Store
 
-        # A shared index is searched, never written, from the window: the team's indexing machine writes it.
-        self.store = Store(self.settings.index, create=not self.shared,
-                           read_consistency_s=self.settings.read_consistency_s)
+        if self.store is None:
+            return
         self.searcher = Searcher(
             self.store,
-            None,
+            self.encoder,
             weights=self.settings.weights,
             candidates_per_mode=self.settings.candidates_per_mode,
             rerank_k=self.settings.rerank_k,
         )
 
-    def _on_store(self, load_model: bool) -> None:
+    def _on_store(self, store: Store, load_model: bool) -> None:
         settle_heap()
+        self.store = store
+        self._make_searcher()
         self.store_ready.emit()
         self.refresh_stats()
         if load_model:
@@ -131,8 +150,7 @@ class Services(QObject):
         settle_heap()
         self.encoder = encoder
         self.device = encoder.device
-        if self.searcher is not None:
-            self.searcher.encoder = encoder
+        self._make_searcher()
         self.semantic_ready.emit(encoder.device)
         self._warm_caches()
         # Catch up: anything keyword-indexed before the model was ready gets its vectors now.
@@ -220,8 +238,7 @@ class Services(QObject):
 
     def set_weights(self, weights: tuple[float, float, float]) -> None:
         self.settings = self.settings.with_(weights=weights)
-        if self.searcher is not None:
-            self.searcher.weights = weights
+        self._make_searcher()
 
     # -- indexing ---------------------------------------------------------------------------------------
     @property
@@ -280,7 +297,7 @@ class Services(QObject):
         """Bring the store's query caches up to date in the background (after the model loads and after each
         index job: only new rows are read), so the next search does not pay for it."""
         if self.store is not None and self.encoder is not None and not self._closing:
-            self.pools.start(self.pools.search, Task(self.store.warm))
+            self.pools.start(self.pools.maintenance, Task(self.store.warm))
 
     def _on_index_error(self, message: str) -> None:
         self._index_task = None
@@ -306,13 +323,14 @@ class Services(QObject):
         if not roots or self._closing:
             self.watch_status.emit("not watching: no folders" if not roots else "")
             return
-        self.watcher = FolderWatcher(
+        watcher = FolderWatcher(
             roots,
             self._batch_arrived.emit,  # called on the watcher's thread; the signal queues it to ours
             ignore_dirs=[self.settings.index_dir, self.settings.model_dir],
             on_status=self.watch_status.emit,
         ).start()
-        self.watch_status.emit(self.watcher.status)
+        self.watcher = watcher
+        self.watch_status.emit(watcher.status)
 
     def stop_watching(self) -> None:
         if self.watcher is not None:
@@ -387,7 +405,7 @@ class Services(QObject):
 
         task = Task(run)
         task.signals.result.connect(self.stats_ready)
-        self.pools.start(self.pools.search, task)
+        self.pools.start(self.pools.maintenance, task)
 
     # -- shutdown ---------------------------------------------------------------------------------------
     def shutdown(self, wait_ms: int = 30_000) -> None:
@@ -400,3 +418,6 @@ class Services(QObject):
         if self._search_task is not None:
             self._search_task.cancel()
         self.pools.wait(wait_ms)
+        from desktop_search.core.search import shutdown_helper
+
+        shutdown_helper()  # after the pools: no search is left to submit to it

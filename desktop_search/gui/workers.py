@@ -3,8 +3,10 @@
 A task wraps a plain core function that takes ``progress`` and ``cancel`` keyword arguments (or none) and
 delivers its progress, result or error back on the GUI thread through queued signals. Pools by role keep a
 search from ever waiting behind indexing: ``search`` (queries, many short tasks), ``index`` (one indexing run
-at a time: the single writer), ``model`` (loading the encoder, downloads, verification) and ``render``
-(preview pages). Workers never touch widgets.
+at a time: the single writer), ``model`` (loading the encoder, downloads, verification), ``render`` (preview
+pages) and ``maintenance`` (status refreshes, query-cache warm-up: one thread, so they queue behind each other
+and never in front of a search). Workers never touch widgets: they return values, and the slot connected to
+``result`` runs on the GUI thread and assigns them.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class Pools:
         self.index = self._pool("index", 1)
         self.model = self._pool("model", 1)
         self.render = self._pool("render", 1)
+        self.maintenance = self._pool("maintenance", 1)
 
     @staticmethod
     def _pool(name: str, threads: int) -> QThreadPool:
@@ -84,14 +87,10 @@ class Pools:
         return task
 
     def all(self) -> list[QThreadPool]:
-        return [self.search, self.index, self.model, self.render]
+        return [self.search, self.index, self.model, self.render, self.maintenance]
 
     def active(self) -> int:
         return sum(p.activeThreadCount() for p in self.all())
-
-    def cancel_all(self) -> None:
-        for task in list(self._running):
-            task.cancel()
 
     def wait(self, ms: int = 30_000) -> bool:
         return all(p.waitForDone(ms) for p in self.all())

@@ -44,7 +44,8 @@ def make_window(qtbot, prefs):
     for services, window in made:
         services.shutdown()
         assert services.pools.active() == 0, "a background task outlived the window"
-    leftovers = [t.name for t in threading.enumerate() if t.name.startswith("extract") and t.is_alive()]
+    leftovers = [t.name for t in threading.enumerate()
+                 if t.name.startswith(("extract", "search-candidates")) and t.is_alive()]
     assert not leftovers, f"dangling threads: {leftovers}"
 
 

@@ -355,13 +355,14 @@ class QueryCaches:
             known = [(h, cache.pos[h]) for h in wanted if h in cache.pos]
             if known:
                 # Exact dense vectors in RAM are not read again (on object storage every column is a request).
-                from_ram = cache.dense is not None and "dense" in cols
-                tbl = self._tables.vectors_at([k for _h, k in known], [c for c in cols if c != "dense"] if from_ram else cols)
+                ram_dense = cache.dense if "dense" in cols else None
+                tbl = self._tables.vectors_at(
+                    [k for _h, k in known], [c for c in cols if c != "dense"] if ram_dense is not None else cols)
                 got = rows_by_hash(tbl, {h for h, _k in known})
-                if from_ram:
+                if ram_dense is not None:
                     for h, k in known:
                         if h in got:
-                            got[h]["dense"] = cache.dense[k]
+                            got[h]["dense"] = ram_dense[k]
                 out.update(got)
             # Rows moved by a write since the cache was built (or new ones) are looked up by value.
             missing = [h for h in wanted if h not in out]

@@ -23,7 +23,7 @@ __all__ = ["KEY_COLUMNS", "carry_rows", "rows_at"]
 KEY_COLUMNS = ["id", "text_hash", "path", "page", "char_start", "char_end", "ordinal"]
 
 
-def _keys(tbl: pa.Table) -> list[tuple]:
+def _keys(tbl: pa.Table) -> list[tuple[Any, ...]]:
     return list(zip(*(tbl.column(c).to_pylist() for c in KEY_COLUMNS)))
 
 

@@ -367,7 +367,8 @@ class Tables:
                 rows = complete(self.fts_ids(text, limit))
                 if rows is not None:
                     return rows
-            return self.chunks.search(text, query_type="fts").limit(limit).to_arrow().to_pylist()
+            found: list[dict[str, Any]] = self.chunks.search(text, query_type="fts").limit(limit).to_arrow().to_pylist()
+            return found
 
         try:
             return run(query)
@@ -397,7 +398,8 @@ class Tables:
         if not self.has_terms:
             return self.fts(" ".join(kq.raw or kq.should), limit)
         try:
-            return self.chunks.search(fulltext_query(kq)).limit(limit).to_arrow().to_pylist()
+            rows: list[dict[str, Any]] = self.chunks.search(fulltext_query(kq)).limit(limit).to_arrow().to_pylist()
+            return rows
         except Exception as e:
             if vanished(e):
                 raise  # retried on the latest version by @fresh_retry
