@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -143,6 +143,13 @@ class Settings:
         if not 0 < self.read_consistency_s <= 3600:
             raise ValueError("the shared-index refresh interval must be between 0 and 3600 seconds")
         return self
+
+
+def setting_default(name: str) -> Any:
+    """The default of one Settings field (for the window's preferences and the core's keyword defaults, so the
+    defaults are written once, above)."""
+    f = Settings.__dataclass_fields__[name]
+    return f.default_factory() if f.default is MISSING else f.default  # type: ignore[misc]
 
 
 def load_settings(**overrides: Any) -> Settings:

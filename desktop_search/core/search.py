@@ -20,6 +20,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from desktop_search.config import setting_default
 from desktop_search.core import analysis
 from desktop_search.core.query import _CJK_RE, ParsedQuery, SearchFilter, parse_query  # noqa: F401 (re-exported)
 from desktop_search.core.store import KeywordQuery, Store, dequantize_colbert_many
@@ -189,9 +190,9 @@ class Searcher:
         store: Store,
         encoder: Any | None = None,
         *,
-        weights: tuple[float, float, float] = (0.4, 0.2, 0.4),
-        candidates_per_mode: int = 100,
-        rerank_k: int = 50,
+        weights: tuple[float, float, float] = setting_default("weights"),
+        candidates_per_mode: int = setting_default("candidates_per_mode"),
+        rerank_k: int = setting_default("rerank_k"),
         fusion: str = "rrf",
         rrf_k: int = 60,
         keyword_weight: float = 1.0,
