@@ -115,10 +115,6 @@ class IndexLock:
         self.command = command if command is not None else _command_line()
         self._held = False
 
-    @property
-    def held(self) -> bool:
-        return self._held
-
     def acquire(self) -> "IndexLock":
         if self._held:
             return self

@@ -26,7 +26,6 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -291,10 +290,3 @@ def reference_dim(out_dir: Path) -> int:
     """The model width, from the stored calibration vectors (no torch model is loaded in int8 mode)."""
     with np.load(Path(out_dir) / REFERENCE_FILE) as ref:
         return int(ref["dense"].shape[1])
-
-
-def build_info(out_dir: Path) -> dict[str, Any]:
-    try:
-        return json.loads((Path(out_dir) / META_FILE).read_text("utf-8"))
-    except (OSError, ValueError):
-        return {}
