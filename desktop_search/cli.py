@@ -139,6 +139,22 @@ def _open_store(settings: config.Settings, *, create: bool):
         raise CliError(str(e)) from None
 
 
+def _finite(value: Any) -> Any:
+    """NaN and infinities become null: JSON has no such numbers, and a bare NaN breaks every JSON parser."""
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def json_line(obj: Any) -> str:
+    """One line of strict JSON (what every --json output prints)."""
+    return json.dumps(_finite(obj), ensure_ascii=False, allow_nan=False)
+
+
 def _note(msg: str) -> None:
     print(f"desktop-search: {msg}", file=sys.stderr)
 
@@ -212,10 +228,16 @@ def cmd_index(args: argparse.Namespace) -> int:
     store = _open_store(settings, create=True)
     from desktop_search.core.indexer import Indexer
 
-    with _index_errors():
-        report = Indexer(store, settings, encoder).index(args.paths, progress=ProgressPrinter())
+    printer = ProgressPrinter()
+    with _index_errors(), _stop_on_signals() as stopped:
+        report = Indexer(store, settings, encoder).index(args.paths, progress=printer, cancel=stopped)
+    if stopped.is_set():
+        printer.end()
+        _note(f"interrupted: {report.indexed} files committed and searchable, {report.failed} failed; "
+              "run the same command again to continue")
+        return 128 + getattr(stopped, "signum", 2)
     if args.json:
-        print(json.dumps(report.as_json(), ensure_ascii=False))
+        print(json_line(report.as_json()))
     else:
         print(
             f"indexed {report.indexed} files ({report.chunks_written} chunks, {report.chunks_encoded} encoded), "
@@ -250,7 +272,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     if mode != "keyword":
         encoder = _load_encoder(settings, required=mode == "hybrid")
         if encoder is None:
-            _note(f"no model installed at {settings.model_dir}: keyword search only")
+            from desktop_search.core.encoder import model_problem
+
+            # Say what is wrong: "not installed" is false for a model that is there but unverified or incomplete.
+            _note(f"{model_problem(settings.model_dir) or 'the model cannot be used'}: keyword search only")
             mode = "keyword"
         else:
             mode = "hybrid"
@@ -270,7 +295,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     for q in queries:
         result = searcher.search(q, k=args.k, mode=mode)
         if args.json:
-            print(json.dumps(result.as_json(), ensure_ascii=False))
+            print(json_line(result.as_json()))
         else:
             _print_result(result, multiple=len(queries) > 1)
     return EXIT_OK
@@ -327,7 +352,7 @@ def status_dict(settings: config.Settings) -> dict[str, Any]:
 def cmd_status(args: argparse.Namespace) -> int:
     st = status_dict(_settings(args))
     if args.json:
-        print(json.dumps(st, ensure_ascii=False))
+        print(json_line(st))
         return EXIT_OK
     f = st["files"]
     print(f"index:   {st['index_dir']} ({st['index_bytes'] / 1e6:.1f} MB)")
@@ -352,6 +377,34 @@ def _index_errors() -> Iterator[None]:
         yield
     except (IndexBusy, IndexWriteError) as e:
         raise CliError(str(e)) from None
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[Any]:
+    """An event set by Ctrl+C or SIGTERM (``.signum`` says which): the run ends after the group being written,
+    so what was committed stays committed. A second Ctrl+C stops at once."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    previous: dict[int, Any] = {}
+
+    def handler(signum, _frame) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.signum = signum  # type: ignore[attr-defined]
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        for name in ("SIGINT", "SIGTERM", "SIGBREAK", "SIGHUP"):
+            sig = getattr(signal, name, None)
+            if sig is not None:
+                previous[sig] = signal.signal(sig, handler)
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -434,7 +487,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     except IndexBusy as e:
         raise CliError(str(e)) from None
     if args.json:
-        print(json.dumps(report.as_json(), ensure_ascii=False))
+        print(json_line(report.as_json()))
         return EXIT_OK if report.ok else EXIT_ERROR
     st = report.stats
     line = f"index:   {report.index_dir} (schema {report.schema_version})"

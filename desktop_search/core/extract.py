@@ -12,7 +12,7 @@ as extracted, apart from cleaning: NUL and other control characters are removed 
 tab), line endings become ``\\n``, PDF pages lose runs of more than two blank lines, and characters
 from the Arabic Presentation Forms blocks (U+FB50-U+FDFF, U+FE70-U+FEFF), which some PDFs emit
 instead of ordinary Arabic letters, are NFKC-normalised to the base letters (U+0600 block) so that
-Arabic queries typed on a keyboard match them; no other Unicode normalisation is applied. The time
+Arabic queries typed on a keyboard match them; all text is NFC-normalised (composed), as queries are. The time
 limit is checked between pages, so one pathologically slow page can overrun it; callers that need
 a hard limit must run extraction in a separate process. Calls are serialised by a module lock
 because PyMuPDF is not thread-safe and its warning store is process-global.
@@ -132,7 +132,12 @@ def extract(
 def _read_bytes(path: Path, limit: int) -> bytes:
     # Single place where source files are read (tests replace it to simulate I/O errors).
     # Reading limit+1 bytes detects a file that grew past the limit after stat().
-    with open(path, "rb") as fh:
+    # O_NONBLOCK and the fstat: a FIFO or device swapped in after the caller's stat neither blocks the open nor
+    # is read (a pipe would wait for a writer, /dev/zero never ends).
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (device, pipe or socket)", str(path))
         return fh.read(limit + 1)
 
 
@@ -454,6 +459,9 @@ def _decode(data: bytes) -> _Decoded | _NotText:
         return _Decoded(data.decode("utf-8"), "utf-8")
     except UnicodeDecodeError:
         pass
+    mostly = _mostly_utf8(data)
+    if mostly is not None:
+        return mostly
 
     best = from_bytes(data).best()
     if best is None or best.encoding is None:
@@ -472,6 +480,22 @@ def _decode(data: bytes) -> _Decoded | _NotText:
         return _NotText("decode_error", f"decoded as {encoding}, but the result looks like "
                                         "binary data")
     return _Decoded(text, encoding, guessed=True)
+
+
+def _mostly_utf8(data: bytes) -> _Decoded | None:
+    """UTF-8 with a few invalid bytes (a truncated download, one stray byte in a 40 MB log) is UTF-8: decoded
+    with U+FFFD for the bad bytes rather than handed to a guesser, which would read the whole file as some
+    single-byte code page and garble every accented letter. "A few": at most one bad sequence per 1,000 bytes,
+    and more valid multi-byte characters than bad sequences (a Latin-1 file has no valid multi-byte ones)."""
+    text = data.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd") - data.count(b"\xef\xbf\xbd")
+    if bad <= 0 or bad * 1000 > len(data):
+        return None
+    valid_multibyte = len(text) - len(text.encode("ascii", "ignore")) - bad
+    if valid_multibyte <= bad:
+        return None
+    note = f"{bad} invalid UTF-8 byte sequence{'s were' if bad > 1 else ' was'} replaced by \ufffd"
+    return _Decoded(text, "utf-8", warning=note)
 
 
 def _utf16_without_bom(data: bytes) -> str | None:
@@ -522,7 +546,9 @@ _ARABIC_PRESENTATION = re.compile(r"[\ufb50-\ufdff\ufe70-\ufeff]+")
 
 
 def _clean_text(text: str) -> str:
-    return _CONTROLS.sub("", _LINE_BREAKS.sub("\n", text))
+    # NFC: the same word typed on a keyboard (composed) and written by macOS or some editors (decomposed, NFD)
+    # must be the same text for search; queries are normalised the same way (search.py).
+    return unicodedata.normalize("NFC", _CONTROLS.sub("", _LINE_BREAKS.sub("\n", text)))
 
 
 def _clean_pdf_text(text: str) -> str:

@@ -19,10 +19,12 @@ import errno
 import fnmatch
 import hashlib
 import os
+import stat
 import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -30,7 +32,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from desktop_search.config import Settings
-from desktop_search.core.chunk import Chunk, TokenSpans, chunk_pages, token_spans_for
+from desktop_search.core.chunk import Chunk, TokenSpans, TooManyChunks, chunk_pages, token_spans_for
 from desktop_search.core.extract import PDF_EXTENSIONS, Extraction, extract, is_supported
 from desktop_search.core.lock import IndexBusy, IndexLock
 from desktop_search.core.store import (
@@ -137,7 +139,7 @@ def discover(
 
     for root in paths:
         root = Path(os.path.abspath(root))
-        if root.is_file():
+        if os.path.lexists(root) and not os.path.isdir(root):  # a file, also a pipe, device or broken link
             if strict_files:
                 if is_supported(root) and not is_ignored_name(root.name) and matches_patterns(root, include, exclude):
                     found.setdefault(str(root), root)
@@ -157,11 +159,38 @@ def discover(
     return list(found.values()), unsupported
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+class NotRegularFile(OSError):
+    """The path is a pipe, device or socket: reading it could block or never end, so it is never read."""
+
+
+SPECIAL_FILE = "unsupported|not a regular file (a pipe, device or socket); such files are never read"
+
+
+def open_regular(path: Path) -> int:
+    """A read-only descriptor of ``path`` that is certainly a regular file. ``O_NONBLOCK`` keeps the open
+    itself from waiting for a writer when a FIFO was swapped in after the caller's stat."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegularFile(errno.EINVAL, "not a regular file", str(path))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20, *, limit: int | None = None) -> str:
+    """SHA-256 of a regular file's content (``NotRegularFile`` for anything else); at most ``limit`` bytes are
+    read, so a file that grows while it is read cannot keep this busy."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
+    with os.fdopen(open_regular(path), "rb") as f:
+        left = limit
+        while block := f.read(chunk if left is None else min(chunk, left + 1)):
             h.update(block)
+            if left is not None:
+                left -= len(block)
+                if left < 0:
+                    break
     return h.hexdigest()
 
 
@@ -195,6 +224,8 @@ def _kind_of(path: Path) -> str:
 
 def _os_failure(path: Path, e: OSError) -> str:
     """'reason|detail' for a file that could not even be opened or hashed."""
+    if isinstance(e, NotRegularFile):
+        return SPECIAL_FILE
     if isinstance(e, PermissionError):
         return f"permission_denied|cannot read file: {e.strerror or e}"
     if e.errno == errno.ELOOP:
@@ -204,6 +235,10 @@ def _os_failure(path: Path, e: OSError) -> str:
             return "unsupported|broken symbolic link: its target does not exist"
         return "corrupt|file disappeared before it could be read"
     return f"corrupt|cannot read file: {e.strerror or e}"
+
+
+def _mib(n: int) -> str:
+    return f"{n / 1024**2:.1f} MiB"
 
 
 @dataclass
@@ -326,6 +361,10 @@ class Indexer:
 
         todo: list[tuple[Path, os.stat_result | None]] = []
         touch: list[FileRecord] = []
+        # Files that fail on what one stat says (pipes, devices, sockets, empty files): recorded together in one
+        # write, without being opened - 50,000 empty files cost seconds, and a FIFO or a link to /dev/zero can
+        # neither block the run nor be read forever.
+        at_once: list[tuple[Path, os.stat_result, str]] = []
         for p in files:
             try:
                 st = p.stat()
@@ -333,6 +372,19 @@ class Indexer:
                 todo.append((p, None))  # extraction will record the reason
                 continue
             rec = known.get(path_key(str(p)))
+            instant = None
+            if not stat.S_ISREG(st.st_mode):
+                instant = SPECIAL_FILE
+            elif st.st_size == 0:
+                instant = "no_text|empty file"
+            if instant is not None:
+                reason, _, detail = instant.partition("|")
+                if not (rec is not None and rec.status == "failed" and rec.reason == reason
+                        and rec.size == st.st_size and rec.mtime_ns == st.st_mtime_ns):
+                    at_once.append((p, st, instant))
+                else:
+                    report.unchanged += 1
+                continue
             if rec is not None and rec.status in ("indexed", "failed") and rec.size == st.st_size:
                 if rec.mtime_ns == st.st_mtime_ns:
                     report.unchanged += 1
@@ -354,11 +406,16 @@ class Indexer:
             report.removed = len(gone)
         self.store.upsert_files(touch)
         report.files_seen = len(files)
+        failures: list[tuple[Path, str, str, os.stat_result | None]] = []
+        for p, st, why in at_once:
+            reason, _, detail = why.partition("|")
+            failures.append((p, reason, detail, st))
         for p in unsupported:
-            self._record_failure(report, p, "unsupported", f"not a supported document type ({p.suffix or 'no extension'})")
+            failures.append((p, "unsupported", f"not a supported document type ({p.suffix or 'no extension'})", None))
         for d, e in dir_errors:
             reason = "permission_denied" if isinstance(e, PermissionError) else "unsupported"
-            self._record_failure(report, Path(d), reason, f"cannot open this folder: {e.strerror or e}")
+            failures.append((Path(d), reason, f"cannot open this folder: {e.strerror or e}", None))
+        self._record_failures(report, failures)
 
         tick(phase="indexing", files_total=len(todo), files_skipped=report.unchanged)
         self._run(todo, report, prog, tick, cancel)
@@ -435,7 +492,14 @@ class Indexer:
         try:
             if st is None:
                 st = path.stat()
-            digest = sha256_file(path) if st.st_size <= self.settings.max_file_bytes else ""
+            if not stat.S_ISREG(st.st_mode):
+                raise NotRegularFile(errno.EINVAL, "not a regular file", str(path))
+            if _kind_of(path) == "text" and st.st_size > self.settings.max_text_bytes:
+                limit = _mib(self.settings.max_text_bytes)
+                detail = f"text file is {_mib(st.st_size)}, larger than the limit of {limit} for text files"
+                return _Prepared(path, st.st_size, st.st_mtime_ns, "", None, f"too_large|{detail}")
+            too_big = st.st_size > self.settings.max_file_bytes
+            digest = "" if too_big else sha256_file(path, limit=self.settings.max_file_bytes)
         except OSError as e:
             return _Prepared(path, 0, 0, "", None, _os_failure(path, e))
         limits = dict(max_bytes=self.settings.max_file_bytes, time_limit_s=self.settings.extract_time_limit_s)
@@ -478,7 +542,9 @@ class Indexer:
             if cancel.is_set():
                 break
             tick(phase="indexing")
-            prepared = queue.popleft().result()
+            prepared = self._next_prepared(queue, cancel)
+            if prepared is None:
+                break
             refill()
             tick(current=path_key(str(prepared.path)))
             chunks: list[Chunk] = []
@@ -489,7 +555,11 @@ class Indexer:
                         self.counter,
                         max_tokens=self.settings.chunk_tokens,
                         overlap_tokens=self.settings.chunk_overlap_tokens,
+                        max_chunks=self.settings.max_chunks_per_file,
                     )
+                except TooManyChunks as e:
+                    prepared.error = (f"too_large|this document would make {e}; the limit is "
+                                      f"{e.limit:,} passages per file")
                 except Exception as e:  # a chunker bug must cost one file, not the run
                     prepared.error = f"corrupt|internal error while chunking: {type(e).__name__}: {e}"
             group.append((prepared, chunks))
@@ -499,6 +569,21 @@ class Indexer:
                 group, group_tokens = [], 0
         if group:
             self._commit(group, report, prog, tick, cancel)
+
+    @staticmethod
+    def _next_prepared(queue, cancel: threading.Event) -> _Prepared | None:
+        """The next extracted file, waiting in short steps so that a cancel (Ctrl+C, SIGTERM, the window's
+        Stop) is seen while a slow file is being read; None once cancelled."""
+        fut = queue[0]
+        while True:
+            try:
+                prepared = fut.result(timeout=0.2)
+                break
+            except FutureTimeout:
+                if cancel.is_set():
+                    return None
+        queue.popleft()
+        return prepared
 
     def _commit(self, group, report: IndexReport, prog: Progress, tick, cancel: threading.Event) -> None:
         now = time.time()
@@ -590,16 +675,26 @@ class Indexer:
             indexed_at=now,
         )
 
-    def _record_failure(self, report: IndexReport, path: Path, reason: str, detail: str) -> None:
-        try:
-            st = path.stat()
-            size, mtime = st.st_size, st.st_mtime_ns
-        except OSError:
-            size, mtime = 0, 0
-        prepared = _Prepared(path, size, mtime, "", None)
-        self.store.upsert_files([self._failed_record(prepared, reason, detail, time.time())])
-        report.failed += 1
-        report.failures.append((path_key(str(path)), reason, detail))
+    def _record_failures(self, report: IndexReport, failures) -> None:
+        """Record ``(path, reason, detail, stat or None)`` failures found without reading the files: their old
+        chunks go first (a file that became empty), then one write of all their rows."""
+        now = time.time()
+        records: list[FileRecord] = []
+        for path, reason, detail, st in failures:
+            if st is None:
+                try:
+                    st = path.stat()
+                except OSError:
+                    st = None
+            size, mtime = (st.st_size, st.st_mtime_ns) if st is not None else (0, 0)
+            records.append(self._failed_record(_Prepared(path, size, mtime, "", None), reason, detail, now))
+            report.failed += 1
+            report.failures.append((path_key(str(path)), reason, detail))
+        stale = [r.path for r in records if r.path in self._known_keys]
+        if stale:
+            self.store.replace_chunks(stale, [])
+        for start in range(0, len(records), 5000):
+            self.store.upsert_files(records[start : start + 5000])
 
     # -- encoding ---------------------------------------------------------------------------------------
     def _encode_rows(self, rows: list[dict], report: IndexReport, prog: Progress, tick, cancel) -> None:
