@@ -299,19 +299,28 @@ def cmd_search(args: argparse.Namespace) -> int:
     for q in queries:
         result = searcher.search(q, k=args.k, mode=mode)
         if args.json:
-            print(json_line(result.as_json()))
+            from desktop_search.core.store import fs_path
+
+            out = result.as_json()
+            for hit in out["hits"]:
+                hit["offline"] = not os.path.lexists(fs_path(hit["path"]))
+            print(json_line(out))
         else:
             _print_result(result, multiple=len(queries) > 1)
     return EXIT_OK
 
 
 def _print_result(result, *, multiple: bool) -> None:
+    from desktop_search.core.store import fs_path
+
     if multiple:
         print(f"## {result.query}")
     if not result.hits:
         print("no results")
     for i, h in enumerate(result.hits, 1):
         where = f" (page {h.page})" if h.page else ""
+        if not os.path.lexists(fs_path(h.path)):
+            where += " [offline]"  # e.g. on a drive that is unplugged now: found, but cannot be opened
         more = f" [+{h.more} more]" if h.more else ""
         parts = ", ".join(f"{k} {v:.3f}" for k, v in h.scores.items() if v is not None)
         print(f"{i:>2}. {h.score:.3f}  {h.path}{where}{more}")
@@ -560,3 +569,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("desktop-search: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`desktop-search search x | head -1`): not an error worth a word. stdout is
+        # pointed at devnull so the flush at exit does not fail again.
+        _quiet_stdout()
+        return 128 + 13  # as if killed by SIGPIPE, like other command-line tools
+    except BaseException as e:  # noqa: BLE001 - only failures of the surroundings are turned into one line
+        from desktop_search.core.errors import describe
+
+        message = describe(e, _index_dir_of(args))
+        if message is None:
+            raise
+        print(f"desktop-search: error: {message}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _index_dir_of(args: argparse.Namespace) -> Path | None:
+    try:
+        return config.load_settings(index_dir=getattr(args, "index_dir", None)).index_dir
+    except Exception:  # noqa: BLE001 - only for wording a message
+        return getattr(args, "index_dir", None)
+
+
+def _quiet_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass

@@ -99,6 +99,7 @@ class IndexReport:
     cancelled: bool = False
     semantic: bool = False
     errors: list[str] = field(default_factory=list)
+    offline: list[str] = field(default_factory=list)  # named folders not found: their documents were kept
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # (path, reason, detail)
 
     def as_json(self) -> dict:
@@ -348,6 +349,12 @@ class Indexer:
                 progress(prog)
 
         tick()
+        if not watched:
+            # A folder that is not there (an unplugged drive, a share not mounted) is offline, not empty: its
+            # documents stay in the index (and searchable) until it is back. A watcher batch naming a missing path
+            # means it was deleted; the watcher itself keeps vanished watched folders out of its batches.
+            report.offline = [str(p) for p in paths if not os.path.lexists(p)]
+            paths = [p for p in paths if str(p) not in report.offline]
         dir_errors: list[tuple[str, OSError]] = []
         files, unsupported = discover(paths, include, exclude, errors=dir_errors, strict_files=watched)
         # The index folder may sit inside a watched folder: its own files are never documents.

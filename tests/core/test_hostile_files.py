@@ -227,3 +227,32 @@ def test_nfd_text_is_found_by_an_nfc_query_and_the_other_way_round(tmp_path):
             hits = searcher.search(unicodedata.normalize(form, query), mode="keyword").hits
             assert [Path(h.path).name for h in hits] == [name], (query, form)
             assert "**" in hits[0].snippet
+
+
+def test_a_planted_lock_file_link_is_refused_and_its_target_never_written(tmp_path):
+    from desktop_search.core.lock import IndexLock, LockFileUnsafe
+
+    index_dir = tmp_path / "index"
+    index_dir.mkdir()
+    victim = tmp_path / "precious.txt"
+    victim.write_text("a user's file")
+    os.symlink(victim, index_dir / "writer.lock")
+    with pytest.raises(LockFileUnsafe, match="symbolic link"):
+        with IndexLock(index_dir):
+            pass
+    assert victim.read_text() == "a user's file"
+    # A hard link would be truncated through the other name just the same.
+    os.unlink(index_dir / "writer.lock")
+    os.link(victim, index_dir / "writer.lock")
+    with pytest.raises(LockFileUnsafe, match="not a plain file of its own"):
+        IndexLock(index_dir).acquire()
+    assert victim.read_text() == "a user's file"
+    # From the command line: one line naming the file, no traceback, the target untouched.
+    os.unlink(index_dir / "writer.lock")
+    os.symlink(victim, index_dir / "writer.lock")
+    folder = tmp_path / "docs"
+    write(folder / "a.txt", "text about kites")
+    res = _cli("index", str(folder), "--keyword-only", "--index-dir", str(index_dir))
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert res.stderr.strip().count("\n") == 0 and "writer.lock is a symbolic link" in res.stderr
+    assert victim.read_text() == "a user's file"
