@@ -121,7 +121,7 @@ def test_nan_and_infinite_weights_are_refused(capsys, weights):
 
 
 def test_json_output_is_strict_json(tmp_path, docs, capsys):
-    from desktop_search.cli import json_line
+    from desktop_search.cli.common import json_line
 
     assert json.loads(json_line({"score": float("nan"), "scores": {"bm25": float("inf"), "dense": 0.5}})) == {
         "score": None, "scores": {"bm25": None, "dense": 0.5}}

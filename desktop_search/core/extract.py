@@ -39,6 +39,8 @@ sys.modules.setdefault("pymupdf4llm", None)  # type: ignore[arg-type]
 import pymupdf  # noqa: E402
 from charset_normalizer import from_bytes
 
+from desktop_search.formatting import format_bytes
+
 __all__ = [
     "REASONS",
     "TEXT_EXTENSIONS",
@@ -152,8 +154,8 @@ def _read_checked(path: Path, kind: str, max_bytes: int) -> bytes | Extraction:
         if st.st_size > max_bytes:
             return _fail(
                 path, kind, "too_large",
-                f"file is {_human_size(st.st_size)}, "
-                f"larger than the limit of {_human_size(max_bytes)}",
+                f"file is {format_bytes(st.st_size)}, "
+                f"larger than the limit of {format_bytes(max_bytes)}",
             )
         data = _read_bytes(path, max_bytes)
     except OSError as exc:
@@ -161,7 +163,7 @@ def _read_checked(path: Path, kind: str, max_bytes: int) -> bytes | Extraction:
     if len(data) > max_bytes:
         return _fail(
             path, kind, "too_large",
-            f"file grew beyond the limit of {_human_size(max_bytes)} while being read",
+            f"file grew beyond the limit of {format_bytes(max_bytes)} while being read",
         )
     return data
 
@@ -580,15 +582,6 @@ def _describe(exc: BaseException) -> str:
 
 def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _human_size(n: int) -> str:
-    size = float(n)
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{int(size)} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} bytes"
 
 
 def _pages(numbers: list[int]) -> str:

@@ -39,9 +39,9 @@ from desktop_search.core.store import (
     FileRecord,
     Store,
     chunk_id,
+    is_under,
     path_key,
     quantize_colbert,
-    sql_str,
     text_hash,
 )
 
@@ -319,20 +319,10 @@ class Indexer:
                 raise
 
     def _known_under(self, roots: list[str], watched: bool) -> dict[str, FileRecord]:
-        def under(p: str) -> bool:
-            return any(p == root or p.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
-
         if not watched:
-            return {p: r for p, r in self.store.file_records().items() if under(p)}
+            return {p: r for p, r in self.store.file_records().items() if is_under(p, roots)}
         # A watcher batch names a few paths: ask for their rows instead of reading the whole table.
-        known: dict[str, FileRecord] = {}
-        for start in range(0, len(roots), 100):
-            part = roots[start : start + 100]
-            where = " OR ".join(
-                f"path = {sql_str(r)} OR starts_with(path, {sql_str(r.rstrip(os.sep) + os.sep)})" for r in part
-            )
-            known.update(self.store.file_records(where))
-        return {p: r for p, r in known.items() if under(p)}
+        return self.store.records_under(roots)
 
     def _reconcile(self, paths, progress, cancel, pause, include, exclude, *, watched: bool) -> IndexReport:
         t0 = time.monotonic()
@@ -476,7 +466,7 @@ class Indexer:
         records: list[FileRecord] = []
         for rec, p, st in moved:
             dest = path_key(str(p))
-            old = self.store.chunk_rows(f"path = {sql_str(rec.path)}")
+            old = self.store.chunks_of(rec.path)
             if len(old) != rec.n_chunks:  # damaged record: let the normal path redo it
                 continue
             for r in old:
@@ -757,10 +747,9 @@ def folder_counts(records: dict[str, FileRecord], folders: Sequence[str]) -> dic
     """Per watched folder: how many of its files are indexed, failed, or waiting (pending)."""
     out: dict[str, dict[str, int]] = {}
     for folder in folders:
-        prefix = folder.rstrip(os.sep) + os.sep
         counts = {"indexed": 0, "failed": 0, "pending": 0}
         for path, rec in records.items():
-            if path == folder or path.startswith(prefix):
+            if is_under(path, (folder,)):
                 counts[rec.status if rec.status in counts else "pending"] += 1
         out[folder] = counts
     return out

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_search.core.query import SearchFilter, parse_query
+from desktop_search.formatting import format_bytes
 from desktop_search.gui import opener
 from desktop_search.gui.folders import FailuresDialog, FoldersPanel
 from desktop_search.gui.prefs import WatchedFolder
@@ -74,14 +75,6 @@ class SearchField(QLineEdit):
             self.clear()
             return
         super().keyPressEvent(event)
-
-
-def _fmt_bytes(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
 
 
 class MainWindow(QMainWindow):
@@ -454,7 +447,7 @@ class MainWindow(QMainWindow):
         self._last_stats = stats
         self.docs_label.setText(f"{stats['indexed']} documents")
         self.failed_btn.setText(f"{stats['failed']} failed")
-        self.size_label.setText(f"index {_fmt_bytes(stats['index_bytes'])}")
+        self.size_label.setText(f"index {format_bytes(stats['index_bytes'])}")
         self.folders_panel.set_folders(self.prefs.folders(), stats.get("folders"), self._pending)
         if self._failures_dialog is not None:
             self._failures_dialog.set_failures(stats["failures"])

@@ -272,7 +272,7 @@ def test_empty_huge_and_sparse_files(tmp_path):
     recs = {Path(p).name: r for p, r in store.file_records().items()}
     assert recs["normal.txt"].status == "indexed"
     assert recs["empty.txt"].reason == "no_text" and recs["empty.pdf"].reason == "no_text"
-    assert recs["huge.log"].reason == "too_large" and "larger than the limit of 64.0 MiB" in recs["huge.log"].detail
+    assert recs["huge.log"].reason == "too_large" and "larger than the limit of 64.0 MB" in recs["huge.log"].detail
     assert recs["sparse.txt"].reason == "too_large"
     # Under a limit that lets it through, the 200 MB sparse file is read, recognised as binary and refused.
     settings = settings.with_(max_file_bytes=256 * 1024**2, max_text_bytes=256 * 1024**2,

@@ -50,7 +50,7 @@ def test_typing_a_query_shows_results(make_window, qtbot, docs):
 def test_progressive_stages_arrive_in_order(make_window, qtbot, docs, tiny_encoder):
     services, window = indexed_window(make_window, qtbot, docs, encoder=tiny_encoder)
     # Once the model is loaded the vectors are read into the query caches in the background, not on a search.
-    qtbot.waitUntil(lambda: services.store._sparse_cache is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: services.store.caches_built, timeout=10_000)
     stages = []
     window.results_shown.connect(stages.append)
     search(qtbot, window, "quantum entanglement", stage="reranked")
