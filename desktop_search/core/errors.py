@@ -14,8 +14,8 @@ from pathlib import Path
 
 __all__ = ["describe", "is_damage"]
 
-_DAMAGE_MARKERS = ("corrupt", "lance error", "LanceError", "Invalid user input", "Arrow error", "arrow error",
-                   "did not match", "out of range", "Not found")
+_DAMAGE_MARKERS = ("corrupt", "lance error", "lanceerror", "not appear to be a lance file", "panicked",
+                   "arrow error")
 
 
 def is_damage(exc: BaseException) -> bool:
@@ -25,8 +25,8 @@ def is_damage(exc: BaseException) -> bool:
         return True
     if not isinstance(exc, (RuntimeError, ValueError, OSError)):
         return False
-    text = str(exc)
-    return "lance" in text.lower() and any(m in text for m in _DAMAGE_MARKERS)
+    text = str(exc).lower()
+    return any(m in text for m in _DAMAGE_MARKERS)
 
 
 def _first_line(exc: BaseException, limit: int = 200) -> str:

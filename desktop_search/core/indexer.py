@@ -210,6 +210,12 @@ def _is_store_error(exc: BaseException) -> bool:
 
 
 def _write_error(index_dir: Path, exc: BaseException) -> IndexWriteError:
+    from desktop_search.core.errors import is_damage
+
+    if is_damage(exc) and not is_disk_full(exc):
+        first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        return IndexWriteError(f"the index at {index_dir} is damaged ({first}); run `desktop-search doctor --repair` "
+                               "(your documents are not touched), then index again")
     if is_disk_full(exc):
         return IndexWriteError(
             f"cannot write to the index at {index_dir}: the disk is full. Free some space and run again; "
@@ -310,6 +316,9 @@ class Indexer:
     def _locked(self, paths, progress, cancel, pause, include, exclude, *, watched: bool) -> IndexReport:
         with IndexLock(self.store.index_dir):
             try:
+                # Lock first, then read: the view this Store opened with may predate another writer's whole run,
+                # and reconciling from it would add every one of that run's files a second time.
+                self.store.refresh()
                 return self._reconcile(paths, progress, cancel, pause, include, exclude, watched=watched)
             except (IndexBusy, IndexWriteError):
                 raise

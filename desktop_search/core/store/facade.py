@@ -16,7 +16,7 @@ import numpy as np
 
 from desktop_search.core.store.caches import QueryCaches
 from desktop_search.core.store.maintenance import Maintenance, dir_bytes
-from desktop_search.core.store.meta import open_meta, write_meta
+from desktop_search.core.store.meta import open_meta, read_meta, write_meta
 from desktop_search.core.store.keys import is_under
 from desktop_search.core.store.tables import FileRecord, Tables, fresh_retry
 
@@ -48,7 +48,11 @@ class Store:
 
     # -- meta -------------------------------------------------------------------------------------------
     def refresh(self) -> None:
-        """Move every table to its latest committed version (what another process wrote) and drop caches."""
+        """Move every table to its latest committed version (what another process wrote), re-read the description
+        (a model bound meanwhile) and drop caches."""
+        meta, _problem = read_meta(self.index_dir)
+        if meta is not None and meta.get("schema_version") == self.meta.get("schema_version"):
+            self.meta = meta
         self._tables.checkout_latest()
         self._caches.invalidate()
 
@@ -262,6 +266,22 @@ class Store:
 
     def has_fts_index(self) -> bool:
         return self._tables.has_fts_index()
+
+    def broken_indexes(self) -> dict[str, str]:
+        """Tables whose search indexes exist but fail when queried, with the error."""
+        from desktop_search.core.store.tables import index_errors
+
+        out = {}
+        for name, column in (("chunks", "text"), ("vectors", "dense")):
+            table = self._tables.all().get(name)
+            err = index_errors(table, column) if table is not None else None
+            if err:
+                out[name] = err
+        return out
+
+    def rebuild_indexes(self) -> None:
+        self._maintenance.rebuild_indexes()
+        self._caches.invalidate()
 
     def has_dense_index(self) -> bool:
         return self._tables.has_dense_index()

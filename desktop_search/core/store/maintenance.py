@@ -38,6 +38,21 @@ class Maintenance:
         self._caches = caches
         self._last_optimize: tuple[int | None, float] = (None, 0.0)
 
+    def rebuild_indexes(self) -> None:
+        """Drop every index of the chunks and vectors tables (damaged or with missing files) and build them again
+        from the table data."""
+        with self._tables.write_lock:
+            for table in (self._tables.chunks, self._tables.vectors):
+                if table is None:
+                    continue
+                for name in index_names(table):
+                    try:
+                        table.drop_index(name)
+                    except Exception:  # noqa: BLE001 - replaced below anyway
+                        pass
+            self.ensure_fts_index()
+            self.ensure_vector_indexes()
+
     def ensure_fts_index(self) -> None:
         from lancedb.index import FTS
 

@@ -1,0 +1,141 @@
+"""The index folder under hostile conditions: a second writer with a stale view, a folder that is not ours (a
+user's files, another program's LanceDB), links planted where the app writes, damaged data pages and deleted
+search indexes. Nothing that is not provably the app's own is written or dropped; damage is found and repaired."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from desktop_search.config import load_settings
+from desktop_search.core.doctor import check, repair
+from desktop_search.core.indexer import Indexer
+from desktop_search.core.search import Searcher
+from desktop_search.core.store import META_FILE, IndexNotOurs, Store, write_meta
+from tests.conftest import REPO, write
+from tests.core.index_snapshot import assert_same_index, snapshot
+
+
+def _settings(index_dir: Path, **kw):
+    return load_settings(index_dir=index_dir, model_dir=index_dir.parent / "no-model", extract_workers=1, **kw)
+
+
+def _docs(folder: Path, n: int = 60) -> Path:
+    for i in range(n):
+        write(folder / f"doc{i:02}.txt", f"Document {i} about harbours, tides and ferry number {i}.")
+    return folder
+
+
+def _cli(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "desktop_search", *map(str, args)], capture_output=True, text=True,
+                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
+
+
+def test_a_second_writer_with_a_stale_view_adds_nothing_twice(tmp_path):
+    docs = _docs(tmp_path / "docs")
+    idx = tmp_path / "idx"
+    first, second = Store(idx), Store(idx)  # both opened before either wrote (two processes started together)
+    Indexer(first, _settings(idx)).index([docs])
+    rep = Indexer(second, _settings(idx)).index([docs])  # gets the lock after the first one finished
+    assert rep.unchanged == 60 and rep.indexed == 0
+    rows = Store(idx).files.count_rows()
+    assert rows == 60, f"{rows} files rows for 60 files"
+    assert check(idx).ok
+
+
+def _another_apps_lancedb(folder: Path) -> None:
+    import lancedb
+
+    db = lancedb.connect(str(folder / "lance"))
+    db.create_table("files", pa.table({"path": ["a"], "owner": ["someone"], "size": [1]}))
+    db.create_table("vectors", pa.table({"id": list(range(100)), "embedding": [[0.1, 0.2]] * 100}))
+
+
+@pytest.mark.parametrize("kind", ["user-folder", "other-lancedb"])
+def test_a_folder_that_is_not_an_index_is_never_written_or_repaired(tmp_path, kind):
+    target = tmp_path / "target"
+    target.mkdir()
+    if kind == "user-folder":
+        (target / "thesis.txt").write_text("my thesis")
+        (target / (META_FILE + ".tmp")).write_text("a user's file that happens to have this name")
+    else:
+        _another_apps_lancedb(target)
+    before = {p: p.read_bytes() for p in target.rglob("*") if p.is_file()}
+    docs = _docs(tmp_path / "docs", 3)
+
+    with pytest.raises(IndexNotOurs, match="not a desktop-search index|not empty"):
+        Store(target)
+    for args in (("index", docs, "--keyword-only"), ("doctor",), ("doctor", "--repair"), ("status",),
+                 ("search", "tides", "--mode", "keyword")):
+        res = _cli(*args, "--index-dir", target)
+        assert res.returncode == 1 and "Traceback" not in res.stderr, (args, res.stderr)
+        assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    after = {p: p.read_bytes() for p in target.rglob("*") if p.is_file()}
+    assert after == before, "something was written into a folder that is not an index"
+    if kind == "other-lancedb":
+        import lancedb
+
+        assert lancedb.connect(str(target / "lance")).open_table("vectors").count_rows() == 100
+
+
+def test_an_index_without_its_description_file_is_still_recognised(tmp_path):
+    docs = _docs(tmp_path / "docs", 5)
+    idx = tmp_path / "idx"
+    Indexer(Store(idx), _settings(idx)).index([docs])
+    (idx / META_FILE).unlink()
+    report = repair(idx)
+    assert report.ok and any(p.code == "meta" and p.fixed for p in report.problems)
+    assert Store(idx, create=False).count_chunks() == 5
+
+
+def test_meta_tmp_link_is_replaced_not_written_through(tmp_path):
+    idx = tmp_path / "idx"
+    Store(idx)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    os.symlink(victim, idx / (META_FILE + ".tmp"))
+    write_meta(idx, {"schema_version": 1})
+    assert victim.read_text() == "precious"
+    assert not os.path.islink(idx / META_FILE) and Store(idx, create=False).meta == {"schema_version": 1}
+
+
+def _garble_middle(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    n = len(data)
+    data[n // 4 : n // 2] = b"\xff" * (n // 2 - n // 4)
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", ["chunks-data", "fts-index-deleted", "files-data"])
+def test_doctor_finds_damage_that_breaks_search_and_repair_makes_it_whole(tmp_path, damage):
+    docs = _docs(tmp_path / "docs", 20)
+    idx = tmp_path / "idx"
+    clean = tmp_path / "clean"
+    Indexer(Store(clean), _settings(clean)).index([docs])
+    Indexer(Store(idx), _settings(idx)).index([docs])
+    if damage == "chunks-data":
+        (data,) = (idx / "lance" / "chunks.lance" / "data").glob("*.lance")
+        _garble_middle(data)
+    elif damage == "files-data":
+        (data,) = (idx / "lance" / "files.lance" / "data").glob("*.lance")
+        _garble_middle(data)
+    else:
+        import shutil
+
+        shutil.rmtree(idx / "lance" / "chunks.lance" / "_indices")
+    report = check(idx)
+    assert not report.ok, "doctor said ok about a damaged index"
+    assert {p.code for p in report.errors} & {"table_unreadable", "broken_indexes"}
+    repaired = repair(idx)
+    assert repaired.ok, [(p.code, p.message) for p in repaired.problems]
+    # What was lost is read again from the documents: the next run gives exactly the clean index.
+    Indexer(Store(idx), _settings(idx)).index([docs])
+    assert check(idx).ok
+    assert_same_index(snapshot(idx), snapshot(clean))
+    hits = Searcher(Store(idx, create=False), None).search("ferry", mode="keyword", k=50).hits
+    assert len(hits) == 20
