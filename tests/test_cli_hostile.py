@@ -91,11 +91,21 @@ def test_damaged_data_file_is_one_line_pointing_at_doctor(tmp_path, docs, damage
         _garble(data, 0.25, 0.5, b"\xff")  # LanceDB: "Encountered corrupt file", or a Rust panic in its runtime
     else:
         _garble(data, 0.97, 1.0, b"\x13")  # "file does not appear to be a Lance file"
-    for args in (("search", "tides", "--mode", "keyword"), ("index", docs, "--keyword-only")):
-        res = run(*args, "--index-dir", idx)
-        # A Rust panic prints its own message before ours; there is no Python traceback and ours is last.
-        line = one_line_error(res, "damaged", "doctor --repair")
-        assert res.stderr.strip().splitlines()[-1] == line
+    res = run("search", "tides", "--mode", "keyword", "--index-dir", idx)
+    # A Rust panic prints its own message before ours; there is no Python traceback and ours is last.
+    line = one_line_error(res, "damaged", "doctor --repair")
+    assert res.stderr.strip().splitlines()[-1] == line
+    # Indexing unchanged files does not read the damaged page; a changed file's old chunks must be deleted.
+    write(docs / "note3.txt", "Note 3 rewritten about lighthouses.")
+    res = run("index", docs, "--keyword-only", "--index-dir", idx)
+    assert "Traceback" not in res.stderr
+    if res.returncode:
+        one_line_error(res, "damaged", "doctor --repair")
+    res = run("doctor", "--repair", "--index-dir", idx)
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stdout + res.stderr
+    assert run("index", docs, "--keyword-only", "--index-dir", idx).returncode == 0
+    res = run("search", "tides", "--mode", "keyword", "-k", "20", "--index-dir", idx)
+    assert res.returncode == 0 and res.stdout.count("note") == 11, res.stdout
 
 
 def test_output_piped_into_head_ends_quietly(tmp_path, docs):

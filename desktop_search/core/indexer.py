@@ -2,10 +2,10 @@
 
 Extraction runs ahead in a thread pool (file I/O; PDFs go to isolated worker processes, see ``isolate.py``, so
 a hostile PDF costs one file) while the encoder works on the previous group, so neither the CPU nor a GPU waits
-on the other. Files are committed in groups: an intent row (status ``pending``) for files new to the index,
-then chunks, then their vectors, then the files rows, so a file is never marked indexed without its chunks,
-no chunk is ever left without a files row, and a run killed at any moment simply redoes the files it had not
-committed. Unchanged files (same size and mtime, or same content hash) cost one stat; a moved or renamed file
+on the other. Files are committed in groups: an intent row (status ``pending``) for every file whose chunks are
+written or rewritten (new, modified, or now failing), then chunks, then their vectors, then the files rows, so a
+file is never marked indexed without its chunks, no chunk is ever left without a files row, and a run killed at
+any moment simply redoes the files it had not committed. Unchanged files (same size and mtime, or same content hash) cost one stat; a moved or renamed file
 (same size and content hash as a file gone from the index) keeps its chunks under the new path without being
 read again; text that was encoded before (same chunk text anywhere in the index) is never encoded again. Every
 file ends as ``indexed`` or ``failed`` with a reason; nothing here raises for a bad file. Only one process
@@ -607,6 +607,8 @@ class Indexer:
                 else:
                     reason, detail = "no_text", "no text to index"
                 records.append(self._failed_record(prepared, reason, detail, now))
+                if path in self._known_keys:  # its old chunks are deleted below: pending until the row says failed
+                    intents.append(FileRecord(**{**records[-1].as_row(), "status": "pending", "reason": None}))
                 report.failed += 1
                 report.failures.append((path, reason, detail))
                 prog.files_failed += 1
@@ -640,16 +642,22 @@ class Indexer:
                 indexed_at=now,
             )
             records.append(record)
-            if path not in self._known_keys:
-                intents.append(FileRecord(**{**record.as_row(), "status": "pending", "detail": ""}))
+            # Every path whose chunks are about to be rewritten gets an intent row first, a modified file as much as
+            # a new one: killed between the deletion of its old chunks and the files row, it must read "pending"
+            # (redone by the next run), never "indexed" without chunks.
+            intents.append(FileRecord(**{**record.as_row(), "status": "pending", "detail": ""}))
             report.indexed += 1
         paths = [path_key(str(p.path)) for p, _ in group]
         # Order is the crash-safety contract: a "pending" row for paths new to the index (so no chunk is ever
         # without a files row, even if the file vanishes before the next run), chunks, vectors, then the files
         # rows that say "done".
-        if intents:
-            self.store.add_files(intents)
-            self._known_keys.update(r.path for r in intents)
+        fresh = [r for r in intents if r.path not in self._known_keys]
+        rewritten = [r for r in intents if r.path in self._known_keys]
+        if fresh:
+            self.store.add_files(fresh)  # an append: cheaper than an upsert, and these paths have no row yet
+            self._known_keys.update(r.path for r in fresh)
+        if rewritten:
+            self.store.upsert_files(rewritten)
         self.store.replace_chunks(paths, chunk_rows)
         report.chunks_written += len(chunk_rows)
         if self.encoder is not None and chunk_rows and not cancel.is_set():

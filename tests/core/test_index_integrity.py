@@ -139,3 +139,77 @@ def test_doctor_finds_damage_that_breaks_search_and_repair_makes_it_whole(tmp_pa
     assert_same_index(snapshot(idx), snapshot(clean))
     hits = Searcher(Store(idx, create=False), None).search("ferry", mode="keyword", k=50).hits
     assert len(hits) == 20
+
+
+_KILL_DURING_REWRITE = r"""
+import os, signal, sys
+from pathlib import Path
+from desktop_search.config import load_settings
+from desktop_search.core.indexer import Indexer
+from desktop_search.core.store import Store
+from desktop_search.core.store import tables
+
+point, docs, idx = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+real_replace, real_upsert = tables.Tables.replace_chunks, tables.Tables.upsert_files
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+def replace_chunks(self, paths, rows):
+    if point == "after-delete":
+        real_replace(self, paths, [])  # the old chunks are gone, the new ones not written yet
+        die()
+    real_replace(self, paths, rows)
+    if point == "after-add":
+        die()
+
+def upsert_files(self, records):
+    if point == "after-intent" and any(r.status == "pending" for r in records):
+        real_upsert(self, records)
+        die()
+    real_upsert(self, records)
+
+tables.Tables.replace_chunks = replace_chunks
+tables.Tables.upsert_files = upsert_files
+settings = load_settings(index_dir=idx, model_dir=idx.parent / "no-model", extract_workers=1)
+Indexer(Store(idx), settings).index([docs])
+"""
+
+
+@pytest.mark.parametrize("point", ["after-intent", "after-delete", "after-add"])
+def test_a_kill_while_modified_files_are_rewritten_loses_nothing(tmp_path, point):
+    docs = _docs(tmp_path / "docs", 40)
+    idx = tmp_path / "idx"
+    Indexer(Store(idx), _settings(idx)).index([docs])
+    for i in range(0, 40, 3):  # modified: new text, new size
+        write(docs / f"doc{i:02}.txt", f"Document {i} rewritten about lighthouses and storms, version two.")
+    res = subprocess.run([sys.executable, "-c", _KILL_DURING_REWRITE, point, str(docs), str(idx)], cwd=REPO,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=300)
+    assert res.returncode == -9, res.stderr
+    # Right after the kill: no file is marked indexed without its chunks (doctor agrees), the rest is "pending".
+    report = check(idx)
+    assert report.ok, [(p.code, p.examples) for p in report.errors]
+    snap = snapshot(idx)
+    chunked = {c[0] for c in snap["chunks"]}
+    assert all(row[4] != "indexed" or path in chunked for path, row in snap["files"].items())
+    # The next run makes it exactly a clean index of the modified tree.
+    Indexer(Store(idx), _settings(idx)).index([docs])
+    clean = tmp_path / "clean"
+    Indexer(Store(clean), _settings(clean)).index([docs])
+    assert_same_index(snapshot(idx), snapshot(clean))
+    hits = Searcher(Store(idx, create=False), None).search("lighthouses", mode="keyword", k=50).hits
+    assert len(hits) == 14
+
+
+def test_doctor_finds_an_indexed_file_whose_chunks_are_missing(tmp_path):
+    docs = _docs(tmp_path / "docs", 5)
+    idx = tmp_path / "idx"
+    store = Store(idx)
+    Indexer(store, _settings(idx)).index([docs])
+    victim = str(docs / "doc03.txt")
+    store.replace_chunks([victim], [])
+    report = check(idx)
+    assert [p.examples for p in report.errors if p.code == "missing_chunks"] == [[victim]]
+    assert repair(idx).ok
+    Indexer(Store(idx), _settings(idx)).index([docs])
+    assert len(Searcher(Store(idx, create=False), None).search("ferry", mode="keyword", k=50).hits) == 5
