@@ -90,6 +90,10 @@ class Settings:
     max_chunks_per_file: int = 20_000
     extract_time_limit_s: float = 120.0
     extract_workers: int = 2
+    # OCR of scanned pages and images (on by default; --no-ocr / the settings dialog turn it off). Recognised
+    # pages are cached by content under ocr_cache_dir, so no page is ever recognised twice.
+    ocr: bool = True
+    ocr_cache_dir: Path = field(default_factory=lambda: default_cache_dir() / "ocr")
 
     def with_(self, **changes: Any) -> "Settings":
         return replace(self, **changes)
@@ -121,7 +125,7 @@ def load_settings(**overrides: Any) -> Settings:
     if os.environ.get(ENV_PREFIX + "COLBERT_STORAGE"):
         env["colbert_storage"] = os.environ[ENV_PREFIX + "COLBERT_STORAGE"]
     given = {k: v for k, v in overrides.items() if v is not None}
-    for key in ("index_dir", "model_dir"):
+    for key in ("index_dir", "model_dir", "ocr_cache_dir"):
         if key in given:
             given[key] = Path(given[key]).expanduser().resolve()
     return Settings(**{**env, **given}).validate()

@@ -54,6 +54,7 @@ def settings_from_args(args: argparse.Namespace) -> config.Settings:
             device=getattr(args, "device", None),
             cpu_precision=getattr(args, "precision", None),
             weights=weights,
+            ocr=False if getattr(args, "no_ocr", False) else None,
         )
     except ValueError as e:
         raise CliError(str(e)) from None
@@ -198,5 +199,5 @@ class ProgressPrinter(LinePrinter):
         return (
             f"{progress_bar(p.files_done / max(p.files_total, 1))} {p.files_done}/{p.files_total} files · "
             f"{p.chunks_done} chunks ({p.chunks_per_s:.1f}/s) · {p.files_failed} failed · "
-            f"ETA {format_duration(p.eta_s)} · {p.phase}"
+            f"ETA {format_duration(p.eta_s)} · {p.phase}" + (f" · {p.note}" if getattr(p, "note", "") else "")
         )

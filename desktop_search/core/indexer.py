@@ -1,11 +1,13 @@
 """Folders -> index: discover files, skip unchanged ones, extract, chunk, encode, store; report progress.
 
-Extraction runs ahead in a thread pool (file I/O; PDFs go to isolated worker processes, see ``isolate.py``, so
-a hostile PDF costs one file) while the encoder works on the previous group, so neither the CPU nor a GPU waits
-on the other. Files are committed in groups: an intent row (status ``pending``) for every file whose chunks are
-written or rewritten (new, modified, or now failing), then chunks, then their vectors, then the files rows, so a
-file is never marked indexed without its chunks, no chunk is ever left without a files row, and a run killed at
-any moment simply redoes the files it had not committed. Unchanged files (same size and mtime, or same content hash) cost one stat; a moved or renamed file
+Extraction runs ahead in a thread pool (file I/O; the kinds the extractor registry marks isolated go to worker
+processes, see ``isolate.py``, so a hostile document costs one file) while the encoder works on the previous
+group, so neither the CPU nor a GPU waits on the other. Files are committed in groups: an intent row (status
+``pending``) for every file whose chunks are written or rewritten (new, modified, or now failing), then chunks,
+then their vectors, then the files rows, so a file is never marked indexed without its chunks, no chunk is ever
+left without a files row, and a run killed at any moment simply redoes the files it had not committed. Pipes,
+devices and sockets are never opened, empty files never read. Unchanged files (same size and mtime, or same
+content hash) cost one stat; a moved or renamed file
 (same size and content hash as a file gone from the index) keeps its chunks under the new path without being
 read again; text that was encoded before (same chunk text anywhere in the index) is never encoded again. Every
 file ends as ``indexed`` or ``failed`` with a reason; nothing here raises for a bad file. Only one process
@@ -33,7 +35,7 @@ import numpy as np
 
 from desktop_search.config import Settings
 from desktop_search.core.chunk import Chunk, TokenSpans, TooManyChunks, chunk_pages, token_spans_for
-from desktop_search.core.extract import PDF_EXTENSIONS, Extraction, extract, is_supported
+from desktop_search.core.extract import Extraction, ExtractOptions, extract, is_supported, kind_of, runs_isolated
 from desktop_search.core.lock import IndexBusy, IndexLock
 from desktop_search.core.store import (
     FileRecord,
@@ -68,6 +70,7 @@ class Progress:
     chunks_encoded: int = 0
     elapsed_s: float = 0.0
     current: str = ""
+    note: str = ""  # what the reader of a slow file is doing, e.g. "scan.pdf: OCR page 3/40"
 
     @property
     def files_per_s(self) -> float:
@@ -95,6 +98,8 @@ class IndexReport:
     chunks_written: int = 0
     chunks_encoded: int = 0
     encode_s: float = 0.0
+    ocr_pages: int = 0  # pages the OCR engine recognised in this run
+    ocr_cached: int = 0  # pages whose OCR text came from the cache (recognised in an earlier run)
     elapsed_s: float = 0.0
     cancelled: bool = False
     semantic: bool = False
@@ -225,10 +230,6 @@ def _write_error(index_dir: Path, exc: BaseException) -> IndexWriteError:
     return IndexWriteError(f"cannot write to the index at {index_dir}: {detail[:300]}")
 
 
-def _kind_of(path: Path) -> str:
-    return "pdf" if path.suffix.lower() in PDF_EXTENSIONS else "text"
-
-
 def _os_failure(path: Path, e: OSError) -> str:
     """'reason|detail' for a file that could not even be opened or hashed."""
     if isinstance(e, NotRegularFile):
@@ -261,8 +262,8 @@ class _Prepared:
 class Indexer:
     """Indexes folders into a Store. ``encoder`` may be None: then only keyword (BM25) search is built.
 
-    ``extractor`` reads PDFs (``extract(path, max_bytes=, time_limit_s=) -> Extraction``); by default the shared
-    pool of isolated worker processes. Text files are read in this process."""
+    ``extractor`` reads the kinds the registry marks isolated (``extract(path, options) -> Extraction``); by
+    default the shared pool of isolated worker processes. Text files are read in this process."""
 
     def __init__(self, store: Store, settings: Settings, encoder=None, *, extractor=None) -> None:
         self.store = store
@@ -274,6 +275,7 @@ class Indexer:
 
             extractor = shared_pool(settings.extract_workers, default_memory_limit(settings.max_file_bytes))
         self.extractor = extractor
+        self._note: Callable[[Path, str], None] | None = None  # the running pass's progress notes
         self._known_keys: set[str] = set()  # paths with a files row, so new ones get an intent row first
         if encoder is not None:
             current = store.model_fingerprint == encoder.fingerprint and store.dim == encoder.dim
@@ -336,6 +338,7 @@ class Indexer:
     def _reconcile(self, paths, progress, cancel, pause, include, exclude, *, watched: bool) -> IndexReport:
         t0 = time.monotonic()
         self._pause = pause
+        self.store.upgrade_terms()  # an index from before keyword analysis gets its terms (vectors are kept)
         report = IndexReport(semantic=self.encoder is not None)
         prog = Progress("scanning")
         cancel = cancel or threading.Event()
@@ -354,6 +357,7 @@ class Indexer:
             # means it was deleted; the watcher itself keeps vanished watched folders out of its batches.
             report.offline = [str(p) for p in paths if not os.path.lexists(p)]
             paths = [p for p in paths if str(p) not in report.offline]
+        self._note = lambda path, message: tick(note=f"{path.name}: {message}")
         dir_errors: list[tuple[str, OSError]] = []
         files, unsupported = discover(paths, include, exclude, errors=dir_errors, strict_files=watched)
         # The index folder may sit inside a watched folder: its own files are never documents.
@@ -459,7 +463,7 @@ class Indexer:
                     digest = sha256_file(p)
                 except OSError:
                     digest = ""
-                match = next((r for r in candidates if r.sha256 == digest and r.kind == _kind_of(p)), None)
+                match = next((r for r in candidates if r.sha256 == digest and r.kind == kind_of(p)), None)
             if match is not None:
                 candidates.remove(match)
                 moved.append((match, p, st))
@@ -500,7 +504,7 @@ class Indexer:
                 st = path.stat()
             if not stat.S_ISREG(st.st_mode):
                 raise NotRegularFile(errno.EINVAL, "not a regular file", str(path))
-            if _kind_of(path) == "text" and st.st_size > self.settings.max_text_bytes:
+            if kind_of(path) == "text" and st.st_size > self.settings.max_text_bytes:
                 limit = _mib(self.settings.max_text_bytes)
                 detail = f"text file is {_mib(st.st_size)}, larger than the limit of {limit} for text files"
                 return _Prepared(path, st.st_size, st.st_mtime_ns, "", None, f"too_large|{detail}")
@@ -508,11 +512,15 @@ class Indexer:
             digest = "" if too_big else sha256_file(path, limit=self.settings.max_file_bytes)
         except OSError as e:
             return _Prepared(path, 0, 0, "", None, _os_failure(path, e))
-        limits = dict(max_bytes=self.settings.max_file_bytes, time_limit_s=self.settings.extract_time_limit_s)
-        if path.suffix.lower() in PDF_EXTENSIONS:
-            ex = self.extractor.extract(path, **limits)
+        options = ExtractOptions(
+            max_bytes=self.settings.max_file_bytes, time_limit_s=self.settings.extract_time_limit_s,
+            ocr=self.settings.ocr, ocr_cache_dir=str(self.settings.ocr_cache_dir),
+        )
+        if runs_isolated(path):
+            note = self._note
+            ex = self.extractor.extract(path, options, progress=None if note is None else lambda m: note(path, m))
         else:
-            ex = extract(path, **limits)
+            ex = extract(path, options)
         return _Prepared(path, st.st_size, st.st_mtime_ns, digest, ex)
 
     def _run(self, todo, report: IndexReport, prog: Progress, tick, cancel: threading.Event) -> None:
@@ -552,7 +560,7 @@ class Indexer:
             if prepared is None:
                 break
             refill()
-            tick(current=path_key(str(prepared.path)))
+            tick(current=path_key(str(prepared.path)), note="")
             chunks: list[Chunk] = []
             if prepared.extraction is not None and prepared.extraction.ok:
                 try:
@@ -599,6 +607,9 @@ class Indexer:
         for prepared, chunks in group:
             path = path_key(str(prepared.path))
             ex = prepared.extraction
+            if ex is not None:
+                report.ocr_pages += ex.ocr_pages
+                report.ocr_cached += ex.ocr_cached
             if prepared.error or ex is None or not ex.ok or not chunks:
                 if prepared.error:
                     reason, _, detail = prepared.error.partition("|")

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_search.core.extract.registry import filter_choices
 from desktop_search.core.query import SearchFilter, parse_query
 from desktop_search.formatting import format_bytes
 from desktop_search.gui import opener
@@ -44,7 +45,7 @@ STAGE_TEXT = {
     "reranked": "semantic matches, reranked",
 }
 DATE_RANGES = [("Any time", None), ("Past week", 7), ("Past month", 31), ("Past year", 365)]
-TYPES = [("All types", ()), ("PDF", ("pdf",)), ("Text", ("text",))]
+TYPES = [("All types", ()), *filter_choices()]
 
 
 def fs_path(stored: str) -> str:
@@ -429,7 +430,8 @@ class MainWindow(QMainWindow):
             self.progress.setValue(p.files_done)
         eta = f", ETA {int(p.eta_s)} s" if p.eta_s else ""
         phase = "paused" if p.phase == "paused" else f"{p.files_per_s:.1f} files/s{eta}"
-        self.progress_label.setText(f"indexing {p.files_done}/{p.files_total} · {phase}")
+        note = f" · {p.note}" if p.note and p.phase != "paused" else ""
+        self.progress_label.setText(f"indexing {p.files_done}/{p.files_total} · {phase}{note}")
 
     def _on_index_finished(self, report) -> None:
         self._pending = {}

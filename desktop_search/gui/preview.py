@@ -1,5 +1,5 @@
-"""Preview pane: the matching PDF page with the matched terms and passage highlighted and page navigation, or
-a text file's passage in context. Rendering runs in the render pool; the pane only paints the result.
+"""Preview pane: the matching page with the matched terms and passage highlighted and page navigation, or the
+passage in context (text files, slides, sheets, sections), as the extractor registry says for the file's kind. Rendering runs in the render pool; the pane only paints the result.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_search.core.extract.registry import for_path
 from desktop_search.gui.workers import Pools, Task
 
 
@@ -95,7 +96,8 @@ class PreviewPane(QWidget):
     def show_hit(self, hit, terms: list[str]) -> None:
         self.hit, self.terms = hit, terms
         self.title.setText(f"<b>{html.escape(hit.path.rsplit('/', 1)[-1])}</b><br><small>{html.escape(hit.path)}</small>")
-        if hit.path.lower().endswith(".pdf"):
+        reader = for_path(hit.path)
+        if reader is not None and reader.preview == "page":
             self.nav.setVisible(True)
             self.show_page(hit.page or 1)
         else:
@@ -170,7 +172,7 @@ class PreviewPane(QWidget):
 
             from desktop_search.core.store import fs_path
 
-            return text_context(fs_path(hit.path), hit.char_start, hit.char_end)
+            return text_context(fs_path(hit.path), hit.char_start, hit.char_end, page=hit.page)
 
         task = Task(run)
         task.signals.result.connect(lambda ctx, s=seq: self._on_text(s, ctx))

@@ -72,7 +72,7 @@ def test_a_fifo_swapped_in_after_the_stat_is_neither_waited_on_nor_read(tmp_path
     """The check at open time (O_NONBLOCK + fstat), for a file replaced by a pipe after the type check."""
     import threading
 
-    from desktop_search.core import extract as extract_module
+    from desktop_search.core.extract import base as extract_module
     from desktop_search.core.indexer import NotRegularFile, sha256_file
 
     path = tmp_path / "late.txt"
@@ -101,7 +101,7 @@ def test_sigterm_and_ctrl_c_stop_an_index_run_keeping_what_was_committed(tmp_pat
     # Each file takes 50 ms to read: the run lasts 20 s unless it is stopped.
     script = (
         "import sys, time\n"
-        "from desktop_search.core import extract as ex\n"
+        "from desktop_search.core.extract import base as ex\n"
         "real = ex._read_bytes\n"
         "def slow(p, limit):\n"
         "    time.sleep(0.05)\n"
@@ -145,7 +145,7 @@ def test_empty_files_are_recorded_from_their_stat_in_one_write(tmp_path):
     store = Store(settings.index_dir)
     before = store.files.version
     read: list[str] = []
-    from desktop_search.core import extract as extract_module
+    from desktop_search.core.extract import base as extract_module
 
     real = extract_module._read_bytes
     extract_module._read_bytes = lambda p, limit: (read.append(str(p)), real(p, limit))[1]

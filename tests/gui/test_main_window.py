@@ -84,10 +84,10 @@ def test_filters_narrow_results(make_window, qtbot, docs):
     search(qtbot, window, "observatory")
     assert {Path(p).name for p in shown_paths(window)} >= {"observatory.pdf", "wind.txt"}
     with qtbot.waitSignal(window.results_shown, timeout=30_000):
-        window.type_filter.setCurrentIndex(1)  # PDF
+        window.type_filter.setCurrentIndex(window.type_filter.findText("PDF"))
     assert [Path(p).name for p in shown_paths(window)] == ["observatory.pdf"]
     with qtbot.waitSignal(window.results_shown, timeout=30_000):
-        window.type_filter.setCurrentIndex(2)  # Text
+        window.type_filter.setCurrentIndex(window.type_filter.findText("Text"))
     assert [Path(p).name for p in shown_paths(window)] == ["wind.txt"]
     # modified-date filter: make wind.txt two years old
     old = time.time() - 2 * 365 * 86400
