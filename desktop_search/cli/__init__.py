@@ -14,7 +14,6 @@ code, never a traceback.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -22,6 +21,7 @@ from typing import Sequence
 from desktop_search import config
 from desktop_search.cli import doctor, gui, index, model, search
 from desktop_search.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, CliError, Parser
+from desktop_search.environment import prepare_process
 
 __all__ = ["build_parser", "main"]
 
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    os.environ.setdefault("TRANSFORMERS_NO_TF", "1")
+    prepare_process()  # also when called without __main__ (tests, scripts)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

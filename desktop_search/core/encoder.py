@@ -12,7 +12,6 @@ torch/transformers/FlagEmbedding are imported only when an Encoder is built: the
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from desktop_search.config import CPU_PRECISIONS
+from desktop_search.environment import prepare_process
 
 REQUIRED_FILES = ("config.json", "tokenizer.json", "colbert_linear.pt", "sparse_linear.pt")
 WEIGHT_FILES = ("pytorch_model.bin", "model.safetensors")
@@ -123,13 +123,7 @@ def resolve_device(device: str) -> str:
 
 def _force_offline() -> None:
     # After setup the app makes no network access: hub libraries must resolve everything locally.
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
-    # Loading progress bars are noise on a CLI's stderr and invisible in a windowed app.
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("TRANSFORMERS_NO_TF", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    prepare_process(offline=True)
 
 
 class Encoder:
