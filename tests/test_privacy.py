@@ -36,9 +36,12 @@ def _hook(event, args):
     if not event.startswith("socket."):
         return
     blocked = event in _NET
-    if event in ("socket.connect", "socket.bind"):
-        sock, address = args[0], args[1]
-        blocked = getattr(sock, "family", None) not in (getattr(__import__("socket"), "AF_UNIX", None),)
+    if event == "socket.connect":
+        blocked = getattr(args[0], "family", None) not in (getattr(__import__("socket"), "AF_UNIX", None),)
+    if event == "socket.bind":  # a loopback bind is a capability probe (urllib3 checks for IPv6 so), not a connection
+        address = args[1]
+        host = address[0] if isinstance(address, tuple) else ""
+        blocked = bool(host) and host not in ("127.0.0.1", "::1", "localhost")
     if blocked:
         with open(_LOG, "a") as fh:
             fh.write(f"{os.getpid()} {event} {args[1:] if event.startswith('socket.connect') else args!r}\\n")

@@ -75,12 +75,24 @@ def cpu_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def import_onnxruntime():  # noqa: ANN201 - the module
+    """ONNX Runtime with its telemetry off: ``ORT_DISABLE_TELEMETRY`` (environment.py) must be set before the
+    first import, which starts its 1DS uploader on Linux and macOS; ``disable_telemetry_events`` turns off the ETW
+    events of its Windows builds."""
+    from desktop_search.environment import prepare_process
+
+    prepare_process()
+    import onnxruntime
+
+    onnxruntime.disable_telemetry_events()
+    return onnxruntime
+
+
 class OnnxM3:
     """The int8 graph in an ONNX Runtime session: (input_ids, attention_mask) -> (dense, token weights, colbert)."""
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
+        ort = import_onnxruntime()
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # ORT's default counts physical cores only, which halves the threads on SMT-only VMs; one forward pass
@@ -151,6 +163,7 @@ def build_int8(model_dir: Path, out_dir: Path) -> Path:
     import onnx
     import torch
     from FlagEmbedding import BGEM3FlagModel
+    import_onnxruntime()
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     out_dir = Path(out_dir)
