@@ -256,3 +256,36 @@ def test_a_planted_lock_file_link_is_refused_and_its_target_never_written(tmp_pa
     assert res.returncode == 1 and "Traceback" not in res.stderr
     assert res.stderr.strip().count("\n") == 0 and "writer.lock is a symbolic link" in res.stderr
     assert victim.read_text() == "a user's file"
+
+
+@pytest.mark.skipif(os.sep != "/", reason="POSIX file names are bytes")
+def test_a_raw_byte_name_and_its_escaped_spelling_are_two_files(tmp_path):
+    from desktop_search.core.store import fs_path, path_key
+
+    folder = tmp_path / "names"
+    folder.mkdir()
+    raw = os.path.join(os.fsencode(folder), b"caf\xe9.txt")  # Latin-1 name: not UTF-8
+    with open(raw, "wb") as fh:
+        fh.write(b"espresso with the raw byte name")
+    write(folder / "caf\\xe9.txt", "cappuccino with the literal backslash name")
+    (folder / "sub\\dir").mkdir()
+    with open(os.path.join(os.fsencode(folder), b"sub\\dir", b"r\xf6ot.txt"), "wb") as fh:
+        fh.write(b"ristretto inside a folder with a backslash")
+    settings = _settings(tmp_path)
+    store = Store(settings.index_dir)
+    # Before: both names were stored as caf\xe9.txt and every run died on "Ambiguous merge inserts".
+    rep = Indexer(store, settings).index([folder])
+    assert rep.indexed == 3 and rep.failed == 0, rep
+    keys = set(store.file_records())
+    assert len(keys) == 3
+    searcher = Searcher(store, None)
+    for word, on_disk in (("espresso", os.fsdecode(raw)), ("cappuccino", str(folder / "caf\\xe9.txt")),
+                          ("ristretto", os.fsdecode(os.path.join(os.fsencode(folder), b"sub\\dir", b"r\xf6ot.txt")))):
+        (hit,) = searcher.search(word, mode="keyword").hits
+        assert hit.path == path_key(on_disk) and fs_path(hit.path) == on_disk
+        assert word in Path(fs_path(hit.path)).read_text(errors="replace")
+    rep = Indexer(store, settings).index([folder])
+    assert rep.unchanged == 3 and rep.indexed == rep.removed == 0
+    os.unlink(raw)
+    rep = Indexer(store, settings).index([folder])
+    assert rep.removed == 1 and [Path(fs_path(h.path)).name for h in searcher.search("cappuccino", mode="keyword").hits] == ["caf\\xe9.txt"]
