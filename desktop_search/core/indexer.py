@@ -681,6 +681,8 @@ class Indexer:
                     raise  # the index cannot be written: stop, not "encoding failed"
                 report.errors.append(f"encoding failed ({type(e).__name__}: {e}); will retry on the next run")
         self.store.upsert_files(records)
+        if chunk_rows:
+            self.store.keep_searchable()  # committed means searchable: no waiting for the run's final optimize
         tick(files_done=prog.files_done + len(group), chunks_done=prog.chunks_done + len(chunk_rows))
 
     def _failed_record(self, prepared: _Prepared, reason: str, detail: str, now: float) -> FileRecord:

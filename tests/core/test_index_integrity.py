@@ -213,3 +213,33 @@ def test_doctor_finds_an_indexed_file_whose_chunks_are_missing(tmp_path):
     assert repair(idx).ok
     Indexer(Store(idx), _settings(idx)).index([docs])
     assert len(Searcher(Store(idx, create=False), None).search("ferry", mode="keyword", k=50).hits) == 5
+
+
+def test_committed_files_are_keyword_searchable_while_the_first_run_goes_on(tmp_path):
+    folder = tmp_path / "docs"
+    import hashlib
+
+    def word(i: int) -> str:  # a word no other file has, nor one a typo away
+        return "q" + "".join(chr(97 + b % 26) for b in hashlib.sha1(str(i).encode()).digest()[:9])
+
+    for i in range(120):
+        write(folder / f"doc{i:03}.txt", f"Document {i} about harbours. Unique word {word(i)}.")
+    idx = tmp_path / "idx"
+    seen: dict[str, int] = {}
+
+    def progress(p) -> None:
+        # From another reader, as the window or a `search` process would: every file marked indexed so far.
+        if p.phase != "indexing" or p.files_done < 64 or "checked" in seen:
+            return
+        seen["checked"] = 1
+        reader = Store(idx, create=False)
+        indexed = [path for path, r in reader.file_records().items() if r.status == "indexed"]
+        assert 32 <= len(indexed) < 120
+        searcher = Searcher(reader, None)
+        for path in indexed:
+            hits = searcher.search(word(int(Path(path).stem[3:])), mode="keyword").hits
+            assert hits and hits[0].path == path, (path, [h.path for h in hits])
+        seen["found"] = len(indexed)
+
+    Indexer(Store(idx), _settings(idx)).index([folder], progress=progress)
+    assert seen.get("found", 0) >= 32, seen

@@ -356,6 +356,11 @@ class Store:
     def ensure_fts_index(self) -> None:
         self._maintenance.ensure_fts_index()
 
+    def keep_searchable(self) -> None:
+        """After a commit: what was committed is found by keyword search (see ``Maintenance.keep_searchable``)."""
+        self._maintenance.keep_searchable()
+        self._caches.forget_versions()
+
     def ensure_vector_indexes(self) -> None:
         """Indexes that keep queries fast on large tables: B-trees on the text hash columns (lookups by hash)
         and, from ``tiers.VECTOR_INDEX_MIN_ROWS`` rows, an IVF-HNSW index (8-bit scalar quantized) on dense

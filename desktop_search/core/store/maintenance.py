@@ -54,6 +54,24 @@ class Maintenance:
             self.ensure_fts_index()
             self.ensure_vector_indexes()
 
+    def keep_searchable(self, *, max_unindexed: int = 50_000) -> None:
+        """Committed means searchable by keyword: after the first group of a run the full-text index exists
+        (LanceDB searches rows added after it too, unindexed ones by a scan), and once that scan grows past
+        ``max_unindexed`` rows the new fragments are added to the index incrementally (an optimize that keeps
+        old versions, so readers on them are not disturbed). Called by the indexer after each group."""
+        chunks = self._tables.chunks
+        if not self._tables.has_fts_index():
+            self.ensure_fts_index()
+            return
+        name = next((n for n in index_names(chunks) if "text" in n), None)
+        try:
+            unindexed = chunks.index_stats(name).num_unindexed_rows if name else 0
+        except Exception:  # noqa: BLE001 - stats are an optimisation; doctor checks the index itself
+            return
+        if unindexed > max_unindexed:
+            with self._tables.write_lock:
+                chunks.optimize(cleanup_older_than=timedelta(days=7))
+
     def ensure_fts_index(self) -> None:
         chunks = self._tables.chunks
         if not chunks.count_rows() or self._tables.has_fts_index() or not self._tables.has_terms:
