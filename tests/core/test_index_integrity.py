@@ -243,3 +243,42 @@ def test_committed_files_are_keyword_searchable_while_the_first_run_goes_on(tmp_
 
     Indexer(Store(idx), _settings(idx)).index([folder], progress=progress)
     assert seen.get("found", 0) >= 32, seen
+
+
+def _mount_tmpfs(path: Path, size: str) -> bool:
+    path.mkdir(parents=True, exist_ok=True)
+    return os.geteuid() == 0 and subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True).returncode == 0
+
+
+def test_disk_full_then_space_back_doctor_repairs_and_index_finishes(tmp_path):
+    from tests.core.test_crash_safety import make_tree
+
+    tree = make_tree(tmp_path / "tree", 300, seed=5, words=(200, 400))
+    disk = tmp_path / "disk"
+    if not _mount_tmpfs(disk, "1m"):
+        pytest.skip("needs root to mount a 1 MB tmpfs (the injected variant is in test_crash_safety)")
+    idx = disk / "idx"
+    try:
+        res = _cli("index", tree, "--keyword-only", "--index-dir", idx)
+        assert res.returncode == 1 and "disk is full" in res.stderr and "Traceback" not in res.stderr
+        committed = {p for p, r in Store(idx, create=False).file_records().items() if r.status == "indexed"}
+        assert committed
+        # While the disk is still full: doctor answers (one line or a report), never a traceback.
+        for args in (("doctor",), ("doctor", "--repair"), ("status",), ("search", "river", "--mode", "keyword")):
+            res = _cli(*args, "--index-dir", idx)
+            assert "Traceback" not in res.stderr, (args, res.stderr)
+            assert res.returncode in (0, 1), (args, res.returncode, res.stderr)
+        subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
+        res = _cli("doctor", "--repair", "--index-dir", idx)
+        assert res.returncode == 0, res.stdout + res.stderr
+        res = _cli("index", tree, "--keyword-only", "--index-dir", idx)
+        assert res.returncode == 0, res.stderr
+        final = snapshot(idx)
+        assert committed <= {p for p, row in final["files"].items() if row[4] == "indexed"}
+        assert _cli("doctor", "--index-dir", idx).returncode == 0
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+    clean = tmp_path / "clean"
+    Indexer(Store(clean), _settings(clean)).index([tree])
+    assert_same_index(final, snapshot(clean))
