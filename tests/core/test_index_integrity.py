@@ -245,14 +245,8 @@ def test_committed_files_are_keyword_searchable_while_the_first_run_goes_on(tmp_
     assert seen.get("found", 0) >= 32, seen
 
 
-def _mount_tmpfs(path: Path, size: str) -> bool:
-    path.mkdir(parents=True, exist_ok=True)
-    return os.geteuid() == 0 and subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True).returncode == 0
-
-
 def test_disk_full_then_space_back_doctor_repairs_and_index_finishes(tmp_path):
-    from tests.core.test_crash_safety import make_tree
+    from tests.core.test_crash_safety import _mount_tmpfs, make_tree
 
     tree = make_tree(tmp_path / "tree", 300, seed=5, words=(200, 400))
     disk = tmp_path / "disk"
