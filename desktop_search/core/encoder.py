@@ -86,6 +86,18 @@ def model_problem(model_dir: Path) -> str | None:
     return verification_problem(model_dir, must_cover=loaded)
 
 
+def model_state(model_dir: Path) -> str:
+    """In a few words, for a status line: "ready", "not installed", "incomplete" or "not verified" (files there,
+    but never checked against the manifest, or changed since) - never "not installed" for a model that is there."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir() or not any(model_dir.iterdir()):
+        return "not installed"
+    if any(not (model_dir / f).is_file() for f in REQUIRED_FILES) or not any(
+            (model_dir / f).is_file() for f in WEIGHT_FILES):
+        return "incomplete"
+    return "ready" if model_problem(model_dir) is None else "not verified"
+
+
 def model_fingerprint(model_dir: Path) -> str:
     """A cheap identity of the weights: vectors from another model must never be mixed into the index."""
     h = hashlib.sha256()
