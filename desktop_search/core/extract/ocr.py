@@ -30,7 +30,7 @@ from desktop_search.core.extract.registry import Extractor, Source
 
 __all__ = ["EXTRACTORS", "OcrLine", "OcrPage", "ENGINE_ID", "recognise", "cached_page", "available"]
 
-ENGINE_ID = "rapidocr-onnxruntime-1.4/PP-OCRv4-ch-en/r2"  # part of every cache key
+ENGINE_ID = "rapidocr-onnxruntime-1.4/PP-OCRv4-ch-en/r3"  # part of every cache key
 DPI = 200
 MIN_LONG_SIDE, MAX_LONG_SIDE = 1600, 2000  # pixels; the detector shrinks anything larger to 2000 itself
 MIN_CONFIDENCE = 0.5  # below this a line is reported as unreadable, not indexed
@@ -201,7 +201,7 @@ def _read(image: Any, zoom: float, threads: int, flipped: bool) -> OcrPage:
         quad, text, score = item[0], str(item[1]), float(item[2])
         if not text.strip():
             continue
-        if score < MIN_CONFIDENCE:
+        if score < MIN_CONFIDENCE or _misread(text):
             unreadable += 1
             continue
         points = [(width - x, height - y) if flipped else (x, y) for x, y in quad]
@@ -215,6 +215,17 @@ def _read(image: Any, zoom: float, threads: int, flipped: bool) -> OcrPage:
     if flipped:
         lines.sort(key=lambda ln: (ln.box[1], ln.box[0]))  # reading order of the turned page
     return OcrPage(tuple(lines), unreadable)
+
+
+_LONG_WORD = re.compile(r"[A-Za-z0-9]{4,}")
+_CASE_FLIP = re.compile(r"[a-z][A-Z]|[A-Za-z][0-9][A-Za-z]")
+
+
+def _misread(text: str) -> bool:
+    """A line of a script the models do not cover, read as Latin look-alikes ("TeXHHyeCKoro" for "техническо"):
+    most of its words switch case or mix in digits mid-word, which real words almost never do."""
+    words = _LONG_WORD.findall(text)
+    return len(words) >= 1 and sum(bool(_CASE_FLIP.search(w)) for w in words) > 0.5 * len(words)
 
 
 def _char_spans(item: list, text: str, zoom: float) -> tuple[tuple[float, float], ...]:
