@@ -39,6 +39,7 @@ FORMAT_VERSION = 2  # 2: graph written from the weights (m3graph), external data
 MODEL_FILE = "model.onnx"
 REFERENCE_FILE = "reference.npz"
 META_FILE = "int8.json"
+CHECKED_FILE = "checked.json"  # verdicts of the load-time check, per machine
 # Below this mean cosine between int8 and fp32 dense vectors of the calibration sentences, int8 is refused.
 MIN_DENSE_COSINE = 0.99
 MIN_COLBERT_COSINE = 0.97
@@ -225,6 +226,8 @@ def build_int8(model_dir: Path, out_dir: Path, progress: ProgressFn | None = Non
     report("check", 0, 1)
     verdict, session = _check(tmp)
     del session
+    if verdict.ok:
+        _remember(tmp, _machine_key(tmp), verdict)
     meta = {
         "format": FORMAT_VERSION,
         "reference_s": round(t_ref, 1),
@@ -338,10 +341,55 @@ def _check(out_dir: Path, threads: int | None = None) -> tuple[Verdict, OnnxM3]:
     return _compare(ref_dense, ref_colbert, dense, colbert, mask), session
 
 
+def _machine_key(out_dir: Path) -> str:
+    """What the check's result depends on: this graph's reference, the CPU's int8 instructions, ONNX Runtime."""
+    import hashlib
+    import platform
+
+    import onnxruntime
+
+    flags = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                have = set(line.split(":", 1)[1].split())
+                flags = ",".join(sorted(have & {"avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8",
+                                                "asimddp", "i8mm"}))
+                break
+    except OSError:
+        pass
+    h = hashlib.sha256((Path(out_dir) / REFERENCE_FILE).read_bytes())
+    h.update(f"{platform.machine()}|{platform.processor()}|{flags}|{onnxruntime.__version__}".encode())
+    return h.hexdigest()[:20]
+
+
+def _remember(out_dir: Path, key: str, verdict: Verdict) -> None:
+    path = Path(out_dir) / CHECKED_FILE
+    try:
+        known = json.loads(path.read_text("utf-8")) if path.is_file() else {}
+        known[key] = asdict(verdict)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(known, indent=2), "utf-8")
+        os.replace(tmp, path)
+    except (OSError, ValueError):
+        pass  # a read-only cache only means the check runs again next time
+
+
 def load_int8(out_dir: Path, threads: int | None = None) -> tuple[OnnxM3, Verdict]:
     """Open the cached int8 graph and check it on this machine against the stored fp32 calibration outputs
-    (the stored token ids are run, so no tokenizer is involved in the check)."""
+    (the stored token ids are run, so no tokenizer is involved in the check). A passed check is remembered per
+    CPU instruction set and ONNX Runtime version: the same kernels give the same result, so later starts on
+    this machine skip the calibration pass (seconds on a laptop)."""
+    key = _machine_key(out_dir)
+    try:
+        known = json.loads((Path(out_dir) / CHECKED_FILE).read_text("utf-8")).get(key)
+    except (OSError, ValueError, AttributeError):
+        known = None
+    if known and known.get("ok"):
+        return OnnxM3(Path(out_dir) / MODEL_FILE, threads), Verdict(**known)
     verdict, session = _check(out_dir, threads)
+    if verdict.ok:
+        _remember(out_dir, key, verdict)
     return session, verdict
 
 
