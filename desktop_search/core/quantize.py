@@ -157,10 +157,20 @@ class BuildProgress:
     total: int
 
     @property
-    def fraction(self) -> float:
-        return self.done / self.total if self.total else 0.0
+    def phase(self) -> str:
+        """The stage, or "done" once the check has finished."""
+        return "done" if self.stage == "check" and self.done >= self.total else self.stage
+
+    @property
+    def overall(self) -> float:
+        """Rough share of the whole build done (the fp32 reference pass is most of its time)."""
+        part = self.done / self.total if self.total else 0.0
+        start, width = {"reference": (0.0, 0.6), "layers": (0.6, 0.35), "check": (0.95, 0.05)}.get(self.stage, (0, 1))
+        return start + width * part
 
     def text(self) -> str:
+        if self.phase == "done":
+            return "Preparing the fast CPU model (once): done"
         if self.stage == "reference":
             return "Preparing the fast CPU model (once): fp32 reference outputs"
         if self.stage == "layers":
