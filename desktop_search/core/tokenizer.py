@@ -65,14 +65,19 @@ class M3Tokenizer:
                     self._by_length[max_length] = tok
         return tok
 
-    def encode_ids(self, texts: Sequence[str], max_length: int | None = None) -> list[list[int]]:
+    def encode_ids(self, texts: Sequence[str], max_length: int | None = None,
+                   add_special_tokens: bool = True) -> list[list[int]]:
         """Token ids with <s> and </s>, cut to ``max_length`` tokens (specials included) as transformers does."""
-        return [e.ids for e in self._truncating(max_length).encode_batch(list(texts))]
+        tok = self._truncating(max_length)
+        return [e.ids for e in tok.encode_batch(list(texts), add_special_tokens=add_special_tokens)]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self._base.decode(list(ids))
 
     def __call__(self, texts: Sequence[str] | str, truncation: bool = False, max_length: int | None = None,
-                 **_ignored) -> dict[str, list]:
+                 add_special_tokens: bool = True, **_ignored) -> dict[str, list]:
         single = isinstance(texts, str)
-        rows = self.encode_ids([texts] if single else texts, max_length if truncation else None)
+        rows = self.encode_ids([texts] if single else texts, max_length if truncation else None, add_special_tokens)
         masks = [[1] * len(r) for r in rows]
         if single:
             return {"input_ids": rows[0], "attention_mask": masks[0]}
