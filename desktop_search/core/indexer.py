@@ -1,7 +1,7 @@
 """Folders -> index: discover files, skip unchanged ones, extract, chunk, encode, store; report progress.
 
-Extraction runs ahead in a thread pool (file I/O; PDFs go to isolated worker processes, see ``isolate.py``, so
-a hostile PDF costs one file) while the encoder works on the previous group, so neither the CPU nor a GPU waits
+Extraction runs ahead in a thread pool (file I/O; the kinds the extractor registry marks isolated go to worker
+processes, see ``isolate.py``, so a hostile document costs one file) while the encoder works on the previous group, so neither the CPU nor a GPU waits
 on the other. Files are committed in groups: an intent row (status ``pending``) for files new to the index,
 then chunks, then their vectors, then the files rows, so a file is never marked indexed without its chunks,
 no chunk is ever left without a files row, and a run killed at any moment simply redoes the files it had not
@@ -31,15 +31,16 @@ import numpy as np
 
 from desktop_search.config import Settings
 from desktop_search.core.chunk import Chunk, TokenSpans, chunk_pages, token_spans_for
-from desktop_search.core.extract import PDF_EXTENSIONS, Extraction, extract, is_supported
-from desktop_search.core.lock import IndexBusy, IndexLock
+from desktop_search.core.extract import Extraction, ExtractOptions, extract, is_supported, kind_of, runs_isolated
+from desktop_search.core.lease import writer_lock
+from desktop_search.core.lock import IndexBusy
 from desktop_search.core.store import (
     FileRecord,
     Store,
     chunk_id,
+    is_under,
     path_key,
     quantize_colbert,
-    sql_str,
     text_hash,
 )
 
@@ -67,6 +68,7 @@ class Progress:
     chunks_to_encode: int = 0  # chunks found so far that need vectors (grows while files are still read)
     elapsed_s: float = 0.0
     current: str = ""
+    note: str = ""  # what the reader of a slow file is doing, e.g. "scan.pdf: OCR page 3/40"
 
     @property
     def semantic_line(self) -> str:
@@ -100,6 +102,8 @@ class IndexReport:
     chunks_written: int = 0
     chunks_encoded: int = 0
     encode_s: float = 0.0
+    ocr_pages: int = 0  # pages the OCR engine recognised in this run
+    ocr_cached: int = 0  # pages whose OCR text came from the cache (recognised in an earlier run)
     elapsed_s: float = 0.0
     cancelled: bool = False
     semantic: bool = False
@@ -196,10 +200,6 @@ def _write_error(index_dir: Path, exc: BaseException) -> IndexWriteError:
     return IndexWriteError(f"cannot write to the index at {index_dir}: {detail[:300]}")
 
 
-def _kind_of(path: Path) -> str:
-    return "pdf" if path.suffix.lower() in PDF_EXTENSIONS else "text"
-
-
 def _os_failure(path: Path, e: OSError) -> str:
     """'reason|detail' for a file that could not even be opened or hashed."""
     if isinstance(e, PermissionError):
@@ -226,8 +226,8 @@ class _Prepared:
 class Indexer:
     """Indexes folders into a Store. ``encoder`` may be None: then only keyword (BM25) search is built.
 
-    ``extractor`` reads PDFs (``extract(path, max_bytes=, time_limit_s=) -> Extraction``); by default the shared
-    pool of isolated worker processes. Text files are read in this process."""
+    ``extractor`` reads the kinds the registry marks isolated (``extract(path, options) -> Extraction``); by
+    default the shared pool of isolated worker processes. Text files are read in this process."""
 
     def __init__(self, store: Store, settings: Settings, encoder=None, *, extractor=None) -> None:
         self.store = store
@@ -239,11 +239,12 @@ class Indexer:
 
             extractor = shared_pool(settings.extract_workers, default_memory_limit(settings.max_file_bytes))
         self.extractor = extractor
+        self._note: Callable[[Path, str], None] | None = None  # the running pass's progress notes
         self._known_keys: set[str] = set()  # paths with a files row, so new ones get an intent row first
         if encoder is not None:
             current = store.model_fingerprint == encoder.fingerprint and store.dim == encoder.dim
             if not current or store.vectors is None:
-                with IndexLock(store.index_dir):  # binding writes (and may drop vectors): writers only
+                with writer_lock(store.index_dir):  # binding writes (and may drop vectors): writers only
                     store.bind_model(encoder.fingerprint, encoder.dim, settings.colbert_storage)
 
     # -- public -----------------------------------------------------------------------------------------
@@ -279,7 +280,7 @@ class Indexer:
         return self._locked(paths, progress, cancel, pause, include, exclude, watched=True)
 
     def _locked(self, paths, progress, cancel, pause, include, exclude, *, watched: bool) -> IndexReport:
-        with IndexLock(self.store.index_dir):
+        with writer_lock(self.store.index_dir):
             try:
                 return self._reconcile(paths, progress, cancel, pause, include, exclude, watched=watched)
             except (IndexBusy, IndexWriteError):
@@ -290,24 +291,15 @@ class Indexer:
                 raise
 
     def _known_under(self, roots: list[str], watched: bool) -> dict[str, FileRecord]:
-        def under(p: str) -> bool:
-            return any(p == root or p.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
-
         if not watched:
-            return {p: r for p, r in self.store.file_records().items() if under(p)}
+            return {p: r for p, r in self.store.file_records().items() if is_under(p, roots)}
         # A watcher batch names a few paths: ask for their rows instead of reading the whole table.
-        known: dict[str, FileRecord] = {}
-        for start in range(0, len(roots), 100):
-            part = roots[start : start + 100]
-            where = " OR ".join(
-                f"path = {sql_str(r)} OR starts_with(path, {sql_str(r.rstrip(os.sep) + os.sep)})" for r in part
-            )
-            known.update(self.store.file_records(where))
-        return {p: r for p, r in known.items() if under(p)}
+        return self.store.records_under(roots)
 
     def _reconcile(self, paths, progress, cancel, pause, include, exclude, *, watched: bool) -> IndexReport:
         t0 = time.monotonic()
         self._pause = pause
+        self.store.upgrade_terms()  # an index from before keyword analysis gets its terms (vectors are kept)
         report = IndexReport(semantic=self.encoder is not None)
         prog = Progress("scanning")
         cancel = cancel or threading.Event()
@@ -320,11 +312,13 @@ class Indexer:
                 progress(prog)
 
         tick()
+        self._note = lambda path, message: tick(note=f"{path.name}: {message}")
         dir_errors: list[tuple[str, OSError]] = []
         files, unsupported = discover(paths, include, exclude, errors=dir_errors, strict_files=watched)
         # The index folder may sit inside a watched folder: its own files are never documents.
-        own = os.path.abspath(self.store.index_dir) + os.sep
-        files = [p for p in files if not str(p).startswith(own)]
+        if isinstance(self.store.index_dir, Path):
+            own = os.path.abspath(self.store.index_dir) + os.sep
+            files = [p for p in files if not str(p).startswith(own)]
         roots = [path_key(os.path.abspath(p)) for p in paths]
         known = self._known_under(roots, watched)
         self._known_keys = set(known)
@@ -406,7 +400,7 @@ class Indexer:
                     digest = sha256_file(p)
                 except OSError:
                     digest = ""
-                match = next((r for r in candidates if r.sha256 == digest and r.kind == _kind_of(p)), None)
+                match = next((r for r in candidates if r.sha256 == digest and r.kind == kind_of(p)), None)
             if match is not None:
                 candidates.remove(match)
                 moved.append((match, p, st))
@@ -422,7 +416,7 @@ class Indexer:
         records: list[FileRecord] = []
         for rec, p, st in moved:
             dest = path_key(str(p))
-            old = self.store.chunk_rows(f"path = {sql_str(rec.path)}")
+            old = self.store.chunks_of(rec.path)
             if len(old) != rec.n_chunks:  # damaged record: let the normal path redo it
                 continue
             for r in old:
@@ -448,11 +442,15 @@ class Indexer:
             digest = sha256_file(path) if st.st_size <= self.settings.max_file_bytes else ""
         except OSError as e:
             return _Prepared(path, 0, 0, "", None, _os_failure(path, e))
-        limits = dict(max_bytes=self.settings.max_file_bytes, time_limit_s=self.settings.extract_time_limit_s)
-        if path.suffix.lower() in PDF_EXTENSIONS:
-            ex = self.extractor.extract(path, **limits)
+        options = ExtractOptions(
+            max_bytes=self.settings.max_file_bytes, time_limit_s=self.settings.extract_time_limit_s,
+            ocr=self.settings.ocr, ocr_cache_dir=str(self.settings.ocr_cache_dir),
+        )
+        if runs_isolated(path):
+            note = self._note
+            ex = self.extractor.extract(path, options, progress=None if note is None else lambda m: note(path, m))
         else:
-            ex = extract(path, **limits)
+            ex = extract(path, options)
         return _Prepared(path, st.st_size, st.st_mtime_ns, digest, ex)
 
     def _run(self, todo, report: IndexReport, prog: Progress, tick, cancel: threading.Event) -> None:
@@ -490,7 +488,7 @@ class Indexer:
             tick(phase="indexing")
             prepared = queue.popleft().result()
             refill()
-            tick(current=path_key(str(prepared.path)))
+            tick(current=path_key(str(prepared.path)), note="")
             chunks: list[Chunk] = []
             if prepared.extraction is not None and prepared.extraction.ok:
                 try:
@@ -518,6 +516,9 @@ class Indexer:
         for prepared, chunks in group:
             path = path_key(str(prepared.path))
             ex = prepared.extraction
+            if ex is not None:
+                report.ocr_pages += ex.ocr_pages
+                report.ocr_cached += ex.ocr_cached
             if prepared.error or ex is None or not ex.ok or not chunks:
                 if prepared.error:
                     reason, _, detail = prepared.error.partition("|")
@@ -687,10 +688,9 @@ def folder_counts(records: dict[str, FileRecord], folders: Sequence[str]) -> dic
     """Per watched folder: how many of its files are indexed, failed, or waiting (pending)."""
     out: dict[str, dict[str, int]] = {}
     for folder in folders:
-        prefix = folder.rstrip(os.sep) + os.sep
         counts = {"indexed": 0, "failed": 0, "pending": 0}
         for path, rec in records.items():
-            if path == folder or path.startswith(prefix):
+            if is_under(path, (folder,)):
                 counts[rec.status if rec.status in counts else "pending"] += 1
         out[folder] = counts
     return out

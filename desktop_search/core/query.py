@@ -55,7 +55,7 @@ class SearchFilter:
     """Narrows hits by folder, file type and modification time (seconds since the epoch)."""
 
     folders: tuple[str, ...] = ()
-    kinds: tuple[str, ...] = ()  # "pdf", "text"
+    kinds: tuple[str, ...] = ()  # extractor registry kinds: "pdf", "text", ...
     modified_after: float | None = None
     modified_before: float | None = None
 

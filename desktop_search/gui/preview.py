@@ -1,5 +1,5 @@
-"""Preview pane: the matching PDF page with the matched terms and passage highlighted and page navigation, or
-a text file's passage in context. Rendering runs in the render pool; the pane only paints the result.
+"""Preview pane: the matching page with the matched terms and passage highlighted and page navigation, or the
+passage in context (text files, slides, sheets, sections), as the extractor registry says for the file's kind. Rendering runs in the render pool; the pane only paints the result.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_search.core.extract.registry import for_path
 from desktop_search.gui.workers import Pools, Task
 
 
@@ -44,6 +45,9 @@ class PreviewPane(QWidget):
     def __init__(self, pools: Pools, parent=None) -> None:
         super().__init__(parent)
         self.pools = pools
+        from desktop_search.core.pathmap import PathMap
+
+        self.path_map = PathMap()  # a shared index's paths -> this machine's (the window sets it)
         self.hit = None
         self.terms: list[str] = []
         self.page_count = 0
@@ -95,7 +99,8 @@ class PreviewPane(QWidget):
     def show_hit(self, hit, terms: list[str]) -> None:
         self.hit, self.terms = hit, terms
         self.title.setText(f"<b>{html.escape(hit.path.rsplit('/', 1)[-1])}</b><br><small>{html.escape(hit.path)}</small>")
-        if hit.path.lower().endswith(".pdf"):
+        reader = for_path(hit.path)
+        if reader is not None and reader.preview == "page":
             self.nav.setVisible(True)
             self.show_page(hit.page or 1)
         else:
@@ -125,9 +130,7 @@ class PreviewPane(QWidget):
         def run():
             from desktop_search.core.render import render_pdf_page
 
-            from desktop_search.core.store import fs_path
-
-            r = render_pdf_page(fs_path(hit.path), page, terms=self.terms, passage=passage, fit_width=int(width))
+            r = render_pdf_page(self._local(hit.path), page, terms=self.terms, passage=passage, fit_width=int(width))
             return r, _to_image(r)
 
         task = Task(run)
@@ -168,14 +171,19 @@ class PreviewPane(QWidget):
         def run():
             from desktop_search.core.render import text_context
 
-            from desktop_search.core.store import fs_path
-
-            return text_context(fs_path(hit.path), hit.char_start, hit.char_end)
+            return text_context(self._local(hit.path), hit.char_start, hit.char_end, page=hit.page)
 
         task = Task(run)
         task.signals.result.connect(lambda ctx, s=seq: self._on_text(s, ctx))
         task.signals.error.connect(lambda e, s=seq: self._on_error(s, e))
         self.pools.start(self.pools.render, task)
+
+    def _local(self, stored: str) -> str:
+        """The file on this machine (worker thread); a file not reachable from here fails with the reason."""
+        located = self.path_map.locate(stored)
+        if located.problem:
+            raise FileNotFoundError(located.problem)
+        return located.local
 
     def _on_text(self, seq: int, ctx) -> None:
         if seq != self._seq:
