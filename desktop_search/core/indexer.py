@@ -65,9 +65,16 @@ class Progress:
     files_skipped: int = 0
     chunks_done: int = 0
     chunks_encoded: int = 0
+    chunks_to_encode: int = 0  # chunks found so far that need vectors (grows while files are still read)
     elapsed_s: float = 0.0
     current: str = ""
     note: str = ""  # what the reader of a slow file is doing, e.g. "scan.pdf: OCR page 3/40"
+
+    @property
+    def semantic_line(self) -> str:
+        """"semantic: 1,240 / 52,000 chunks"; "+" after the total while files remain that may add chunks."""
+        more = "+" if self.phase not in ("done", "optimizing") and self.files_done < self.files_total else ""
+        return f"semantic: {self.chunks_encoded:,} / {self.chunks_to_encode:,}{more} chunks"
 
     @property
     def files_per_s(self) -> float:
@@ -341,6 +348,9 @@ class Indexer:
                     pass
             todo.append((p, st))
         moved, todo = self._find_moves(todo, [known[p] for p in gone])
+        # Recently modified or opened files first: semantic search is useful on what the user works on within
+        # minutes of a first run over a large folder, long before the rest is encoded.
+        todo.sort(key=lambda item: _recency(item[1]), reverse=True)
         if moved:
             self._apply_moves(moved, report)
         if gone:
@@ -603,9 +613,12 @@ class Indexer:
         report.failures.append((path_key(str(path)), reason, detail))
 
     # -- encoding ---------------------------------------------------------------------------------------
-    def _encode_rows(self, rows: list[dict], report: IndexReport, prog: Progress, tick, cancel) -> None:
+    def _encode_rows(self, rows: list[dict], report: IndexReport, prog: Progress, tick, cancel,
+                     counted: bool = False) -> None:
+        """Encode and store the rows' texts that have no vectors yet; ``counted``: already in the total."""
         by_hash = {r["text_hash"]: r["text"] for r in rows}
         needed = [h for h in by_hash if h not in self.store.present_hashes(by_hash)]
+        tick(chunks_to_encode=prog.chunks_to_encode + (len(needed) - len(by_hash) if counted else len(needed)))
         if not needed:
             return
         texts = [by_hash[h] for h in needed]
@@ -638,18 +651,37 @@ class Indexer:
 
     def _encode_missing(self, report: IndexReport, prog: Progress, tick, cancel) -> None:
         """Encode chunks that have no vectors yet: indexed before a model was installed, or after a model change."""
-        missing = sorted(self.store.all_chunk_hashes() - self.store.vector_hashes())
-        for start in range(0, len(missing), 256):
+        missing = self.store.all_chunk_hashes() - self.store.vector_hashes()
+        if not missing:
+            return
+        # Most recently modified files' chunks first, as in the main pass.
+        mtimes = {path: rec.mtime_ns for path, rec in self.store.file_records().items()}
+        newest: dict[str, int] = {}
+        for ref in self.store.chunk_refs(sorted(missing)):
+            newest[ref["text_hash"]] = max(newest.get(ref["text_hash"], 0), mtimes.get(ref["path"], 0))
+        order = sorted(missing, key=lambda h: (-newest.get(h, 0), h))
+        tick(chunks_to_encode=prog.chunks_to_encode + len(order))
+        for start in range(0, len(order), 256):
             if cancel.is_set():
                 return
-            rows = self.store.chunks_for_hashes(missing[start : start + 256])
+            part = order[start : start + 256]
+            rank = {h: i for i, h in enumerate(part)}
+            rows = sorted(self.store.chunks_for_hashes(part), key=lambda r: rank.get(r["text_hash"], len(rank)))
             try:
-                self._encode_rows(rows, report, prog, tick, cancel)
+                self._encode_rows(rows, report, prog, tick, cancel, counted=True)
             except InterruptedError:
                 return
             except Exception as e:
                 report.errors.append(f"encoding failed ({type(e).__name__}: {e}); will retry on the next run")
                 return
+
+
+def _recency(st: os.stat_result | None) -> int:
+    """When a file was last modified or opened (access times are coarse under relatime, but a file opened
+    today still shows it); unreadable files last."""
+    if st is None:
+        return -1
+    return max(st.st_mtime_ns, getattr(st, "st_atime_ns", 0))
 
 
 def folder_counts(records: dict[str, FileRecord], folders: Sequence[str]) -> dict[str, dict[str, int]]:
