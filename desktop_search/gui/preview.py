@@ -45,6 +45,9 @@ class PreviewPane(QWidget):
     def __init__(self, pools: Pools, parent=None) -> None:
         super().__init__(parent)
         self.pools = pools
+        from desktop_search.core.pathmap import PathMap
+
+        self.path_map = PathMap()  # a shared index's paths -> this machine's (the window sets it)
         self.hit = None
         self.terms: list[str] = []
         self.page_count = 0
@@ -128,9 +131,7 @@ class PreviewPane(QWidget):
         def run():
             from desktop_search.core.render import render_pdf_page
 
-            from desktop_search.core.store import fs_path
-
-            r = render_pdf_page(fs_path(hit.path), page, terms=self.terms, passage=passage, fit_width=int(width))
+            r = render_pdf_page(self._local(hit.path), page, terms=self.terms, passage=passage, fit_width=int(width))
             return r, _to_image(r)
 
         task = Task(run)
@@ -171,14 +172,19 @@ class PreviewPane(QWidget):
         def run():
             from desktop_search.core.render import text_context
 
-            from desktop_search.core.store import fs_path
-
-            return text_context(fs_path(hit.path), hit.char_start, hit.char_end, page=hit.page)
+            return text_context(self._local(hit.path), hit.char_start, hit.char_end, page=hit.page)
 
         task = Task(run)
         task.signals.result.connect(lambda ctx, s=seq: self._on_text(s, ctx))
         task.signals.error.connect(lambda e, s=seq: self._on_error(s, e))
         self.pools.start(self.pools.render, task)
+
+    def _local(self, stored: str) -> str:
+        """The file on this machine (worker thread); a file not reachable from here fails with the reason."""
+        located = self.path_map.locate(stored)
+        if located.problem:
+            raise FileNotFoundError(located.problem)
+        return located.local
 
     def _on_text(self, seq: int, ctx) -> None:
         if seq != self._seq:
