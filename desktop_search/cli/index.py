@@ -97,7 +97,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     )
     store = open_store(settings, create=True)
     from desktop_search.core.indexer import Indexer
-    from desktop_search.core.lock import IndexLock
+    from desktop_search.core.lease import writer_lock
     from desktop_search.core.watcher import FolderWatcher
 
     stop = threading.Event()
@@ -108,13 +108,19 @@ def cmd_watch(args: argparse.Namespace) -> int:
             previous[sig] = signal.signal(sig, lambda *_: stop.set())
     batches: queue.Queue[Any] = queue.Queue()
     folders = [p.resolve() for p in args.paths]
+    lost: list[str] = []
+
+    def on_lost(why: str) -> None:  # a shared index's lease was taken over: stop, and say so
+        lost.append(why)
+        stop.set()
+
     try:
         # The lock is held for the whole session: one watcher (or indexer) per index.
-        with index_errors(), IndexLock(settings.index_dir, command="desktop-search watch"):
+        with index_errors(), writer_lock(settings.index, command="desktop-search watch", on_lost=on_lost):
             indexer = Indexer(store, settings, encoder)
             watcher = FolderWatcher(
                 folders, batches.put, debounce_s=args.debounce, force_polling=args.poll,
-                poll_interval_s=args.poll_interval, ignore_dirs=[settings.index_dir],
+                poll_interval_s=args.poll_interval, ignore_dirs=[] if settings.index_uri else [settings.index_dir],
             )
             watcher.start()  # before the first pass, so changes made during it are not missed
             try:
@@ -141,5 +147,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if lost:
+        raise CliError(lost[0])
     note("stopped watching")
     return EXIT_OK

@@ -36,7 +36,8 @@ import numpy as np
 from desktop_search.config import Settings
 from desktop_search.core.chunk import Chunk, TokenSpans, TooManyChunks, chunk_pages, token_spans_for
 from desktop_search.core.extract import Extraction, ExtractOptions, extract, is_supported, kind_of, runs_isolated
-from desktop_search.core.lock import IndexBusy, IndexLock
+from desktop_search.core.lease import writer_lock
+from desktop_search.core.lock import IndexBusy
 from desktop_search.core.store import (
     FileRecord,
     Store,
@@ -68,9 +69,16 @@ class Progress:
     files_skipped: int = 0
     chunks_done: int = 0
     chunks_encoded: int = 0
+    chunks_to_encode: int = 0  # chunks found so far that need vectors (grows while files are still read)
     elapsed_s: float = 0.0
     current: str = ""
     note: str = ""  # what the reader of a slow file is doing, e.g. "scan.pdf: OCR page 3/40"
+
+    @property
+    def semantic_line(self) -> str:
+        """"semantic: 1,240 / 52,000 chunks"; "+" after the total while files remain that may add chunks."""
+        more = "+" if self.phase not in ("done", "optimizing") and self.files_done < self.files_total else ""
+        return f"semantic: {self.chunks_encoded:,} / {self.chunks_to_encode:,}{more} chunks"
 
     @property
     def files_per_s(self) -> float:
@@ -280,7 +288,7 @@ class Indexer:
         if encoder is not None:
             current = store.model_fingerprint == encoder.fingerprint and store.dim == encoder.dim
             if not current or store.vectors is None:
-                with IndexLock(store.index_dir):  # binding writes (and may drop vectors): writers only
+                with writer_lock(store.index_dir):  # binding writes (and may drop vectors): writers only
                     store.bind_model(encoder.fingerprint, encoder.dim, settings.colbert_storage)
 
     # -- public -----------------------------------------------------------------------------------------
@@ -316,7 +324,7 @@ class Indexer:
         return self._locked(paths, progress, cancel, pause, include, exclude, watched=True)
 
     def _locked(self, paths, progress, cancel, pause, include, exclude, *, watched: bool) -> IndexReport:
-        with IndexLock(self.store.index_dir):
+        with writer_lock(self.store.index_dir):
             try:
                 # Lock first, then read: the view this Store opened with may predate another writer's whole run,
                 # and reconciling from it would add every one of that run's files a second time.
@@ -361,8 +369,9 @@ class Indexer:
         dir_errors: list[tuple[str, OSError]] = []
         files, unsupported = discover(paths, include, exclude, errors=dir_errors, strict_files=watched)
         # The index folder may sit inside a watched folder: its own files are never documents.
-        own = os.path.abspath(self.store.index_dir) + os.sep
-        files = [p for p in files if not str(p).startswith(own)]
+        if isinstance(self.store.index_dir, Path):
+            own = os.path.abspath(self.store.index_dir) + os.sep
+            files = [p for p in files if not str(p).startswith(own)]
         roots = [path_key(os.path.abspath(p)) for p in paths]
         known = self._known_under(roots, watched)
         self._known_keys = set(known)
@@ -409,6 +418,9 @@ class Indexer:
                     pass
             todo.append((p, st))
         moved, todo = self._find_moves(todo, [known[p] for p in gone])
+        # Recently modified or opened files first: semantic search is useful on what the user works on within
+        # minutes of a first run over a large folder, long before the rest is encoded.
+        todo.sort(key=lambda item: _recency(item[1]), reverse=True)
         if moved:
             self._apply_moves(moved, report)
         if gone:
@@ -724,9 +736,12 @@ class Indexer:
             self.store.upsert_files(records[start : start + 5000])
 
     # -- encoding ---------------------------------------------------------------------------------------
-    def _encode_rows(self, rows: list[dict], report: IndexReport, prog: Progress, tick, cancel) -> None:
+    def _encode_rows(self, rows: list[dict], report: IndexReport, prog: Progress, tick, cancel,
+                     counted: bool = False) -> None:
+        """Encode and store the rows' texts that have no vectors yet; ``counted``: already in the total."""
         by_hash = {r["text_hash"]: r["text"] for r in rows}
         needed = [h for h in by_hash if h not in self.store.present_hashes(by_hash)]
+        tick(chunks_to_encode=prog.chunks_to_encode + (len(needed) - len(by_hash) if counted else len(needed)))
         if not needed:
             return
         texts = [by_hash[h] for h in needed]
@@ -759,18 +774,37 @@ class Indexer:
 
     def _encode_missing(self, report: IndexReport, prog: Progress, tick, cancel) -> None:
         """Encode chunks that have no vectors yet: indexed before a model was installed, or after a model change."""
-        missing = sorted(self.store.all_chunk_hashes() - self.store.vector_hashes())
-        for start in range(0, len(missing), 256):
+        missing = self.store.all_chunk_hashes() - self.store.vector_hashes()
+        if not missing:
+            return
+        # Most recently modified files' chunks first, as in the main pass.
+        mtimes = {path: rec.mtime_ns for path, rec in self.store.file_records().items()}
+        newest: dict[str, int] = {}
+        for ref in self.store.chunk_refs(sorted(missing)):
+            newest[ref["text_hash"]] = max(newest.get(ref["text_hash"], 0), mtimes.get(ref["path"], 0))
+        order = sorted(missing, key=lambda h: (-newest.get(h, 0), h))
+        tick(chunks_to_encode=prog.chunks_to_encode + len(order))
+        for start in range(0, len(order), 256):
             if cancel.is_set():
                 return
-            rows = self.store.chunks_for_hashes(missing[start : start + 256])
+            part = order[start : start + 256]
+            rank = {h: i for i, h in enumerate(part)}
+            rows = sorted(self.store.chunks_for_hashes(part), key=lambda r: rank.get(r["text_hash"], len(rank)))
             try:
-                self._encode_rows(rows, report, prog, tick, cancel)
+                self._encode_rows(rows, report, prog, tick, cancel, counted=True)
             except InterruptedError:
                 return
             except Exception as e:
                 report.errors.append(f"encoding failed ({type(e).__name__}: {e}); will retry on the next run")
                 return
+
+
+def _recency(st: os.stat_result | None) -> int:
+    """When a file was last modified or opened (access times are coarse under relatime, but a file opened
+    today still shows it); unreadable files last."""
+    if st is None:
+        return -1
+    return max(st.st_mtime_ns, getattr(st, "st_atime_ns", 0))
 
 
 def folder_counts(records: dict[str, FileRecord], folders: Sequence[str]) -> dict[str, dict[str, int]]:

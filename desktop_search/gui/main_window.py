@@ -189,12 +189,20 @@ class MainWindow(QMainWindow):
         self._wire()
         self._refresh_folder_filter()
         self.folders_panel.set_folders(self.prefs.folders())
+        self.preview.path_map = services.settings.paths
+        if services.shared:  # search only: the team's indexing machine owns the folders
+            self.folders_dock.hide()
+            self.folders_dock.toggleViewAction().setEnabled(False)
+            self.add_folder_action.setEnabled(False)
+            self.setWindowTitle(f"{self.windowTitle()} — shared index {services.settings.index_uri}")
 
     # -- construction -----------------------------------------------------------------------------------
     def _build_menus(self) -> None:
         m = self.menuBar().addMenu("&File")
         self.add_folder_action = QAction("Add folder…", self)
         m.addAction(self.add_folder_action)
+        self.shared_action = QAction("Connect to a shared index…", self)
+        m.addAction(self.shared_action)
         quit_action = QAction("Quit", self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
@@ -227,6 +235,7 @@ class MainWindow(QMainWindow):
         self.failed_btn.clicked.connect(self.show_failures)
         self.failures_action.triggered.connect(self.show_failures)
         self.settings_action.triggered.connect(self.show_settings)
+        self.shared_action.triggered.connect(self.show_shared_index)
         self.wizard_action.triggered.connect(self.open_wizard)
         self.add_folder_action.triggered.connect(self.folders_panel._ask_add)
         self.pause_btn.toggled.connect(self._on_pause)
@@ -249,6 +258,7 @@ class MainWindow(QMainWindow):
         s.index_failed.connect(lambda e: self.statusBar().showMessage(f"indexing stopped: {e.splitlines()[0]}", 10000))
         s.stats_ready.connect(self._on_stats)
         s.model_progress.connect(self._on_model_progress)
+        s.encoder_progress.connect(lambda p: self.device_label.setText(p.text()))
         s.watch_status.connect(self._on_watch_status)
         s.model_done.connect(self._on_model_done)
 
@@ -338,20 +348,30 @@ class MainWindow(QMainWindow):
     def current_hit(self):
         return self.model.hit_at(self.view.currentIndex())
 
+    def _reachable(self, hit) -> str | None:
+        """The hit's file on this machine (through the path mapping), or None after saying why it is not there."""
+        located = self.services.settings.paths.locate(hit.path)
+        if located.problem:
+            self.statusBar().showMessage(located.problem, 15000)
+            return None
+        return located.local
+
     def open_current(self) -> None:
         hit = self.current_hit()
-        if hit is not None:
-            opener.open_document(fs_path(hit.path), hit.page)
+        path = self._reachable(hit) if hit is not None else None
+        if path is not None:
+            opener.open_document(path, hit.page)
 
     def _show_in_folder(self) -> None:
         hit = self.current_hit()
-        if hit is not None:
-            opener.show_in_folder(fs_path(hit.path))
+        path = self._reachable(hit) if hit is not None else None
+        if path is not None:
+            opener.show_in_folder(path)
 
     def _copy_path(self) -> None:
         hit = self.current_hit()
         if hit is not None:
-            QGuiApplication.clipboard().setText(fs_path(hit.path))
+            QGuiApplication.clipboard().setText(fs_path(self.services.settings.paths.to_local(hit.path)))
             self.statusBar().showMessage("path copied", 2000)
 
     def _focus_search(self) -> None:
@@ -430,8 +450,9 @@ class MainWindow(QMainWindow):
             self.progress.setValue(p.files_done)
         eta = f", ETA {int(p.eta_s)} s" if p.eta_s else ""
         phase = "paused" if p.phase == "paused" else f"{p.files_per_s:.1f} files/s{eta}"
+        semantic = f" · {p.semantic_line}" if p.chunks_to_encode else ""
         note = f" · {p.note}" if p.note and p.phase != "paused" else ""
-        self.progress_label.setText(f"indexing {p.files_done}/{p.files_total} · {phase}{note}")
+        self.progress_label.setText(f"indexing {p.files_done}/{p.files_total} · {phase}{semantic}{note}")
 
     def _on_index_finished(self, report) -> None:
         self._pending = {}
@@ -495,6 +516,13 @@ class MainWindow(QMainWindow):
         if dlg.exec():
             self.services.set_weights(tuple(self.prefs.get("weights")))
             self.run_search()
+
+    def show_shared_index(self) -> None:
+        from desktop_search.gui.shared_dialog import SharedIndexDialog
+
+        if SharedIndexDialog(self.prefs, self).exec():
+            where = self.prefs.get("shared_index") or "your own index"
+            self.statusBar().showMessage(f"{where} opens when the window is opened again", 15000)
 
     def closeEvent(self, event) -> None:
         self.services.shutdown()

@@ -45,10 +45,14 @@ class PreviewPane(QWidget):
     def __init__(self, pools: Pools, parent=None) -> None:
         super().__init__(parent)
         self.pools = pools
+        from desktop_search.core.pathmap import PathMap
+
+        self.path_map = PathMap()  # a shared index's paths -> this machine's (the window sets it)
         self.hit = None
         self.terms: list[str] = []
         self.page_count = 0
         self.current_page = 0
+        self.shown = None  # the RenderedPage on screen (its highlight boxes), for tests and diagnostics
         self._seq = 0
 
         self.title = QLabel("Select a result to preview it")
@@ -127,9 +131,7 @@ class PreviewPane(QWidget):
         def run():
             from desktop_search.core.render import render_pdf_page
 
-            from desktop_search.core.store import fs_path
-
-            r = render_pdf_page(fs_path(hit.path), page, terms=self.terms, passage=passage, fit_width=int(width))
+            r = render_pdf_page(self._local(hit.path), page, terms=self.terms, passage=passage, fit_width=int(width))
             return r, _to_image(r)
 
         task = Task(run)
@@ -140,7 +142,7 @@ class PreviewPane(QWidget):
     def _on_page(self, seq: int, r, img: QImage) -> None:
         if seq != self._seq:
             return  # a later request superseded this one
-        self.page_count, self.current_page = r.page_count, r.page
+        self.page_count, self.current_page, self.shown = r.page_count, r.page, r
         self.page_box.blockSignals(True)
         self.page_box.setMaximum(max(1, r.page_count))
         self.page_box.setValue(r.page)
@@ -170,14 +172,19 @@ class PreviewPane(QWidget):
         def run():
             from desktop_search.core.render import text_context
 
-            from desktop_search.core.store import fs_path
-
-            return text_context(fs_path(hit.path), hit.char_start, hit.char_end, page=hit.page)
+            return text_context(self._local(hit.path), hit.char_start, hit.char_end, page=hit.page)
 
         task = Task(run)
         task.signals.result.connect(lambda ctx, s=seq: self._on_text(s, ctx))
         task.signals.error.connect(lambda e, s=seq: self._on_error(s, e))
         self.pools.start(self.pools.render, task)
+
+    def _local(self, stored: str) -> str:
+        """The file on this machine (worker thread); a file not reachable from here fails with the reason."""
+        located = self.path_map.locate(stored)
+        if located.problem:
+            raise FileNotFoundError(located.problem)
+        return located.local
 
     def _on_text(self, seq: int, ctx) -> None:
         if seq != self._seq:

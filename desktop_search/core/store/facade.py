@@ -18,7 +18,8 @@ from desktop_search.core import analysis
 from desktop_search.core.store.caches import QueryCaches
 from desktop_search.core.store.fulltext import KeywordQuery
 from desktop_search.core.store.maintenance import Maintenance, dir_bytes
-from desktop_search.core.store.meta import open_meta, read_meta, write_meta
+from desktop_search.core.location import IndexLocation
+from desktop_search.core.store.meta import META_FILE, open_meta, open_remote_meta, read_meta, write_meta
 from desktop_search.core.store.keys import is_under
 from desktop_search.core.store.tables import FileRecord, Tables, fresh_retry
 
@@ -28,10 +29,22 @@ __all__ = ["Store"]
 class Store:
     """One index directory. Reads are safe from any thread; writes go through one writer at a time."""
 
-    def __init__(self, index_dir: Path, *, create: bool = True) -> None:
-        self.index_dir = Path(index_dir)
-        self.meta: dict[str, Any] = open_meta(self.index_dir, create=create)
-        self._tables = Tables(self.index_dir / "lance")
+    def __init__(self, index_dir: "Path | IndexLocation", *, create: bool = True,
+                 read_consistency_s: float = 5.0) -> None:
+        """``index_dir`` a folder, or a shared index in a bucket (an ``IndexLocation``, core/location.py): then
+        ``index_dir`` is that location, the description is an object beside the tables, and this Store sees
+        other machines' commits within ``read_consistency_s``."""
+        self._client: Any = None
+        if isinstance(index_dir, IndexLocation):
+            self.index_dir: Any = index_dir
+            self._client = index_dir.client()
+            self.meta: dict[str, Any] = open_remote_meta(index_dir, self._client, create=create)
+            self._tables = Tables(index_dir.lance_uri, storage_options=index_dir.lance_options(),
+                                  read_consistency_s=read_consistency_s, lease_uri=index_dir.uri)
+        else:
+            self.index_dir = Path(index_dir)
+            self.meta = open_meta(self.index_dir, create=create)
+            self._tables = Tables(self.index_dir / "lance")
         self._caches = QueryCaches(self._tables)
         self._maintenance = Maintenance(self._tables, self._caches)
         self._languages: tuple[int, dict[str, int]] | None = None
@@ -53,14 +66,18 @@ class Store:
     def refresh(self) -> None:
         """Move every table to its latest committed version (what another process wrote), re-read the description
         (a model bound meanwhile) and drop caches."""
-        meta, _problem = read_meta(self.index_dir)
-        if meta is not None and meta.get("schema_version") == self.meta.get("schema_version"):
-            self.meta = meta
+        if self._client is None:  # (a shared index's description is re-read by its own lease logic)
+            meta, _problem = read_meta(self.index_dir)
+            if meta is not None and meta.get("schema_version") == self.meta.get("schema_version"):
+                self.meta = meta
         self._tables.checkout_latest()
         self._caches.invalidate()
 
     def _write_meta(self, meta: dict[str, Any]) -> None:
-        write_meta(self.index_dir, meta)
+        if self._client is not None:
+            self.index_dir.write_json(self._client, META_FILE, meta)
+        else:
+            write_meta(self.index_dir, meta)
         self.meta = meta
 
     @property
@@ -176,7 +193,7 @@ class Store:
     def fts(self, query: str, limit: int) -> list[dict[str, Any]]:
         """BM25 for plain words (analysed as a query is); rows carry ``_score``. Never an error for odd input."""
         if not self._tables.has_terms:
-            return self._tables.fts(query, limit)
+            return self._tables.fts(query, limit, self._caches.fts_rows if self._tables.remote else None)
         keys = [k for lang in self.query_languages(query) for k in analysis.query_keys(query, lang)]
         return self.keyword_rows(KeywordQuery(should=tuple(dict.fromkeys(keys))), limit)
 
@@ -377,5 +394,7 @@ class Store:
         return self._maintenance.maybe_optimize(max_new_versions=max_new_versions, max_age_s=max_age_s)
 
     def index_bytes(self) -> int:
+        if self._client is not None:
+            return int(self.index_dir.total_bytes(self._client))
         return dir_bytes(self.index_dir)
 

@@ -16,6 +16,7 @@ import functools
 import os
 import threading
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
@@ -223,11 +224,26 @@ def index_errors(table: Any, column: str) -> str | None:
 class Tables:
     """The LanceDB connection of one index and its three tables (``vectors`` is None until a model is bound)."""
 
-    def __init__(self, lance_dir: Path) -> None:
+    def __init__(self, lance_dir: Path | str, *, storage_options: dict[str, str] | None = None,
+                 read_consistency_s: float | None = None, lease_uri: str | None = None) -> None:
+        """``lance_dir`` a folder, or a URI (``s3://...``) with its ``storage_options``; readers of a URI see other
+        writers' commits within ``read_consistency_s``, and writes stop once this process lost ``lease_uri``'s
+        lease (core/lease.py)."""
         import lancedb
 
-        self._db = lancedb.connect(str(lance_dir))
-        self.write_lock = threading.RLock()
+        if storage_options is None:
+            self._db = lancedb.connect(str(lance_dir))
+        else:
+            self._db = lancedb.connect(
+                str(lance_dir), storage_options=storage_options,
+                read_consistency_interval=timedelta(seconds=read_consistency_s or 5.0),
+            )
+        self.remote = storage_options is not None
+        self.write_lock: Any = threading.RLock()
+        if lease_uri is not None:
+            from desktop_search.core.lease import GuardedWriteLock
+
+            self.write_lock = GuardedWriteLock(lease_uri)
         names = set(self._table_names())
         self.files = self._open_or_create("files", FILES_SCHEMA, names)
         self.chunks = self._open_or_create("chunks", CHUNKS_SCHEMA, names)
@@ -366,12 +382,22 @@ class Tables:
             return set()
         return set(self.chunk_columns(["text_hash"]).column("text_hash").to_pylist())
 
-    def fts(self, query: str, limit: int) -> list[dict[str, Any]]:
-        """BM25 over chunk text; rows carry ``_score``. An unparsable query yields no rows, never an error."""
+    def fts(self, query: str, limit: int,
+            complete: Callable[[pa.Table], list[dict[str, Any]] | None] | None = None) -> list[dict[str, Any]]:
+        """BM25 over chunk text; rows carry ``_score``. An unparsable query yields no rows, never an error.
+        ``complete`` (a shared index) turns hits read as ids into rows from RAM, or gives None to read them."""
         if not query.strip() or not self.chunks.count_rows():  # (not the chunk map: 0.25 s to build at 100k)
             return []
+
+        def run(text: str) -> list[dict[str, Any]]:
+            if complete is not None:
+                rows = complete(self.fts_ids(text, limit))
+                if rows is not None:
+                    return rows
+            return self.chunks.search(text, query_type="fts").limit(limit).to_arrow().to_pylist()
+
         try:
-            return self.chunks.search(query, query_type="fts").limit(limit).to_arrow().to_pylist()
+            return run(query)
         except Exception as e:
             from desktop_search.core.errors import is_damage
 
@@ -382,7 +408,7 @@ class Tables:
             if not words or words == query:
                 return []
             try:
-                return self.chunks.search(words, query_type="fts").limit(limit).to_arrow().to_pylist()
+                return run(words)
             except Exception as e:
                 if vanished(e):
                     raise
@@ -427,6 +453,10 @@ class Tables:
             for lang in self.chunk_columns(["lang"]).column("lang").to_pylist():
                 counts[lang or "und"] = counts.get(lang or "und", 0) + 1
         return counts
+
+    def fts_ids(self, query: str, limit: int) -> pa.Table:
+        """BM25 hits as ``id`` and ``_score`` only (a shared index completes the rows from RAM)."""
+        return self.chunks.search(query, query_type="fts").limit(limit).select(["id", "_score"]).to_arrow()
 
     def has_fts_index(self) -> bool:
         names = index_names(self.chunks)
