@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Mapping, MutableMapping
 
-__all__ = ["DEFAULTS", "OFFLINE", "prepare_process", "process_env"]
+__all__ = ["DEFAULTS", "OFFLINE", "PRIVATE", "prepare_process", "process_env"]
 
 # Set unless the user set them: each is a default a user may have a reason to override.
 DEFAULTS: dict[str, str] = {
@@ -32,13 +32,27 @@ DEFAULTS: dict[str, str] = {
 # After setup the app makes no network access: hub libraries must resolve everything locally. Forced.
 OFFLINE: dict[str, str] = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
+# Nothing leaves the machine, and no library keeps an identifier of it: telemetry switches, forced always (a user
+# setting cannot turn them back on). Read by the libraries once, when they initialise, so they are set first.
+PRIVATE: dict[str, str] = {
+    # ONNX Runtime (the int8 CPU encoder) ships 1DS telemetry in its Linux and macOS wheels too: without this it
+    # writes a device id and an event database under ~/.cache/Microsoft/DeveloperTools/.onnxruntime and uploads
+    # "ProcessInfo" events (OS, CPU, memory, container) to mobile.events.data.microsoft.com. Its Windows builds
+    # use ETW instead, turned off by onnxruntime.disable_telemetry_events() where it is imported (quantize.py).
+    "ORT_DISABLE_TELEMETRY": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",  # huggingface_hub's usage pings
+    "HF_HUB_DISABLE_IMPLICIT_TOKEN": "1",  # never send a stored Hugging Face token with a request
+    "DO_NOT_TRACK": "1",  # the cross-tool convention (honoured by huggingface_hub, gradio, many CLIs)
+}
+
 
 def prepare_process(*, offline: bool = False, environ: MutableMapping[str, str] | None = None) -> None:
-    """Put the defaults into ``environ`` (the process environment by default) where unset; with ``offline``
-    also force the hub libraries offline."""
+    """Put the defaults into ``environ`` (the process environment by default) where unset, force the telemetry
+    switches off (``PRIVATE``); with ``offline`` also force the hub libraries offline."""
     env = os.environ if environ is None else environ
     for name, value in DEFAULTS.items():
         env.setdefault(name, value)
+    env.update(PRIVATE)
     if offline:
         env.update(OFFLINE)
 

@@ -41,7 +41,7 @@ def test_the_entry_point_prepares_the_environment_before_transformers_or_numpy_l
 
 
 def test_no_other_file_sets_the_process_environment():
-    names = "|".join(re.escape(n) for n in (*environment.DEFAULTS, *environment.OFFLINE))
+    names = "|".join(re.escape(n) for n in (*environment.DEFAULTS, *environment.OFFLINE, *environment.PRIVATE))
     q = "[\"']"
     setter = re.compile(
         rf"environ\[{q}({names}){q}\]\s*=|(setdefault|setenv)\(\s*{q}({names}){q}|\b({names})\s*=\s*{q}"
@@ -50,9 +50,15 @@ def test_no_other_file_sets_the_process_environment():
     offenders = []
     for folder in ("desktop_search", "benchmarks", "packaging", "tests"):
         for path in (REPO / folder).rglob("*.py"):
-            if path.name in ("environment.py", "test_environment.py"):
+            if path.name in ("environment.py", "test_environment.py", "test_privacy.py"):
                 continue
             for n, line in enumerate(path.read_text("utf-8").splitlines(), 1):
                 if setter.search(line):
                     offenders.append(f"{path.relative_to(REPO)}:{n}: {line.strip()}")
     assert not offenders, "set these through desktop_search.environment:\n" + "\n".join(offenders)
+
+
+def test_telemetry_is_off_even_where_the_user_turned_it_on():
+    env = {"ORT_DISABLE_TELEMETRY": "0", "DO_NOT_TRACK": "0"}
+    environment.prepare_process(environ=env)
+    assert env["ORT_DISABLE_TELEMETRY"] == env["HF_HUB_DISABLE_TELEMETRY"] == env["DO_NOT_TRACK"] == "1"

@@ -19,9 +19,9 @@ LEAVES = {"config", "errors", "formatting", "environment"}
 LEAF_IMPORTS = {"config": ("desktop_search.core.location", "desktop_search.core.pathmap")}
 # The core, bottom-up: a part may import parts of lower layers only (and itself).
 CORE_LAYERS = [
-    {"failures", "location", "analysis", "quantize", "lock"},
-    {"extract", "lease", "models"},
-    {"chunk", "isolate", "hardware", "store"},
+    {"failures", "location", "analysis", "lock", "checkpoint", "tokenizer"},
+    {"extract", "lease", "models", "m3graph", "errors"},
+    {"chunk", "isolate", "hardware", "store", "quantize"},
     {"encoder", "render", "doctor", "query", "pathmap"},
     {"search", "indexer"},
     {"watcher"},

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import sys
 import time
 from pathlib import Path
@@ -88,7 +89,7 @@ def load_encoder(settings: config.Settings, *, required: bool, fallback: str = "
     try:
         from desktop_search.core.encoder import Encoder
 
-        return Encoder(settings.model_dir, settings.device, settings.cpu_precision)
+        return Encoder(settings.model_dir, settings.device, settings.cpu_precision, progress=BuildPrinter())
     except Exception as e:  # a damaged model or a broken install must be named, not dumped as a traceback
         why = load_failure(e, settings.model_dir)
         if required:
@@ -118,6 +119,50 @@ def index_errors() -> Iterator[None]:
         yield
     except (IndexBusy, IndexWriteError, RemoteError) as e:
         raise CliError(str(e)) from None
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities become null: JSON has no such numbers, and a bare NaN breaks every JSON parser."""
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def json_line(obj: Any) -> str:
+    """One line of strict JSON (what every --json output prints)."""
+    return json.dumps(_finite(obj), ensure_ascii=False, allow_nan=False)
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[Any]:
+    """An event set by Ctrl+C or SIGTERM (``.signum`` says which): the run ends after the group being written,
+    so what was committed stays committed. A second Ctrl+C stops at once."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    previous: dict[int, Any] = {}
+
+    def handler(signum: int, _frame: Any) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.signum = signum  # type: ignore[attr-defined]
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        for name in ("SIGINT", "SIGTERM", "SIGBREAK", "SIGHUP"):
+            sig = getattr(signal, name, None)
+            if sig is not None:
+                previous[sig] = signal.signal(sig, handler)
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def note(msg: str) -> None:
@@ -167,5 +212,14 @@ class ProgressPrinter(LinePrinter):
         return (
             f"{progress_bar(p.files_done / max(p.files_total, 1))} {p.files_done}/{p.files_total} files · "
             f"{p.chunks_done} chunks ({p.chunks_per_s:.1f}/s) · {p.files_failed} failed · "
-            f"ETA {format_duration(p.eta_s)} · {p.phase}" + (f" · {p.note}" if getattr(p, "note", "") else "")
+            f"ETA {format_duration(p.eta_s)} · {p.phase}"
+            + (f" · {p.semantic_line}" if getattr(p, "chunks_to_encode", 0) else "")
+            + (f" · {p.note}" if getattr(p, "note", "") else "")
         )
+
+
+class BuildPrinter(LinePrinter):
+    """The one-time int8 build of the model (a minute or more, once per model): stage and layers."""
+
+    def line(self, p: Any) -> str:
+        return f"{progress_bar(p.overall)} {p.text()}"

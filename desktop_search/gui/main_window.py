@@ -257,6 +257,7 @@ class MainWindow(QMainWindow):
         s.index_failed.connect(lambda e: self.statusBar().showMessage(f"indexing stopped: {e.splitlines()[0]}", 10000))
         s.stats_ready.connect(self._on_stats)
         s.model_progress.connect(self._on_model_progress)
+        s.encoder_progress.connect(lambda p: self.device_label.setText(p.text()))
         s.watch_status.connect(self._on_watch_status)
         s.model_done.connect(self._on_model_done)
 
@@ -448,8 +449,9 @@ class MainWindow(QMainWindow):
             self.progress.setValue(p.files_done)
         eta = f", ETA {int(p.eta_s)} s" if p.eta_s else ""
         phase = "paused" if p.phase == "paused" else f"{p.files_per_s:.1f} files/s{eta}"
+        semantic = f" · {p.semantic_line}" if p.chunks_to_encode else ""
         note = f" · {p.note}" if p.note and p.phase != "paused" else ""
-        self.progress_label.setText(f"indexing {p.files_done}/{p.files_total} · {phase}{note}")
+        self.progress_label.setText(f"indexing {p.files_done}/{p.files_total} · {phase}{semantic}{note}")
 
     def _on_index_finished(self, report) -> None:
         self._pending = {}
@@ -482,10 +484,11 @@ class MainWindow(QMainWindow):
         self.services.watch_folders()
 
     def _on_semantic_unavailable(self, why: str) -> None:
-        from desktop_search.core.encoder import model_problem
+        from desktop_search.core.encoder import model_state
 
-        if model_problem(self.services.settings.model_dir):
-            self.device_label.setText("model: not installed (keyword search)")
+        state = model_state(self.services.settings.model_dir)
+        if state != "ready":  # "not installed", "incomplete" or "not verified": what it is, not always "missing"
+            self.device_label.setText(f"model: {state} (keyword search)")
         else:  # installed, but it cannot run here: say why, not "not installed"
             self.device_label.setText("semantic search off (keyword search)")
             self.statusBar().showMessage(f"semantic search is off: {why.splitlines()[0]}")

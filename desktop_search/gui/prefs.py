@@ -29,6 +29,7 @@ class Key(str, enum.Enum):
     WEIGHTS = "weights"
     CHUNK_TOKENS = "chunk_tokens"
     COLBERT_STORAGE = "colbert_storage"
+    OCR = "ocr"
     CPU_PRECISION = "cpu_precision"
     INDEX_DIR = "index_dir"
     SHARED_INDEX = "shared_index"
@@ -58,6 +59,7 @@ class Prefs:
         Key.WEIGHTS: list(setting_default("weights")),
         Key.CHUNK_TOKENS: setting_default("chunk_tokens"),
         Key.COLBERT_STORAGE: setting_default("colbert_storage"),
+        Key.OCR: setting_default("ocr"),
         Key.CPU_PRECISION: "",  # "": the default (int8, or DESKTOP_SEARCH_CPU_PRECISION)
         Key.INDEX_DIR: "",  # "": the default folder (or DESKTOP_SEARCH_INDEX_DIR)
         # A shared index (s3://bucket/prefix) this window searches read-only; "": the own index. Only options
@@ -137,6 +139,7 @@ class Prefs:
             chunk_tokens=self.get("chunk_tokens"),
             colbert_storage=self.get("colbert_storage"),
             cpu_precision=self.get("cpu_precision") or None,
+            ocr=self.get("ocr"),
         )
 
 
