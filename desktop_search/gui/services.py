@@ -25,6 +25,7 @@ from desktop_search.gui.prefs import Prefs, WatchedFolder
 from desktop_search.gui.workers import Pools, Task
 
 if TYPE_CHECKING:
+    from desktop_search.config import SearchMode
     from desktop_search.core.search import Searcher
     from desktop_search.core.store import Store
     from desktop_search.core.watcher import FolderWatcher
@@ -224,7 +225,7 @@ class Services(QObject):
         if self.searcher is None:
             return seq
         searcher = self.searcher
-        mode = "hybrid" if self.encoder is not None else "keyword"
+        mode: SearchMode = "hybrid" if self.encoder is not None else "keyword"
 
         def run(progress, cancel):
             for result in searcher.stages(query, k=k, mode=mode, flt=flt):
