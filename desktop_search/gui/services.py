@@ -133,7 +133,7 @@ class Services(QObject):
             return
         task = Task(self._load_encoder, with_progress=True)
         task.signals.progress.connect(self.encoder_progress)
-        task.signals.result.connect(self._on_encoder)
+        task.signals.result.connect(self.use_encoder)
         task.signals.error.connect(self.semantic_unavailable)
         self.pools.start(self.pools.model, task)
 
@@ -148,7 +148,8 @@ class Services(QObject):
         except Exception as e:  # packages that cannot run the model, or a damaged model: keyword search goes on
             raise ModelUnavailable(load_failure(e, self.settings.model_dir)) from None
 
-    def _on_encoder(self, encoder) -> None:
+    def use_encoder(self, encoder: Any) -> None:
+        """Search with ``encoder`` from now on (GUI thread: the model task's result, or a test's encoder)."""
         if self._closing:
             return
         settle_heap()
@@ -248,6 +249,11 @@ class Services(QObject):
     @property
     def indexing(self) -> bool:
         return self._index_task is not None
+
+    @property
+    def index_idle(self) -> bool:
+        """No indexing job is running or queued."""
+        return self._index_task is None and not self._index_queue
 
     def index_folders(self, folders: list[WatchedFolder]) -> None:
         for f in folders:

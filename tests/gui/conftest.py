@@ -94,7 +94,7 @@ def make_window(qtbot, prefs):
         with qtbot.waitSignal(services.store_ready, timeout=30_000):
             services.start(load_model=False)
         if encoder is not None:
-            services._on_encoder(encoder)
+            services.use_encoder(encoder)
         made.append((services, window))
         return services, window
 
@@ -109,4 +109,4 @@ def make_window(qtbot, prefs):
 
 def wait_idle(qtbot, services, timeout=120_000):
     """Wait until no indexing job is running or queued."""
-    qtbot.waitUntil(lambda: not services.indexing and not services._index_queue, timeout=timeout)
+    qtbot.waitUntil(lambda: services.index_idle, timeout=timeout)
