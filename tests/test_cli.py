@@ -130,9 +130,9 @@ def test_core_imports_without_qt(tmp_path):
     code = (
         "import sys, pkgutil; sys.modules['PySide6'] = None; sys.modules['shiboken6'] = None\n"
         "import desktop_search.core as core, desktop_search.cli, desktop_search.config, importlib\n"
-        "names = [m.name for m in pkgutil.iter_modules(core.__path__)]\n"
-        "assert len(names) >= 12, names\n"
-        "for n in names: importlib.import_module('desktop_search.core.' + n)\n"
+        "names = [m.name for m in pkgutil.walk_packages(core.__path__, 'desktop_search.core.')]\n"
+        "assert len(names) >= 30, names\n"
+        "for n in names: importlib.import_module(n)\n"
         "assert 'torch' not in sys.modules, 'importing the core must not import torch'\n"
         "print('ok')\n"
     )
