@@ -30,6 +30,8 @@ SNIPPET_CHARS = 240
 MARK_OPEN, MARK_CLOSE = "**", "**"
 
 Stage = Literal["keyword", "hybrid", "reranked"]
+# The per-mode scores ``search --json`` reports (README); ``Hit.scores`` may also carry the fusion's ``hybrid``.
+JSON_SCORES = ("dense", "sparse", "colbert", "bm25")
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ class Hit:
             "text": self.text,
             "snippet": self.snippet,
             "score": self.score,
-            "scores": dict(self.scores),
+            "scores": {mode: self.scores.get(mode) for mode in JSON_SCORES},
             "more_matches": self.more,
             "char_start": self.char_start,
             "char_end": self.char_end,
