@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model-dir", dest="top_model_dir", type=Path, help=argparse.SUPPRESS)
     p = sub.add_parser("gui", help="open the search window (the default)")
     p.add_argument("--quit-after", type=float, metavar="SECONDS", help=argparse.SUPPRESS)
+    p.add_argument("--smoke-query", default="", help=argparse.SUPPRESS)  # with --quit-after: time first results
+    p.add_argument("--smoke-model", action="store_true", help=argparse.SUPPRESS)  # ... and the model being ready
 
     p = sub.add_parser("index", help="index folders or files (incremental: unchanged files are skipped)")
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
@@ -461,13 +463,15 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_gui(args: argparse.Namespace) -> int:
     try:
-        from desktop_search.gui.app import run
+        from desktop_search.gui.app import preload_index_stack, run
+
+        preload_index_stack()
     except ImportError as e:
         raise CliError(f"the window cannot start: {e} (is PySide6 installed?)") from None
     if getattr(args, "quit_after", None):
         from desktop_search.selftest import gui_smoke
 
-        return gui_smoke(args.quit_after)
+        return gui_smoke(args.quit_after, args.smoke_query, args.smoke_model)
     return run()
 
 

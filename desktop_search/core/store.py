@@ -421,7 +421,9 @@ class Store:
     """One index directory. Reads are safe from any thread; writes go through one writer at a time."""
 
     def __init__(self, index_dir: Path, *, create: bool = True) -> None:
-        import lancedb
+        from desktop_search.core.lancedb_import import import_lancedb
+
+        lancedb = import_lancedb()
 
         self.index_dir = Path(index_dir)
         meta_path = self.index_dir / META_FILE

@@ -462,7 +462,23 @@ class MainWindow(QMainWindow):
     def _on_store_ready(self) -> None:
         self.docs_label.setText("index ready")
         if self.search_field.text().strip():
+            # A query typed while the index opened: show its results before reconciling and watching start
+            # competing for the CPU (or after a second at most).
             self.run_search()
+            once = {"done": False}
+
+            def start_background(*_args) -> None:
+                if not once["done"]:
+                    once["done"] = True
+                    self.results_shown.disconnect(start_background)
+                    self._start_background_work()
+
+            self.results_shown.connect(start_background)
+            QTimer.singleShot(1000, start_background)
+        else:
+            self._start_background_work()
+
+    def _start_background_work(self) -> None:
         folders = self.prefs.folders()
         if folders:
             self.services.index_folders(folders)  # reconcile with changes made while the app was closed
