@@ -19,6 +19,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from desktop_search.core.highlight import highlight_spans
 from desktop_search.core.query import _CJK_RE, ParsedQuery, SearchFilter, parse_query  # noqa: F401 (re-exported)
 from desktop_search.core.store import Store, dequantize_colbert_many
 
@@ -67,23 +68,7 @@ class SearchResult:
 
 def make_snippet(text: str, terms: list[str], width: int = SNIPPET_CHARS) -> str:
     """A window of ``text`` around the densest cluster of matched terms, with the terms marked ``**like this**``."""
-    lowered = text.casefold()
-    spans: list[tuple[int, int]] = []
-    for term in sorted(terms, key=len, reverse=True):
-        t = term.casefold()
-        if not t:
-            continue
-        start = 0
-        while True:
-            i = lowered.find(t, start)
-            if i < 0:
-                break
-            # Latin-script words match at word starts only ("art" must not light up inside "start").
-            if _CJK_RE.match(t) or i == 0 or not lowered[i - 1].isalnum():
-                if not any(a < i + len(t) and i < b for a, b in spans):
-                    spans.append((i, i + len(t)))
-            start = i + 1
-    spans.sort()
+    spans = highlight_spans(text, terms)  # whole words, script-aware, no stop words in longer queries
     if spans:
         best_i, best_n = 0, 0
         for i, (a, _b) in enumerate(spans):

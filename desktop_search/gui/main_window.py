@@ -34,7 +34,7 @@ from desktop_search.gui import opener
 from desktop_search.gui.folders import FailuresDialog, FoldersPanel
 from desktop_search.gui.prefs import WatchedFolder
 from desktop_search.gui.preview import PreviewPane
-from desktop_search.gui.results import COL_SNIPPET, HtmlDelegate, ResultsModel
+from desktop_search.gui.results import COL_FOLDER, COL_RESULT, ResultDelegate, ResultsModel
 
 DEBOUNCE_MS = 250
 STAGE_TEXT = {
@@ -122,15 +122,15 @@ class MainWindow(QMainWindow):
         self.model = ResultsModel(self)
         self.view = ResultsView()
         self.view.setModel(self.model)
-        self.view.setItemDelegateForColumn(COL_SNIPPET, HtmlDelegate(self.view))
+        self.view.setItemDelegateForColumn(COL_RESULT, ResultDelegate(self.view))
         self.view.setUniformRowHeights(False)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.view.setAlternatingRowColors(True)
+        self.view.setWordWrap(True)
         header = self.view.header()
-        header.setSectionResizeMode(COL_SNIPPET, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(COL_RESULT, QHeaderView.ResizeMode.Stretch)
         header.setStretchLastSection(False)
-        for col, width in ((0, 210), (1, 44), (3, 120), (4, 140)):
-            self.view.setColumnWidth(col, width)
+        self.view.setColumnWidth(COL_FOLDER, 150)
         self.view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.preview = PreviewPane(services.pools)
         self.open_btn = QPushButton("Open")
@@ -153,7 +153,8 @@ class MainWindow(QMainWindow):
         self.splitter = QSplitter()
         self.splitter.addWidget(left)
         self.splitter.addWidget(right)
-        self.splitter.setSizes([820, 480])
+        self.splitter.setSizes([620, 440])
+        self.splitter.setObjectName("results-preview")
 
         central = QWidget()
         cl = QVBoxLayout(central)
@@ -195,6 +196,29 @@ class MainWindow(QMainWindow):
         self._wire()
         self._refresh_folder_filter()
         self.folders_panel.set_folders(self.prefs.folders())
+        self._restore_layout()
+
+    # -- window layout, remembered between launches -------------------------------------------------------
+    def _restore_layout(self) -> None:
+        """Window size and position, dock, splitter and column widths as the user left them."""
+        if geometry := self.prefs.get("window_geometry"):
+            self.restoreGeometry(geometry)
+        if state := self.prefs.get("window_state"):
+            self.restoreState(state)
+        else:  # first launch: a narrow folders panel leaves the results and the preview room at 1280x800
+            QTimer.singleShot(0, lambda: self.resizeDocks([self.folders_dock], [250], Qt.Orientation.Horizontal))
+        if sizes := self.prefs.get("splitter_sizes"):
+            self.splitter.setSizes(sizes)
+        if widths := self.prefs.get("results_columns"):
+            for col, width in enumerate(widths[: self.model.columnCount()]):
+                if col != COL_RESULT:  # the result column takes whatever is left
+                    self.view.setColumnWidth(col, width)
+
+    def save_layout(self) -> None:
+        self.prefs.set("window_geometry", bytes(self.saveGeometry()))
+        self.prefs.set("window_state", bytes(self.saveState()))
+        self.prefs.set("splitter_sizes", self.splitter.sizes())
+        self.prefs.set("results_columns", [self.view.columnWidth(c) for c in range(self.model.columnCount())])
 
     # -- construction -----------------------------------------------------------------------------------
     def _build_menus(self) -> None:
@@ -511,5 +535,6 @@ class MainWindow(QMainWindow):
             self.run_search()
 
     def closeEvent(self, event) -> None:
+        self.save_layout()
         self.services.shutdown()
         super().closeEvent(event)

@@ -40,6 +40,9 @@ class Prefs:
         "proxy": "",
         "show_scores": False,
         "window_geometry": b"",
+        "window_state": b"",  # docks and toolbars
+        "splitter_sizes": [],  # results | preview
+        "results_columns": [],  # column widths of the results list
     }
 
     def __init__(self, path: Path | None = None) -> None:

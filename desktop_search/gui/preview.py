@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_search.core.highlight import mark
 from desktop_search.gui.workers import Pools, Task
 
 
@@ -180,10 +181,8 @@ class PreviewPane(QWidget):
     def _on_text(self, seq: int, ctx) -> None:
         if seq != self._seq:
             return
-        passage = html.escape(ctx.passage)
-        for t in sorted(self.terms, key=len, reverse=True):
-            if len(t) >= 2:
-                passage = passage.replace(html.escape(t), f"<span style='background:#ffe066'>{html.escape(t)}</span>")
+        passage = html.escape(mark(ctx.passage, self.terms, "\x00", "\x01"))
+        passage = passage.replace("\x00", "<span style='background:#ffe066'>").replace("\x01", "</span>")
         body = (
             f"<pre style='white-space:pre-wrap;font-family:sans-serif'>{html.escape(ctx.before)}"
             f"<a name='hit'></a><span style='background:#fff3d6'>{passage}</span>{html.escape(ctx.after)}</pre>"
