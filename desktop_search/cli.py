@@ -115,21 +115,31 @@ def _settings(args: argparse.Namespace) -> config.Settings:
         raise CliError(str(e)) from None
 
 
-def _load_encoder(settings: config.Settings, *, required: bool):
-    """The encoder, or None when no model is installed and ``required`` is False."""
-    from desktop_search.core.encoder import Encoder, ModelUnavailable, model_problem
+def _load_encoder(settings: config.Settings, *, required: bool, fallback: str = ""):
+    """The encoder, or None when ``required`` is False and there is none to be had.
+
+    Not required, a missing model or one that cannot be loaded (a damaged file, or packages that cannot run it)
+    is said in one line ending with ``fallback`` (what the command does instead), and the command goes on in
+    keyword mode: semantic search is an addition, never a reason to index or find nothing."""
+    from desktop_search.core.encoder import load_failure, model_problem
 
     problem = model_problem(settings.model_dir)
     if problem:
         if required:
             raise CliError(problem)
+        if fallback:
+            _note(f"{problem}: {fallback}")
         return None
     try:
+        from desktop_search.core.encoder import Encoder
+
         return Encoder(settings.model_dir, settings.device, settings.cpu_precision)
-    except ModelUnavailable as e:
-        raise CliError(str(e)) from None
-    except Exception as e:  # a damaged model must be named, not dumped as a traceback
-        raise CliError(f"could not load the model from {settings.model_dir}: {type(e).__name__}: {e}") from None
+    except Exception as e:  # a damaged model or a broken install must be named, not dumped as a traceback
+        why = load_failure(e, settings.model_dir)
+        if required:
+            raise CliError(why) from None
+        _note(f"semantic search is off: {why}" + (f"; {fallback}" if fallback else ""))
+        return None
 
 
 def _open_store(settings: config.Settings, *, create: bool):
@@ -205,12 +215,10 @@ def cmd_index(args: argparse.Namespace) -> int:
     missing = [str(p) for p in args.paths if not p.exists()]
     if missing:
         raise CliError(f"no such file or folder: {', '.join(missing)}")
-    encoder = None if args.keyword_only else _load_encoder(settings, required=False)
-    if encoder is None and not args.keyword_only:
-        from desktop_search.core.encoder import model_problem
-
-        _note(f"{model_problem(settings.model_dir)}: building the keyword index only "
-              "(index again once the model is ready to add semantic search)")
+    encoder = None if args.keyword_only else _load_encoder(
+        settings, required=False,
+        fallback="building the keyword index only (index again once that is fixed to add semantic search)",
+    )
     store = _open_store(settings, create=True)
     from desktop_search.core.indexer import Indexer
 
@@ -250,9 +258,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     mode = args.mode
     encoder = None
     if mode != "keyword":
-        encoder = _load_encoder(settings, required=mode == "hybrid")
+        encoder = _load_encoder(settings, required=mode == "hybrid", fallback="keyword search only")
         if encoder is None:
-            _note(f"no model installed at {settings.model_dir}: keyword search only")
             mode = "keyword"
         else:
             mode = "hybrid"
@@ -368,11 +375,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
     files = [str(p) for p in args.paths if not p.is_dir()]
     if files:
         raise CliError(f"watch takes folders, not files: {', '.join(files)}")
-    encoder = None if args.keyword_only else _load_encoder(settings, required=False)
-    if encoder is None and not args.keyword_only:
-        from desktop_search.core.encoder import model_problem
-
-        _note(f"{model_problem(settings.model_dir)}: building the keyword index only")
+    encoder = None if args.keyword_only else _load_encoder(
+        settings, required=False, fallback="building the keyword index only"
+    )
     store = _open_store(settings, create=True)
     from desktop_search.core.indexer import Indexer
     from desktop_search.core.lock import IndexLock

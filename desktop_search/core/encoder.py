@@ -318,3 +318,27 @@ def _default_cache_dir() -> Path:
     from desktop_search.config import default_cache_dir
 
     return default_cache_dir() / "models"
+
+
+# Packages whose absence or incompatibility means "the installed set cannot run the model", not "the model is bad".
+SEMANTIC_STACK = ("torch", "transformers", "FlagEmbedding", "onnxruntime", "tokenizers", "peft", "accelerate")
+
+
+def load_failure(exc: BaseException, model_dir: Path) -> str:
+    """One line saying why an Encoder could not be built, for the CLI and the status bar.
+
+    An import error anywhere in the semantic stack (a package missing, or one released after the lock that
+    removed a module another imports, as transformers 5.24 did to FlagEmbedding 1.4.2) is a dependency
+    incompatibility: the fix is reinstalling from the lock, not touching the model. Anything else is the model's.
+    """
+    if isinstance(exc, ModelUnavailable):
+        return str(exc)
+    if isinstance(exc, ImportError):
+        name = getattr(exc, "name", None) or ""
+        return (
+            f"dependency incompatibility: the installed packages cannot run the model ({type(exc).__name__}: "
+            f"{exc}{f'; module {name}' if name and name not in str(exc) else ''}); reinstall with the README's "
+            "command, which installs the tested versions from packaging/lock"
+        )
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"could not load the model from {model_dir}: {type(exc).__name__}: {first}"

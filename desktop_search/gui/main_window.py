@@ -509,7 +509,13 @@ class MainWindow(QMainWindow):
         self.services.watch_folders()
 
     def _on_semantic_unavailable(self, why: str) -> None:
-        self.device_label.setText("model: not installed (keyword search)")
+        from desktop_search.core.encoder import model_problem
+
+        if model_problem(self.services.settings.model_dir):
+            self.device_label.setText("model: not installed (keyword search)")
+        else:  # installed, but it cannot run here: say why, not "not installed"
+            self.device_label.setText("semantic search off (keyword search)")
+            self.statusBar().showMessage(f"semantic search is off: {why.splitlines()[0]}")
         self.device_label.setToolTip(why)
 
     def show_failures(self) -> FailuresDialog:

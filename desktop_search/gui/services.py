@@ -109,9 +109,14 @@ class Services(QObject):
         self.pools.start(self.pools.model, task)
 
     def _load_encoder(self):
-        from desktop_search.core.encoder import Encoder
+        from desktop_search.core.encoder import ModelUnavailable, load_failure
 
-        return Encoder(self.settings.model_dir, self.settings.device, precision=self.settings.cpu_precision)
+        try:
+            from desktop_search.core.encoder import Encoder
+
+            return Encoder(self.settings.model_dir, self.settings.device, precision=self.settings.cpu_precision)
+        except Exception as e:  # packages that cannot run the model, or a damaged model: keyword search goes on
+            raise ModelUnavailable(load_failure(e, self.settings.model_dir)) from None
 
     def _on_encoder(self, encoder) -> None:
         if self._closing:
