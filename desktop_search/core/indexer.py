@@ -33,6 +33,7 @@ from desktop_search.config import Settings
 from desktop_search.core.chunk import Chunk, TokenSpans, chunk_pages, token_spans_for
 from desktop_search.core.extract import PDF_EXTENSIONS, Extraction, extract, is_supported
 from desktop_search.core.lock import IndexBusy, IndexLock
+from desktop_search.core.paths import is_under, under_any
 from desktop_search.core.store import (
     FileRecord,
     Store,
@@ -57,7 +58,7 @@ class IndexWriteError(RuntimeError):
 
 @dataclass
 class Progress:
-    phase: str  # scanning | indexing | encoding | optimizing | done
+    phase: str  # scanning | indexing | encoding | paused | optimizing | done
     files_total: int = 0
     files_done: int = 0
     files_failed: int = 0
@@ -66,6 +67,7 @@ class Progress:
     chunks_encoded: int = 0
     elapsed_s: float = 0.0
     current: str = ""
+    chunks_to_encode: int = 0  # chunks_encoded reaches this when the encoding under way is done
 
     @property
     def files_per_s(self) -> float:
@@ -284,7 +286,7 @@ class Indexer:
 
     def _known_under(self, roots: list[str], watched: bool) -> dict[str, FileRecord]:
         def under(p: str) -> bool:
-            return any(p == root or p.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+            return under_any(p, roots)
 
         if not watched:
             return {p: r for p, r in self.store.file_records().items() if under(p)}
@@ -301,11 +303,14 @@ class Indexer:
     def _reconcile(self, paths, progress, cancel, pause, include, exclude, *, watched: bool) -> IndexReport:
         t0 = time.monotonic()
         self._pause = pause
+        self._phase_before_pause = "indexing"
         report = IndexReport(semantic=self.encoder is not None)
         prog = Progress("scanning")
         cancel = cancel or threading.Event()
 
         def tick(**kw) -> None:
+            if kw.get("phase") == "paused" and prog.phase != "paused":
+                self._phase_before_pause = prog.phase
             for k, v in kw.items():
                 setattr(prog, k, v)
             prog.elapsed_s = time.monotonic() - t0
@@ -316,8 +321,8 @@ class Indexer:
         dir_errors: list[tuple[str, OSError]] = []
         files, unsupported = discover(paths, include, exclude, errors=dir_errors, strict_files=watched)
         # The index folder may sit inside a watched folder: its own files are never documents.
-        own = os.path.abspath(self.store.index_dir) + os.sep
-        files = [p for p in files if not str(p).startswith(own)]
+        own = os.path.abspath(self.store.index_dir)
+        files = [p for p in files if not is_under(str(p), own)]
         roots = [path_key(os.path.abspath(p)) for p in paths]
         known = self._known_under(roots, watched)
         self._known_keys = set(known)
@@ -445,6 +450,18 @@ class Indexer:
             ex = extract(path, **limits)
         return _Prepared(path, st.st_size, st.st_mtime_ns, digest, ex)
 
+    def _hold_while_paused(self, cancel: threading.Event, tick) -> bool:
+        """Block while the user has paused indexing (reporting "paused" at once), then resume the phase that
+        was under way. Checked between files and between encoder batches, so a pause takes effect within one
+        batch. Returns whether the run was cancelled."""
+        if self._pause is not None and self._pause.is_set() and not cancel.is_set():
+            tick(phase="paused")
+            resume = self._phase_before_pause
+            while self._pause.is_set() and not cancel.is_set():
+                cancel.wait(0.1)
+            tick(phase=resume)
+        return cancel.is_set()
+
     def _run(self, todo, report: IndexReport, prog: Progress, tick, cancel: threading.Event) -> None:
         if not todo:
             return
@@ -472,10 +489,7 @@ class Indexer:
         group: list[tuple[_Prepared, list[Chunk]]] = []
         group_tokens = 0
         while queue and not cancel.is_set():
-            while self._pause is not None and self._pause.is_set() and not cancel.is_set():
-                tick(phase="paused")
-                cancel.wait(0.1)
-            if cancel.is_set():
+            if self._hold_while_paused(cancel, tick):
                 break
             tick(phase="indexing")
             prepared = queue.popleft().result()
@@ -609,11 +623,12 @@ class Indexer:
             return
         texts = [by_hash[h] for h in needed]
         t = time.monotonic()
+        tick(phase="encoding", chunks_to_encode=max(prog.chunks_to_encode, prog.chunks_encoded + len(needed)))
         encoded = self.encoder.encode(
             texts,
             batch_tokens=self.settings.batch_tokens,
             progress=lambda n: tick(phase="encoding", chunks_encoded=prog.chunks_encoded + n),
-            cancelled=cancel.is_set,
+            cancelled=lambda: self._hold_while_paused(cancel, tick),
         )
         report.encode_s += time.monotonic() - t
         vec_rows = []
@@ -638,8 +653,10 @@ class Indexer:
     def _encode_missing(self, report: IndexReport, prog: Progress, tick, cancel) -> None:
         """Encode chunks that have no vectors yet: indexed before a model was installed, or after a model change."""
         missing = sorted(self.store.all_chunk_hashes() - self.store.vector_hashes())
+        if missing:
+            tick(phase="encoding", chunks_to_encode=prog.chunks_encoded + len(missing))
         for start in range(0, len(missing), 256):
-            if cancel.is_set():
+            if self._hold_while_paused(cancel, tick):
                 return
             rows = self.store.chunks_for_hashes(missing[start : start + 256])
             try:
@@ -655,10 +672,9 @@ def folder_counts(records: dict[str, FileRecord], folders: Sequence[str]) -> dic
     """Per watched folder: how many of its files are indexed, failed, or waiting (pending)."""
     out: dict[str, dict[str, int]] = {}
     for folder in folders:
-        prefix = folder.rstrip(os.sep) + os.sep
         counts = {"indexed": 0, "failed": 0, "pending": 0}
         for path, rec in records.items():
-            if path == folder or path.startswith(prefix):
+            if is_under(path, folder):
                 counts[rec.status if rec.status in counts else "pending"] += 1
         out[folder] = counts
     return out

@@ -29,7 +29,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_search.core.query import SearchFilter, parse_query
+from desktop_search.core.progress import RecentRate
+from desktop_search.core.paths import is_under
+from desktop_search.core.query import SearchFilter, parse_query, split_dirs
 from desktop_search.gui import opener
 from desktop_search.gui.folders import FailuresDialog, FoldersPanel
 from desktop_search.gui.prefs import WatchedFolder
@@ -76,6 +78,15 @@ class SearchField(QLineEdit):
         super().keyPressEvent(event)
 
 
+def _fmt_duration(s: float) -> str:
+    s = int(round(s))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
 def _fmt_bytes(n: int) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
@@ -101,7 +112,7 @@ class MainWindow(QMainWindow):
 
         # search row
         self.search_field = SearchField()
-        self.search_field.setPlaceholderText('Search your documents…   "exact phrase"   -exclude')
+        self.search_field.setPlaceholderText('Search your documents…   "exact phrase"   -exclude   dir:folder')
         self.search_field.setClearButtonEnabled(True)
         self.folder_filter = QComboBox()
         self.type_filter = QComboBox()
@@ -305,18 +316,19 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"model: {message.splitlines()[0]}", 15000)
 
     # -- search -----------------------------------------------------------------------------------------
-    def current_filter(self) -> SearchFilter:
+    def current_filter(self, dirs: tuple[str, ...] = ()) -> SearchFilter:
         days = DATE_RANGES[self.date_filter.currentIndex()][1]
         folder = self.folder_filter.currentData()
         return SearchFilter(
             folders=(folder,) if folder else (),
             kinds=TYPES[self.type_filter.currentIndex()][1],
             modified_after=time.time() - days * 86400 if days else None,
+            dirs=dirs,
         )
 
     def run_search(self) -> None:
         self._debounce.stop()
-        query = self.search_field.text().strip()
+        query, dirs = split_dirs(self.search_field.text().strip())  # dir:papers narrows to any subfolder
         if not query:
             self._current_seq = -1  # drop results of queries still in flight
             self.model.clear()
@@ -324,7 +336,7 @@ class MainWindow(QMainWindow):
             self.preview.clear()
             return
         self._terms = parse_query(query).terms
-        self._current_seq = self.services.search(query, self.current_filter())
+        self._current_seq = self.services.search(query, self.current_filter(dirs))
 
     def _on_stage(self, seq: int, result) -> None:
         if seq != self._current_seq:
@@ -406,10 +418,25 @@ class MainWindow(QMainWindow):
         self.folder_filter.setCurrentIndex(max(0, i))
         self.folder_filter.blockSignals(False)
 
+    def confirm(self, title: str, text: str) -> bool:
+        """Ask before something the user may not have meant (tests answer through this one method)."""
+        buttons = QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel
+        return QMessageBox.question(self, title, text, buttons, QMessageBox.StandardButton.Cancel) == QMessageBox.StandardButton.Yes
+
     def add_folder(self, path: str) -> None:
         path = os.path.abspath(path)
         folders = self.prefs.folders()
         if any(f.path == path for f in folders):
+            return
+        outer = next((f.path for f in folders if is_under(path, f.path)), None)
+        inner = [f.path for f in folders if is_under(f.path, path)]
+        if outer is not None:
+            note = f"{path}\nis inside {outer}, which is already searched: its files are in the index already."
+        elif inner:
+            note = f"{path}\ncontains {', '.join(inner)}, already searched: those files are in the index already."
+        else:
+            note = ""
+        if note and not self.confirm("Folder already covered", note + "\n\nAdd it anyway (e.g. for its own patterns)?"):
             return
         folders.append(WatchedFolder(path))
         self.prefs.set_folders(folders)
@@ -420,14 +447,25 @@ class MainWindow(QMainWindow):
 
     def remove_folder(self, path: str) -> None:
         folders = [f for f in self.prefs.folders() if f.path != path]
+        overlapping = [f for f in folders if is_under(f.path, path) or is_under(path, f.path)]
+        kept = f"\nFiles also inside {', '.join(f.path for f in overlapping)} stay searchable." if overlapping else ""
+        if not self.confirm("Remove folder", f"Stop searching {path}?\nIts files leave the index (your files are not "
+                            f"touched).{kept}"):
+            return
         self.prefs.set_folders(folders)
         self._refresh_folder_filter()
-        self.services.forget_paths([path])
+        # Forget only what no remaining folder covers, then let the overlapping folders reconcile (their own
+        # include/exclude patterns decide what of the removed folder they keep).
+        self.services.forget_paths([path], keep_under=[f.path for f in folders],
+                                   then=lambda: self.services.index_folders(overlapping))
         self.services.watch_folders()
 
     def rebuild_folder(self, path: str) -> None:
         folder = next((f for f in self.prefs.folders() if f.path == path), None)
         if folder is None:
+            return
+        if not self.confirm("Rebuild folder", f"Rebuild the index of {path}?\nEvery file in it is read again; text "
+                            "that was encoded before is not encoded again."):
             return
         self.services.forget_paths([path], then=lambda: self.services.index_folders([folder]))
 
@@ -439,12 +477,16 @@ class MainWindow(QMainWindow):
 
     def _on_pause(self, paused: bool) -> None:
         self.services.set_paused(paused)
-        self.pause_btn.setText("Resume" if paused else "Pause")
+        # "pausing…" until the indexer reports that it has stopped (within one file or encoder batch)
+        self.pause_btn.setText("Pausing…" if paused else "Pause")
+        if paused:
+            self.progress_label.setText("pausing…")
 
     def _on_index_started(self) -> None:
         self.progress.setVisible(True)
         self.pause_btn.setVisible(True)
         self.progress.setRange(0, 0)
+        self._files_rate, self._chunks_rate = RecentRate(), RecentRate()
 
     def _on_index_progress(self, p) -> None:
         watched = {f.path for f in self.prefs.folders()}
@@ -455,12 +497,42 @@ class MainWindow(QMainWindow):
             if self._pending.get(job[0]) != left:
                 self._pending = {job[0]: left}
                 self.folders_panel.set_folders(self.prefs.folders(), self._last_stats.get("folders"), self._pending)
-        if p.files_total:
-            self.progress.setRange(0, p.files_total)
-            self.progress.setValue(p.files_done)
-        eta = f", ETA {int(p.eta_s)} s" if p.eta_s else ""
-        phase = "paused" if p.phase == "paused" else f"{p.files_per_s:.1f} files/s{eta}"
-        self.progress_label.setText(f"indexing {p.files_done}/{p.files_total} · {phase}")
+        self.progress_label.setText(self._progress_text(p))
+        encoding = p.phase == "encoding" and p.chunks_to_encode
+        done, total = (p.chunks_encoded, p.chunks_to_encode) if encoding else (p.files_done, p.files_total)
+        if total:
+            self.progress.setRange(0, total)
+            self.progress.setValue(done)
+        else:
+            self.progress.setRange(0, 0)  # busy, no count to show
+
+    def _progress_text(self, p) -> str:
+        """What the indexer is doing now, counts that move, and an ETA from the pace of the last seconds."""
+        if not hasattr(self, "_files_rate"):
+            self._files_rate, self._chunks_rate = RecentRate(), RecentRate()
+        now = time.monotonic()
+        self._files_rate.add(now, p.files_done)
+        self._chunks_rate.add(now, p.chunks_encoded)
+        files = f"{p.files_done}/{p.files_total} files" if p.files_total else ""
+        if p.phase == "paused":
+            self.pause_btn.setText("Resume")
+            return "paused" + (f" · {files}" if files else "")
+        if self.pause_btn.isChecked():
+            return "pausing…"
+        if p.phase == "scanning":
+            return "looking for changed files…"
+        if p.phase == "optimizing":
+            return "tidying the index…"
+        if p.phase == "encoding" and p.chunks_to_encode:
+            left, rate = p.chunks_to_encode - p.chunks_encoded, self._chunks_rate
+            what = f"encoding {p.chunks_encoded}/{p.chunks_to_encode} passages" + (f" · {files}" if files else "")
+        elif p.phase in ("indexing", "encoding"):
+            left, rate = p.files_total - p.files_done, self._files_rate
+            what = f"indexing {files}" if files else "indexing"
+        else:  # a phase this window does not know yet (e.g. OCR): say it as the indexer names it
+            return f"{p.phase} · {files}" if files else p.phase
+        eta = rate.eta_s(left) if left > 0 else None
+        return what + (f" · about {_fmt_duration(eta)} left" if eta else "")
 
     def _on_index_finished(self, report) -> None:
         self._pending = {}

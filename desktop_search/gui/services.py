@@ -16,6 +16,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from desktop_search import config
+from desktop_search.core.paths import under_any
 from desktop_search.gui.prefs import Prefs, WatchedFolder
 from desktop_search.gui.workers import Pools, Task
 
@@ -326,9 +327,10 @@ class Services(QObject):
         if self._index_task is not None:
             self._index_task.cancel()
 
-    def forget_paths(self, paths: list[str], then=None) -> None:
+    def forget_paths(self, paths: list[str], then=None, keep_under: list[str] = ()) -> None:
         """Drop index records of ``paths`` (a removed folder, or files to retry / rebuild) in the serial index
-        pool, so it never races an indexing run; ``then`` is called on the GUI thread afterwards."""
+        pool, so it never races an indexing run, except files inside a folder of ``keep_under`` (folders still
+        watched); ``then`` is called on the GUI thread afterwards."""
         if self.store is None or not paths:
             return
         store = self.store
@@ -338,11 +340,13 @@ class Services(QObject):
 
             with IndexLock(store.index_dir):  # one writer per index, also against a CLI `watch` process
                 records = store.file_records()
-                gone = [p for p in records if any(p == r or p.startswith(r.rstrip("/\\") + "/") for r in paths)]
+                gone = [p for p in records if under_any(p, paths) and not under_any(p, keep_under)]
                 store.delete_files(gone)
 
         task = Task(run)
-        task.signals.finished.connect(then or self.refresh_stats)
+        task.signals.finished.connect(self.refresh_stats)
+        if then is not None:
+            task.signals.finished.connect(then)
         self.pools.start(self.pools.index, task)
 
     # -- stats ------------------------------------------------------------------------------------------
