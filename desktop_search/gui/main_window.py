@@ -277,6 +277,14 @@ class MainWindow(QMainWindow):
         self.folders_panel.patterns_changed.connect(self._on_patterns)
         for seq in ("Ctrl+F", "Ctrl+L"):
             QShortcut(QKeySequence(seq), self, activated=self._focus_search)
+        # Preview keys work wherever the focus is (a window shortcut wins over the results tree's Ctrl++).
+        pv = self.preview
+        for keys, slot in (((QKeySequence.StandardKey.ZoomIn, "Ctrl+="), lambda: pv.zoom_by(1)),
+                           ((QKeySequence.StandardKey.ZoomOut,), lambda: pv.zoom_by(-1)),
+                           (("Ctrl+0",), lambda: pv.set_fit("width")),
+                           (("F3",), lambda: pv.goto_hit(1)), (("Shift+F3",), lambda: pv.goto_hit(-1))):
+            for key in keys:
+                QShortcut(QKeySequence(key), self, activated=slot)
 
         s.store_ready.connect(self._on_store_ready)
         s.store_failed.connect(lambda e: self.docs_label.setText(f"index unavailable: {e.splitlines()[0]}"))
@@ -383,18 +391,55 @@ class MainWindow(QMainWindow):
     def open_current(self) -> None:
         hit = self.current_hit()
         if hit is not None:
-            opener.open_document(fs_path(hit.path), hit.page)
+            path = fs_path(hit.path)
+            if not opener.open_document(path, hit.page):
+                self._open_failed(path, "open")
 
     def _show_in_folder(self) -> None:
         hit = self.current_hit()
         if hit is not None:
-            opener.show_in_folder(fs_path(hit.path))
+            path = fs_path(hit.path)
+            if not opener.show_in_folder(path):
+                self._open_failed(path, "folder")
+
+    def _open_failed(self, path: str, what: str) -> QMessageBox:
+        """No program took the file (or folder): say so here, not on stderr, and offer a way on."""
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("Cannot open")
+        target = "its folder" if what == "folder" else "this file"
+        box.setText(f"No program on this computer would open {target}:\n{path}")
+        box.setInformativeText("Copy the path, or choose the program to open it with.")
+        copy = box.addButton("Copy path", QMessageBox.ButtonRole.ActionRole)
+        choose = box.addButton("Open with…", QMessageBox.ButtonRole.ActionRole)
+        box.addButton(QMessageBox.StandardButton.Close)
+        copy.clicked.connect(lambda: self._copy_text(path))
+        folder = os.path.dirname(path) if what == "folder" else path
+        choose.clicked.connect(lambda: self._choose_app(folder))
+        box.setModal(False)
+        box.open()
+        self.open_failure_box = box
+        return box
+
+    def _choose_app(self, path: str) -> None:
+        app, _ = QFileDialog.getOpenFileName(self, "Open with which program?")
+        if app:
+            self.open_with(path, app)
+
+    def open_with(self, path: str, app: str) -> bool:
+        ok = opener.open_with(app, path)
+        if not ok:
+            self.statusBar().showMessage(f"{os.path.basename(app)} could not be started", 8000)
+        return ok
 
     def _copy_path(self) -> None:
         hit = self.current_hit()
         if hit is not None:
-            QGuiApplication.clipboard().setText(fs_path(hit.path))
-            self.statusBar().showMessage("path copied", 2000)
+            self._copy_text(fs_path(hit.path))
+
+    def _copy_text(self, path: str) -> None:
+        QGuiApplication.clipboard().setText(path)
+        self.statusBar().showMessage("path copied", 2000)
 
     def _focus_search(self) -> None:
         self.search_field.setFocus()

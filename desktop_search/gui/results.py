@@ -224,7 +224,14 @@ class ResultDelegate(QStyledItemDelegate):
         doc.setTextWidth(max(50, rect.width()))
         top = rect.top() + line_h + 1
         painter.translate(rect.left(), top)
-        painter.setClipRect(QRectF(0, 0, rect.width(), rect.bottom() - top + 1))
+        # Clip after the last whole line: a third line's highlights must not peek in as stray underlines.
+        doc.documentLayout().documentSize()  # lays the text out (lazily done otherwise: no lines to ask about)
+        layout = doc.firstBlock().layout()
+        height = rect.bottom() - top + 1
+        if layout is not None and layout.lineCount() > self.SNIPPET_LINES:
+            last = layout.lineAt(self.SNIPPET_LINES - 1)
+            height = min(height, int(last.y() + last.height()))
+        painter.setClipRect(QRectF(0, 0, rect.width(), height))
         ctx = QAbstractTextDocumentLayout.PaintContext()
         ctx.palette.setColor(QPalette.ColorRole.Text, text_color)
         doc.documentLayout().draw(painter, ctx)
