@@ -57,7 +57,7 @@ def child(corpus: Path, index_dir: Path, model_dir: Path, precision: str) -> dic
     rss_after_load = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     store = Store(index_dir)
     t_index, report = c.timed(lambda: Indexer(store, settings, enc).index([corpus]))
-    rows = store.chunk_rows("n_tokens >= 0", ["text_hash", "n_tokens"])
+    rows = store.all_chunks(["text_hash", "n_tokens"])
     tokens = {r["text_hash"]: r["n_tokens"] for r in rows}
     return {
         "precision": enc.precision,
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
                 from desktop_search.core.store import Store
 
                 store = Store(index_dir, create=False)
-                rows = store.chunk_rows("n_tokens >= 0", ["text_hash", "text"])
+                rows = store.all_chunks(["text_hash", "text"])
                 texts = list({row["text_hash"]: row["text"] for row in rows}.values())
                 (work / "texts.json").write_text(json.dumps(texts), "utf-8")
                 del store

@@ -152,12 +152,13 @@ def cache_times(index_dir: Path, store) -> dict:
 def dense_recall(store, queries: dict[str, tuple]) -> dict:
     """Recall@10 and @100 of ``Store.dense_neighbours`` (whatever tier the table size selects) against exact
     search over all fp32 vectors."""
-    from desktop_search.core.store import _dense_tier, _fixed_list_matrix
+    from desktop_search.core.store.tables import fixed_list_matrix
+    from desktop_search.core.store.tiers import dense_tier
 
     tbl = store.vectors.search().select(["text_hash", "dense"]).limit(None).to_arrow()
     hashes = tbl.column("text_hash").to_pylist()
-    dense = _fixed_list_matrix(tbl.column("dense"))
-    out: dict = {"tier": _dense_tier(len(hashes))}
+    dense = fixed_list_matrix(tbl.column("dense"))
+    out: dict = {"tier": dense_tier(len(hashes))}
     for k in (10, 100):
         hits = []
         for d, _s, _c in queries.values():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -118,6 +119,22 @@ def test_spec_ships_the_manifest_but_no_screenshots_or_weights(spec):
     weights = (".bin", ".safetensors", ".pt", ".onnx")
     assert not any(str(src).endswith(weights) for src, _ in datas), "model weights must not be bundled"
     assert any(dest == "lancedb.dist-info" for _, dest in datas), "lancedb reads its version from its metadata"
+
+
+def test_bundle_ships_the_licence_and_notices_for_every_locked_package(spec):
+    dests = {(Path(src).name, Path(dest).as_posix()) for src, dest in _analysis(spec).kwargs["datas"]}
+    assert ("LICENSE", ".") in dests and ("THIRD_PARTY_NOTICES.txt", "resources/licenses") in dests
+    assert "GNU AFFERO GENERAL PUBLIC LICENSE" in (REPO / "LICENSE").read_text("utf-8")
+    sys.path.insert(0, str(PACKAGING))
+    try:
+        from third_party import OUT, locked_packages
+    finally:
+        sys.path.remove(str(PACKAGING))
+    table = dict(re.findall(r"^(\S+)\s+(\S+)\s+\S.*$", OUT.read_text("utf-8").split("\n\n-")[0], re.M))
+    stale = {n: (v, table.get(n)) for n, v in locked_packages().items() if table.get(n) != v.split("+")[0]}
+    assert not stale, f"THIRD_PARTY_NOTICES.txt is out of date with the lock (python packaging/third_party.py): {stale}"
+    pymupdf_line = next(ln for ln in OUT.read_text("utf-8").splitlines() if ln.startswith("pymupdf "))
+    assert re.search(r"AGPL|AFFERO", pymupdf_line, re.I), pymupdf_line
 
 
 def test_spec_drops_torch_test_binaries_and_headers(spec):

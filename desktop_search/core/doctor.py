@@ -23,7 +23,6 @@ writer's work in progress).
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from collections import Counter
@@ -31,17 +30,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from desktop_search.core import store as store_module
 from desktop_search.core.lock import IndexLock, holder
 from desktop_search.core.store import (
+    CHUNKS_SCHEMA,
+    FILES_SCHEMA,
     META_FILE,
     SCHEMA_VERSION,
     FileRecord,
     IndexIncompatible,
     IndexMissing,
     Store,
-    sql_str,
+    read_meta,
+    tiers,
+    write_meta,
 )
+from desktop_search.core.store.tables import table_read_error
 
 __all__ = ["Problem", "DoctorReport", "check", "repair"]
 
@@ -96,22 +99,9 @@ def _add(report: DoctorReport, code: str, severity: str, items: list[str] | int,
 
 
 # -- meta -------------------------------------------------------------------------------------------------------
-def _read_meta(index_dir: Path) -> tuple[dict | None, str | None]:
-    path = index_dir / META_FILE
-    if not path.is_file():
-        return None, "missing"
-    try:
-        meta = json.loads(path.read_text("utf-8"))
-        if not isinstance(meta, dict):
-            raise ValueError("not an object")
-        return meta, None
-    except (OSError, ValueError) as e:
-        return None, f"unreadable ({e})"
-
-
 def _check_meta(index_dir: Path, report: DoctorReport) -> dict | None:
     """Problems that prevent opening the index. Returns the meta when the index can be opened."""
-    meta, problem = _read_meta(index_dir)
+    meta, problem = read_meta(index_dir)
     if meta is None:
         if problem == "missing" and not (index_dir / "lance").is_dir():
             raise IndexMissing(f"no index at {index_dir}")
@@ -135,45 +125,8 @@ def _check_meta(index_dir: Path, report: DoctorReport) -> dict | None:
 
 
 # -- tables -----------------------------------------------------------------------------------------------------
-def _readable(table) -> str | None:
-    """None if every row of ``table`` can be read, else the error."""
-    try:
-        if table.count_rows():
-            cols = [f.name for f in table.schema][:2]
-            table.search().select(cols).limit(None).to_arrow()
-        return None
-    except Exception as e:  # noqa: BLE001 - any read failure is the finding
-        return f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
-
-
-def _tables(store: Store) -> dict[str, Any]:
-    return {name: t for name, t in (("files", store.files), ("chunks", store.chunks), ("vectors", store.vectors))
-            if t is not None}
-
-
-def _scan(store: Store) -> dict[str, Any]:
-    files = store.files.search().limit(None).to_arrow().to_pylist() if store.files.count_rows() else []
-    chunks = (store.chunks.search().select(["path", "ordinal", "text_hash"]).limit(None).to_arrow().to_pylist()
-              if store.chunks.count_rows() else [])
-    vec_hashes: list[str] = []
-    vec_dim = None
-    if store.vectors is not None and store.vectors.count_rows():
-        vec_hashes = store.vectors.search().select(["text_hash"]).limit(None).to_arrow().column("text_hash").to_pylist()
-    if store.vectors is not None:
-        dense = store.vectors.schema.field("dense").type
-        vec_dim = getattr(dense, "list_size", None)
-    return {"files": files, "chunks": chunks, "vectors": vec_hashes, "vector_dim": vec_dim}
-
-
-def _index_names(table) -> set[str]:
-    try:
-        return {getattr(ix, "name", "") for ix in table.list_indices()}
-    except Exception:  # noqa: BLE001
-        return set()
-
-
 def _check_tables(store: Store, report: DoctorReport) -> dict[str, Any] | None:
-    broken = {name: err for name, t in _tables(store).items() if (err := _readable(t))}
+    broken = store.unreadable_tables()
     for name, err in broken.items():
         report.problems.append(Problem(
             "table_unreadable", "error", 1, f"the {name} table cannot be read ({err})",
@@ -182,7 +135,7 @@ def _check_tables(store: Store, report: DoctorReport) -> dict[str, Any] | None:
         ))
     if broken:
         return None
-    data = _scan(store)
+    data = store.scan()
     files, chunks, vectors = data["files"], data["chunks"], data["vectors"]
     by_path = Counter(r["path"] for r in files)
     records = {r["path"]: r for r in files}
@@ -230,17 +183,10 @@ def _check_tables(store: Store, report: DoctorReport) -> dict[str, Any] | None:
          "none here: the next `desktop-search index` run indexes them")
 
     missing_ix = []
-    if chunks and not any("text" in n for n in _index_names(store.chunks)):
+    if chunks and not store.has_fts_index():
         missing_ix.append("chunks: full-text (BM25) index")
-    min_rows = getattr(store_module, "VECTOR_INDEX_MIN_ROWS", None)
-    if min_rows and store.vectors is not None and len(vectors) >= min_rows:
-        has_dense = False
-        try:
-            has_dense = any("dense" in list(getattr(ix, "columns", []) or []) for ix in store.vectors.list_indices())
-        except Exception:  # noqa: BLE001
-            pass
-        if not has_dense:
-            missing_ix.append("vectors: dense vector index")
+    if store.vectors is not None and len(vectors) >= tiers.VECTOR_INDEX_MIN_ROWS and not store.has_dense_index():
+        missing_ix.append("vectors: dense vector index")
     _add(report, "missing_indexes", "error", missing_ix, "search indexes are missing (search is slower or "
          "finds nothing by keyword)", "rebuild them")
 
@@ -335,17 +281,13 @@ def _rewrite_meta(index_dir: Path) -> None:
         db.drop_table("vectors")
     except Exception:  # noqa: BLE001 - not there
         pass
-    tmp = index_dir / (META_FILE + ".tmp")
-    tmp.write_text(json.dumps({"schema_version": SCHEMA_VERSION}, indent=2), "utf-8")
-    tmp.replace(index_dir / META_FILE)
+    write_meta(index_dir, {"schema_version": SCHEMA_VERSION})
 
 
 def _restore_tables(index_dir: Path) -> list[str]:
     from desktop_search.core.lancedb_import import import_lancedb
 
     lancedb = import_lancedb()
-
-    from desktop_search.core.store import CHUNKS_SCHEMA, FILES_SCHEMA
 
     db = lancedb.connect(str(index_dir / "lance"))
     actions = []
@@ -354,7 +296,7 @@ def _restore_tables(index_dir: Path) -> list[str]:
             table = db.open_table(name)
         except Exception:  # noqa: BLE001 - missing tables are recreated by Store
             table = None
-        if table is not None and _readable(table) is None:
+        if table is not None and table_read_error(table) is None:
             continue
         restored = False
         if table is not None:
@@ -365,7 +307,7 @@ def _restore_tables(index_dir: Path) -> list[str]:
             for v in versions[1:]:
                 try:
                     table.checkout(v)
-                    if _readable(table) is None:
+                    if table_read_error(table) is None:
                         table.restore(v)
                         actions.append(f"restored the {name} table to its version {v}")
                         restored = True
@@ -386,12 +328,9 @@ def _restore_tables(index_dir: Path) -> list[str]:
             actions.append("recreated the chunks table empty")
         else:
             actions.append("dropped the vectors table: the next run encodes the chunks again")
-            meta, _ = _read_meta(index_dir)
+            meta, _ = read_meta(index_dir)
             if meta is not None:  # unbind the model so the next run recreates the table
-                meta = {k: v for k, v in meta.items() if k not in ("model", "dim")}
-                tmp = index_dir / (META_FILE + ".tmp")
-                tmp.write_text(json.dumps(meta, indent=2), "utf-8")
-                tmp.replace(index_dir / META_FILE)
+                write_meta(index_dir, {k: v for k, v in meta.items() if k not in ("model", "dim")})
     return actions
 
 
@@ -401,10 +340,7 @@ def _reset(store: Store, paths: list[str], detail: str) -> None:
         return
     now = time.time()
     rows = []
-    existing: dict[str, FileRecord] = {}
-    for start in range(0, len(paths), 200):
-        part = paths[start : start + 200]
-        existing.update(store.file_records("path IN (" + ", ".join(sql_str(p) for p in part) + ")"))
+    existing = store.records_for(paths)
     store.delete_files(paths)  # chunks, then rows (duplicates included)
     for p in paths:
         rec = existing.get(p)
@@ -451,23 +387,11 @@ def _fix_rows(store: Store, data: dict[str, Any]) -> list[str]:
         store.replace_chunks(paths, [])
         actions.append(f"deleted the chunks of {len(paths)} files the index had no record of")
     if "vector_dim" in found and store.vectors is not None:
-        store._db.drop_table("vectors")
-        store.vectors = None
-        store._write_meta({k: v for k, v in store.meta.items() if k not in ("model", "dim")})
+        store.unbind_model()
         actions.append("dropped vectors of the wrong size; the next run encodes the chunks again")
     if "duplicate_vectors" in found and store.vectors is not None:
         dups = [h for h, n in Counter(data["vectors"]).items() if n > 1]
-        for start in range(0, len(dups), 200):
-            part = dups[start : start + 200]
-            where = "text_hash IN (" + ", ".join(sql_str(h) for h in part) + ")"
-            rows = store.vectors.search().where(where).limit(None).to_arrow()
-            keep, seen = [], set()
-            for i, h in enumerate(rows.column("text_hash").to_pylist()):
-                if h not in seen:
-                    seen.add(h)
-                    keep.append(i)
-            store.vectors.delete(where)
-            store.vectors.add(rows.take(keep))
+        store.dedupe_vectors(dups)
         actions.append(f"kept one vector for each of {len(dups)} texts stored more than once")
     # optimize() drops unused vectors, rebuilds missing indexes and compacts.
     store.optimize()
@@ -475,7 +399,6 @@ def _fix_rows(store: Store, data: dict[str, Any]) -> list[str]:
         actions.append(f"deleted {found['orphan_vectors'].count} unused vectors")
     if "missing_indexes" in found:
         store.ensure_fts_index()
-        if hasattr(store, "ensure_vector_indexes"):
-            store.ensure_vector_indexes()
+        store.ensure_vector_indexes()
         actions.append("rebuilt missing search indexes")
     return actions

@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-# Rough tokens per byte of file: text is ~4 bytes per XLM-R token; PDFs carry fonts/images, ~1/20 is text.
-TOKENS_PER_BYTE = {"text": 0.25, "pdf": 0.012}
+# Tokens per byte of file come from the extractor registry (each reader declares its own ratio).
 # Index bytes per token with int8 ColBERT vectors (1 KB) plus dense/sparse/text/FTS overhead.
 INDEX_BYTES_PER_TOKEN = 1300
 # Default CPU speed (tokens/s for BGE-M3 on one laptop core class) when nothing has been measured yet.
@@ -135,7 +134,7 @@ class Estimate:
 def estimate(folders: Iterable[Path], tokens_per_s: float | None, *, cpu_cores: int | None = None,
              time_budget_s: float = 2.0) -> Estimate:
     """Scan file sizes under ``folders`` (stops after ``time_budget_s``, extrapolating) and estimate the cost."""
-    from desktop_search.core.extract import PDF_EXTENSIONS, TEXT_EXTENSIONS
+    from desktop_search.core.extract import for_path
 
     start = time.monotonic()
     files = 0
@@ -144,16 +143,15 @@ def estimate(folders: Iterable[Path], tokens_per_s: float | None, *, cpu_cores: 
         for dirpath, dirnames, filenames in os.walk(folder):
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]
             for name in filenames:
-                ext = os.path.splitext(name)[1].lower()
-                kind = "pdf" if ext in PDF_EXTENSIONS else "text" if ext in TEXT_EXTENSIONS else None
-                if kind is None or name.startswith("."):
+                reader = for_path(name)
+                if reader is None or name.startswith("."):
                     continue
                 try:
                     size = os.stat(os.path.join(dirpath, name)).st_size
                 except OSError:
                     continue
                 files += 1
-                tokens += size * TOKENS_PER_BYTE[kind]
+                tokens += size * reader.tokens_per_byte
             if time.monotonic() - start > time_budget_s:
                 break
     measured = tokens_per_s is not None and tokens_per_s > 0

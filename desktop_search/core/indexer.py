@@ -1,7 +1,7 @@
 """Folders -> index: discover files, skip unchanged ones, extract, chunk, encode, store; report progress.
 
-Extraction runs ahead in a thread pool (file I/O; PDFs go to isolated worker processes, see ``isolate.py``, so
-a hostile PDF costs one file) while the encoder works on the previous group, so neither the CPU nor a GPU waits
+Extraction runs ahead in a thread pool (file I/O; the kinds the extractor registry marks isolated go to worker
+processes, see ``isolate.py``, so a hostile document costs one file) while the encoder works on the previous group, so neither the CPU nor a GPU waits
 on the other. Files are committed in groups: an intent row (status ``pending``) for files new to the index,
 then chunks, then their vectors, then the files rows, so a file is never marked indexed without its chunks,
 no chunk is ever left without a files row, and a run killed at any moment simply redoes the files it had not
@@ -31,7 +31,7 @@ import numpy as np
 
 from desktop_search.config import Settings
 from desktop_search.core.chunk import Chunk, TokenSpans, chunk_pages, token_spans_for
-from desktop_search.core.extract import PDF_EXTENSIONS, Extraction, extract, is_supported
+from desktop_search.core.extract import Extraction, ExtractOptions, extract, is_supported, kind_of, runs_isolated
 from desktop_search.core.lock import IndexBusy, IndexLock
 from desktop_search.core.paths import is_under, under_any
 from desktop_search.core.store import (
@@ -40,7 +40,6 @@ from desktop_search.core.store import (
     chunk_id,
     path_key,
     quantize_colbert,
-    sql_str,
     text_hash,
 )
 
@@ -191,10 +190,6 @@ def _write_error(index_dir: Path, exc: BaseException) -> IndexWriteError:
     return IndexWriteError(f"cannot write to the index at {index_dir}: {detail[:300]}")
 
 
-def _kind_of(path: Path) -> str:
-    return "pdf" if path.suffix.lower() in PDF_EXTENSIONS else "text"
-
-
 def _os_failure(path: Path, e: OSError) -> str:
     """'reason|detail' for a file that could not even be opened or hashed."""
     if isinstance(e, PermissionError):
@@ -221,8 +216,8 @@ class _Prepared:
 class Indexer:
     """Indexes folders into a Store. ``encoder`` may be None: then only keyword (BM25) search is built.
 
-    ``extractor`` reads PDFs (``extract(path, max_bytes=, time_limit_s=) -> Extraction``); by default the shared
-    pool of isolated worker processes. Text files are read in this process."""
+    ``extractor`` reads the kinds the registry marks isolated (``extract(path, options) -> Extraction``); by
+    default the shared pool of isolated worker processes. Text files are read in this process."""
 
     def __init__(self, store: Store, settings: Settings, encoder=None, *, extractor=None) -> None:
         self.store = store
@@ -285,20 +280,10 @@ class Indexer:
                 raise
 
     def _known_under(self, roots: list[str], watched: bool) -> dict[str, FileRecord]:
-        def under(p: str) -> bool:
-            return under_any(p, roots)
-
         if not watched:
-            return {p: r for p, r in self.store.file_records().items() if under(p)}
+            return {p: r for p, r in self.store.file_records().items() if under_any(p, roots)}
         # A watcher batch names a few paths: ask for their rows instead of reading the whole table.
-        known: dict[str, FileRecord] = {}
-        for start in range(0, len(roots), 100):
-            part = roots[start : start + 100]
-            where = " OR ".join(
-                f"path = {sql_str(r)} OR starts_with(path, {sql_str(r.rstrip(os.sep) + os.sep)})" for r in part
-            )
-            known.update(self.store.file_records(where))
-        return {p: r for p, r in known.items() if under(p)}
+        return self.store.records_under(roots)
 
     def _reconcile(self, paths, progress, cancel, pause, include, exclude, *, watched: bool) -> IndexReport:
         t0 = time.monotonic()
@@ -401,7 +386,7 @@ class Indexer:
                     digest = sha256_file(p)
                 except OSError:
                     digest = ""
-                match = next((r for r in candidates if r.sha256 == digest and r.kind == _kind_of(p)), None)
+                match = next((r for r in candidates if r.sha256 == digest and r.kind == kind_of(p)), None)
             if match is not None:
                 candidates.remove(match)
                 moved.append((match, p, st))
@@ -417,7 +402,7 @@ class Indexer:
         records: list[FileRecord] = []
         for rec, p, st in moved:
             dest = path_key(str(p))
-            old = self.store.chunk_rows(f"path = {sql_str(rec.path)}")
+            old = self.store.chunks_of(rec.path)
             if len(old) != rec.n_chunks:  # damaged record: let the normal path redo it
                 continue
             for r in old:
@@ -443,11 +428,12 @@ class Indexer:
             digest = sha256_file(path) if st.st_size <= self.settings.max_file_bytes else ""
         except OSError as e:
             return _Prepared(path, 0, 0, "", None, _os_failure(path, e))
-        limits = dict(max_bytes=self.settings.max_file_bytes, time_limit_s=self.settings.extract_time_limit_s)
-        if path.suffix.lower() in PDF_EXTENSIONS:
-            ex = self.extractor.extract(path, **limits)
+        options = ExtractOptions(max_bytes=self.settings.max_file_bytes,
+                                 time_limit_s=self.settings.extract_time_limit_s)
+        if runs_isolated(path):
+            ex = self.extractor.extract(path, options)
         else:
-            ex = extract(path, **limits)
+            ex = extract(path, options)
         return _Prepared(path, st.st_size, st.st_mtime_ns, digest, ex)
 
     def _hold_while_paused(self, cancel: threading.Event, tick) -> bool:

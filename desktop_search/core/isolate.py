@@ -1,11 +1,13 @@
-"""Isolated extraction: PDFs are read in a small pool of worker processes, so a hostile file costs one file.
+"""Isolated extraction: documents are read in a small pool of worker processes, so a hostile file costs one file.
 
-MuPDF is C code: a malformed or malicious PDF can hang it inside one call, crash the process, or allocate
-without bound, and none of that can be stopped from Python in the same process. :class:`ExtractorPool` keeps a
+Every kind the registry marks ``isolated`` (PDF and the other formats read by C libraries or complex parsers) is
+read here. MuPDF and friends are C code: a malformed or malicious file can hang them inside one call, crash the
+process, or allocate without bound, and none of that can be stopped from Python in the same process. :class:`ExtractorPool` keeps a
 few worker processes (``spawn`` start method, so it behaves the same on every OS and in a frozen app, where
 ``freeze_support()`` in ``__main__`` handles the child start) alive across files to avoid their start-up cost.
 Each call has a hard deadline (the extractor's own time limit plus a grace period; the extractor only checks
-its limit between pages) after which the worker is killed; each worker has an address-space cap
+its limit between pages) after which the worker is killed; a progress note from the worker (OCR reports each
+page) starts a new deadline, so a long scanned document is not cut off while it advances; each worker has an address-space cap
 (``RLIMIT_AS`` on POSIX) so a memory bomb fails inside the worker instead of exhausting the machine. A killed or
 crashed worker is replaced on the next call. The result is always an ``Extraction``: ``timeout`` for a
 deadline, ``too_large`` for memory exhaustion, ``corrupt`` for a crash, each with a detail for the user.
@@ -25,7 +27,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Callable
 
-from desktop_search.core.extract import Extraction, PDF_EXTENSIONS, TEXT_EXTENSIONS
+from desktop_search.core.extract import Extraction, ExtractOptions
+from desktop_search.core.extract.registry import kind_of
 
 __all__ = [
     "ExtractorPool",
@@ -72,8 +75,11 @@ def _worker_main(conn: Connection, memory_limit: int | None) -> None:
     if hasattr(signal, "SIGINT"):
         # Ctrl+C in a terminal reaches the whole process group; the parent decides what to stop.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    import desktop_search.core.extract  # noqa: F401 - imported before "ready", so jobs start at once
+    from desktop_search.core.extract import registry
 
+    registry.warm_up()  # the readers' libraries are imported before "ready", so jobs start at once
+    global _CONN
+    _CONN = conn
     conn.send(("ready", os.getpid()))
     while True:
         try:
@@ -125,15 +131,23 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def _extract_job(path: str, max_bytes: int, time_limit_s: float) -> Extraction:
+_CONN: Connection | None = None  # the worker's pipe to the parent, for progress notes
+
+
+def _send_progress(message: str) -> None:
+    if _CONN is not None:
+        _CONN.send(("progress", message))
+
+
+def _extract_job(path: str, options: ExtractOptions) -> Extraction:
     from desktop_search.core.extract import extract
 
-    ex = extract(Path(path), max_bytes=max_bytes, time_limit_s=time_limit_s)
+    ex = extract(Path(path), options, progress=_send_progress)
     if not ex.ok and ex.reason == "corrupt" and any(_OOM.search(t) for t in (ex.detail, *ex.warnings)):
         # MuPDF reports a failed allocation (the memory cap at work) as an ordinary error.
         return Extraction(path=ex.path, kind=ex.kind, pages=(), page_count=ex.page_count, ok=False,
                           reason="too_large", detail="reading this file needed more memory than allowed "
-                                                     "(the PDF reader's memory is capped)", warnings=ex.warnings)
+                                                     "(the reader's memory is capped)", warnings=ex.warnings)
     return ex
 
 
@@ -187,10 +201,10 @@ class ExtractorPool:
         *,
         memory_limit: int | None = None,
         grace_s: float = GRACE_S,
-        job: Callable[[str, int, float], Extraction] | None = None,
+        job: Callable[[str, ExtractOptions], Extraction] | None = None,
     ) -> None:
         """``job`` replaces the extraction function run in the workers (a picklable module-level function
-        with ``extract``'s signature; tests use it to simulate hangs and crashes)."""
+        taking the path and the ``ExtractOptions``; tests use it to simulate hangs and crashes)."""
         self.size = max(1, workers)
         self.job = job or _extract_job
         self.memory_limit = memory_limit
@@ -204,25 +218,36 @@ class ExtractorPool:
         self.unavailable: str | None = None  # set when workers cannot start: extraction then runs in-process
 
     # -- public -----------------------------------------------------------------------------------------
-    def extract(self, path: Path, *, max_bytes: int = 512 * 1024**2, time_limit_s: float = 120.0) -> Extraction:
-        """``extract.extract`` in a worker; never raises for a bad file."""
+    def extract(
+        self,
+        path: Path,
+        options: ExtractOptions | None = None,
+        *,
+        max_bytes: int | None = None,
+        time_limit_s: float | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> Extraction:
+        """``extract.extract`` in a worker; never raises for a bad file. ``progress`` receives the worker's notes
+        ("OCR page 3/40") in the calling thread."""
         path = Path(path)
+        options = ExtractOptions.given(options, max_bytes, time_limit_s)
         if self.unavailable is None:
             try:
-                return self._extract_isolated(path, max_bytes, time_limit_s)
+                return self._extract_isolated(path, options, progress)
             except WorkerStartError as e:
                 self.unavailable = str(e)
         # Without isolation a hostile file can still hang this process, but every other file gets indexed.
         from desktop_search.core.extract import extract
 
-        return extract(path, max_bytes=max_bytes, time_limit_s=time_limit_s)
+        return extract(path, options, progress=progress)
 
-    def _extract_isolated(self, path: Path, max_bytes: int, time_limit_s: float) -> Extraction:
+    def _extract_isolated(self, path: Path, options: ExtractOptions, progress) -> Extraction:
+        limit = options.time_limit_s + self.grace_s
         try:
-            return self.call(self.job, str(path), max_bytes, time_limit_s, timeout_s=time_limit_s + self.grace_s)
+            return self.call(self.job, str(path), options, timeout_s=limit, progress=progress)
         except WorkerTimeout:
-            return _failure(path, "timeout", f"reading this file took longer than {time_limit_s + self.grace_s:g} s "
-                                             "and was stopped (the PDF reader hung on it)")
+            return _failure(path, "timeout", f"reading this file took longer than {limit:g} s "
+                                             "and was stopped (the reader hung on it)")
         except WorkerOutOfMemory:
             limit = f" (limit {self.memory_limit / 1024**3:.1f} GiB)" if self.memory_limit else ""
             return _failure(path, "too_large", f"reading this file needed too much memory{limit}")
@@ -231,23 +256,30 @@ class ExtractorPool:
                 # Nobody here sends SIGKILL except on a timeout: the system's out-of-memory killer did.
                 return _failure(path, "too_large", "reading this file was stopped by the system for using too "
                                                    "much memory")
-            return _failure(path, "corrupt", f"the PDF reader crashed on this file ({e})")
+            return _failure(path, "corrupt", f"the reader crashed on this file ({e})")
         except WorkerStartError:
             raise
         except Exception as e:  # noqa: BLE001 - one file, not the batch
             return _failure(path, "corrupt", f"extraction failed: {type(e).__name__}: {e}")
 
-    def call(self, func: Callable[..., Any], *args: Any, timeout_s: float) -> Any:
+    def call(self, func: Callable[..., Any], *args: Any, timeout_s: float,
+             progress: Callable[[str], None] | None = None) -> Any:
         """Run ``func(*args)`` (a picklable module-level function) in a worker and return its result.
+        ``timeout_s`` counts from the start and from each progress note the job sends.
         Raises WorkerTimeout, WorkerCrashed, WorkerOutOfMemory, or RuntimeError for an exception in the job."""
         worker = self._take()
         healthy = False
         try:
             try:
                 worker.conn.send((func, args))
-                if not worker.conn.poll(timeout_s):
-                    raise WorkerTimeout(f"no result after {timeout_s:g} s")
-                reply = worker.conn.recv()
+                while True:
+                    if not worker.conn.poll(timeout_s):
+                        raise WorkerTimeout(f"no result after {timeout_s:g} s")
+                    reply = worker.conn.recv()
+                    if reply[0] != "progress":
+                        break
+                    if progress is not None:
+                        progress(reply[1])
             except (EOFError, OSError, BrokenPipeError):
                 worker.proc.join(5)
                 raise WorkerCrashed(worker.proc.exitcode) from None
@@ -327,9 +359,7 @@ def _exit_description(code: int | None) -> str:
 
 
 def _failure(path: Path, reason: str, detail: str) -> Extraction:
-    suffix = path.suffix.lower()
-    kind = "pdf" if suffix in PDF_EXTENSIONS else "text" if suffix in TEXT_EXTENSIONS else "other"
-    return Extraction(path=path, kind=kind, pages=(), page_count=0, ok=False, reason=reason, detail=detail,
+    return Extraction(path=path, kind=kind_of(path), pages=(), page_count=0, ok=False, reason=reason, detail=detail,
                       warnings=())
 
 

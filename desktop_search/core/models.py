@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterable
 from urllib.parse import quote
 
 from desktop_search import config
+from desktop_search.formatting import format_bytes
 
 MARKER = ".desktop_search_verified.json"
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -350,14 +351,10 @@ def _hash_file(path: Path, tracker: _Tracker | None, cancel: threading.Event | N
     return h
 
 
-def _fmt_gb(n: float) -> str:
-    return f"{n / 1e9:.2f} GB"
-
-
 def _check_free_space(model_dir: Path, needed: int) -> None:
     free = shutil.disk_usage(model_dir).free
     if needed > free:
-        raise ModelError(f"not enough disk space: need {_fmt_gb(needed)} at {model_dir}, {_fmt_gb(free)} free")
+        raise ModelError(f"not enough disk space: need {format_bytes(needed)} at {model_dir}, {format_bytes(free)} free")
 
 
 def _make_dir(model_dir: Path) -> None:

@@ -77,7 +77,7 @@ class SearchFilter:
     (seconds since the epoch)."""
 
     folders: tuple[str, ...] = ()
-    kinds: tuple[str, ...] = ()  # "pdf", "text"
+    kinds: tuple[str, ...] = ()  # extractor registry kinds: "pdf", "text", ...
     modified_after: float | None = None
     modified_before: float | None = None
     dirs: tuple[str, ...] = ()  # from ``dir:`` in the query: every one must hold

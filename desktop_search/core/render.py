@@ -1,5 +1,6 @@
-"""Hit -> what the preview shows: a PDF page rendered to pixels with the rectangles to highlight, or the
-passage of a text file in its surrounding context.
+"""Hit -> what the preview shows: a page rendered to pixels with the rectangles to highlight, or the passage
+in its surrounding text (a text file, a slide, a sheet, a section: whatever the extractor registry says the
+file's preview is).
 
 Pure PyMuPDF/Python (no Qt): the GUI turns the RGB samples into an image off the GUI thread. Documents are
 opened read-only from bytes and never saved, so previewing cannot modify a user's file.
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from desktop_search.core.extract import extract
+from desktop_search.core.extract import extract, runs_isolated
 from desktop_search.core.highlight import highlight_spans
 
 
@@ -128,11 +129,25 @@ def render_pdf_page(
         )
 
 
-def text_context(path: str | Path, char_start: int, char_end: int, *, context_chars: int = 1500) -> TextContext:
-    """The passage of a text file with up to ``context_chars`` of text before and after it."""
-    ex = extract(Path(path))
+def text_context(
+    path: str | Path, char_start: int, char_end: int, *, page: int | None = None, context_chars: int = 1500
+) -> TextContext:
+    """The passage at ``page`` (a position number; None for a one-position file) with up to ``context_chars``
+    of its text before and after it. Kinds read in the isolated pool are read there for the preview too."""
+    path = Path(path)
+    if runs_isolated(path):
+        from desktop_search.core.isolate import shared_pool
+
+        ex = shared_pool().extract(path)
+    else:
+        ex = extract(path)
     if not ex.ok or not ex.pages:
         raise ValueError(ex.detail or "the file can no longer be read")
-    text = ex.pages[0].text
+    found = next((p for p in ex.pages if p.number == page), None)
+    if found is None:
+        if page is not None:
+            raise ValueError(f"position {page} is no longer in the file")
+        found = ex.pages[0]
+    text = found.text
     a, b = max(0, char_start), min(len(text), char_end)
     return TextContext(str(path), text[max(0, a - context_chars) : a], text[a:b], text[b : b + context_chars])

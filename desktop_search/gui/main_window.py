@@ -29,9 +29,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_search.core.progress import RecentRate
+from desktop_search.core.extract.registry import filter_choices
 from desktop_search.core.paths import is_under
+from desktop_search.core.progress import RecentRate
 from desktop_search.core.query import SearchFilter, parse_query, split_dirs
+from desktop_search.formatting import format_bytes
 from desktop_search.gui import opener
 from desktop_search.gui.folders import FailuresDialog, FoldersPanel
 from desktop_search.gui.prefs import WatchedFolder
@@ -45,7 +47,7 @@ STAGE_TEXT = {
     "reranked": "semantic matches, reranked",
 }
 DATE_RANGES = [("Any time", None), ("Past week", 7), ("Past month", 31), ("Past year", 365)]
-TYPES = [("All types", ()), ("PDF", ("pdf",)), ("Text", ("text",))]
+TYPES = [("All types", ()), *filter_choices()]
 
 
 def fs_path(stored: str) -> str:
@@ -86,13 +88,6 @@ def _fmt_duration(s: float) -> str:
         return f"{s // 60} min {s % 60:02d} s"
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
-
-def _fmt_bytes(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
 
 
 class MainWindow(QMainWindow):
@@ -595,7 +590,7 @@ class MainWindow(QMainWindow):
         self._last_stats = stats
         self.docs_label.setText(f"{stats['indexed']} documents")
         self.failed_btn.setText(f"{stats['failed']} failed")
-        self.size_label.setText(f"index {_fmt_bytes(stats['index_bytes'])}")
+        self.size_label.setText(f"index {format_bytes(stats['index_bytes'])}")
         self.folders_panel.set_folders(self.prefs.folders(), stats.get("folders"), self._pending)
         if self._failures_dialog is not None:
             self._failures_dialog.set_failures(stats["failures"])

@@ -1,5 +1,6 @@
 """Opening a hit: the system's handler for the file, at the matching page when a viewer that accepts a page
-argument is installed (Okular, Evince, Zathura, qpdfview, SumatraPDF, Adobe Reader); "show in folder".
+argument is installed (Okular, Evince, Zathura, qpdfview, SumatraPDF, Adobe Reader) and the extractor registry
+says the kind has pages such viewers open; "show in folder".
 The command is built by a plain function so it can be tested without launching anything.
 """
 
@@ -14,6 +15,8 @@ from typing import Callable
 from PySide6.QtCore import QProcess, QUrl
 from PySide6.QtGui import QDesktopServices
 
+from desktop_search.core.extract.registry import for_path
+
 # viewer executable -> arguments with the page (1-based) and the file
 _PAGE_VIEWERS: list[tuple[str, Callable[[str, int], list[str]]]] = [
     ("okular", lambda p, n: ["--page", str(n), p]),
@@ -27,7 +30,8 @@ _PAGE_VIEWERS: list[tuple[str, Callable[[str, int], list[str]]]] = [
 
 def page_command(path: str, page: int | None, which=shutil.which) -> list[str] | None:
     """The command that opens ``path`` at ``page`` with an installed viewer, or None (use the system handler)."""
-    if not page or not path.lower().endswith(".pdf"):
+    reader = for_path(path)
+    if not page or reader is None or not reader.viewer_pages:
         return None
     # A user's own viewer: a command template such as "myviewer --goto {page} {file}".
     template = os.environ.get("DESKTOP_SEARCH_PDF_VIEWER")

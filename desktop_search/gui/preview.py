@@ -1,6 +1,7 @@
-"""Preview pane: the matching PDF page with the matched terms and passage highlighted, page navigation,
-next/previous page with a match, zoom (Ctrl+wheel, Ctrl+±, fit width, fit page) and a text view of the page;
-or a text file's passage in context. Rendering runs in the render pool; the pane only paints the result.
+"""Preview pane: the matching page with the matched terms and passage highlighted, page navigation, next/previous
+page with a match, zoom (Ctrl+wheel, Ctrl+±, fit width, fit page) and a text view of the page; or the passage in
+context (text files, slides, sheets, sections), as the extractor registry says for the file's kind. Rendering runs
+in the render pool; the pane only paints the result.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_search.core.extract.registry import for_path
 from desktop_search.core.highlight import mark
 from desktop_search.gui.workers import Pools, Task
 
@@ -159,7 +161,8 @@ class PreviewPane(QWidget):
     def show_hit(self, hit, terms: list[str]) -> None:
         self.hit, self.terms = hit, terms
         self.title.setText(f"<b>{html.escape(hit.path.rsplit('/', 1)[-1])}</b><br><small>{html.escape(hit.path)}</small>")
-        if hit.path.lower().endswith(".pdf"):
+        reader = for_path(hit.path)
+        if reader is not None and reader.preview == "page":
             self.nav.setVisible(True)
             self.page_count = 0
             self.hit_pages = []
@@ -302,7 +305,7 @@ class PreviewPane(QWidget):
 
             from desktop_search.core.store import fs_path
 
-            return text_context(fs_path(hit.path), hit.char_start, hit.char_end)
+            return text_context(fs_path(hit.path), hit.char_start, hit.char_end, page=hit.page)
 
         task = Task(run)
         task.signals.result.connect(lambda ctx, s=seq: self._on_text(s, ctx))

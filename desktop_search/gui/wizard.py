@@ -30,26 +30,17 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_search import config
+from desktop_search.formatting import format_bytes, format_duration
 from desktop_search.gui.prefs import WatchedFolder
 from desktop_search.gui.workers import Task
 
 
-def _fmt_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{n:.0f} B"
-        n /= 1024
-    return f"{n:.1f} GB"
-
-
 def progress_text(p) -> str:
     """'412.0 MB of 2.2 GB · 8.5 MB/s · 3 min left · pytorch_model.bin'"""
-    eta = ""
-    if p.eta_s:
-        eta = f" · {int(p.eta_s // 60)} min left" if p.eta_s >= 90 else f" · {int(p.eta_s)} s left"
+    eta = f" · {format_duration(p.eta_s)} left" if p.eta_s else ""
     verb = {"verify": "checking", "import": "copying", "download": "downloading"}.get(p.phase, p.phase)
-    return (f"{verb} {p.file} — {_fmt_bytes(p.bytes_done)} of {_fmt_bytes(p.bytes_total)}"
-            f" · {_fmt_bytes(p.speed_bps)}/s{eta}")
+    return (f"{verb} {p.file} — {format_bytes(p.bytes_done)} of {format_bytes(p.bytes_total)}"
+            f" · {format_bytes(p.speed_bps)}/s{eta}")
 
 
 class WelcomePage(QWizardPage):

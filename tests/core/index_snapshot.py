@@ -16,11 +16,9 @@ def snapshot(index_dir: Path) -> dict[str, Any]:
         r.path: (r.size, r.mtime_ns, r.sha256, r.kind, r.status, r.reason, r.n_chunks, r.page_count)
         for r in store.file_records().values()
     }
-    rows = store.chunk_rows("ordinal >= 0", ["path", "ordinal", "text_hash", "page", "char_start", "char_end"])
+    rows = store.all_chunks(["path", "ordinal", "text_hash", "page", "char_start", "char_end"])
     chunks = sorted((r["path"], r["ordinal"], r["text_hash"], r["page"], r["char_start"], r["char_end"]) for r in rows)
-    vectors = sorted(
-        store.vectors.search().select(["text_hash"]).limit(None).to_arrow().column("text_hash").to_pylist()
-    ) if store.vectors is not None and store.vectors.count_rows() else []
+    vectors = sorted(store.scan()["vectors"])  # duplicates included
     file_rows = store.files.count_rows()
     return {"files": files, "file_rows": file_rows, "chunks": chunks, "vectors": vectors}
 

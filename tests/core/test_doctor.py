@@ -12,7 +12,7 @@ from desktop_search.cli import main
 from desktop_search.config import load_settings
 from desktop_search.core import doctor
 from desktop_search.core.indexer import Indexer
-from desktop_search.core.store import CHUNKS_SCHEMA, FILES_SCHEMA, META_FILE, FileRecord, Store, sql_str
+from desktop_search.core.store import CHUNKS_SCHEMA, FILES_SCHEMA, META_FILE, FileRecord, Store
 from tests.core.index_snapshot import assert_same_index, snapshot
 
 
@@ -34,12 +34,12 @@ def test_doctor_finds_and_repairs_every_kind_of_damage(tmp_path, docs, tiny_enco
     assert healthy.ok and not healthy.problems and healthy.stats["indexed"] == 7
 
     store = Store(settings.index_dir)
-    chunk = store.chunk_rows(f"path = {sql_str(_path(docs, 'kitchen/bread.md'))}")[0]
+    chunk = store.chunks_of(_path(docs, 'kitchen/bread.md'))[0]
     # orphan chunks, a duplicated chunk, a file marked indexed without its chunks, a failed file with chunks
     store.chunks.add(pa.Table.from_pylist([{**chunk, "path": "/gone/ghost.txt", "id": "ghost:0"}],
                                           schema=CHUNKS_SCHEMA))
     store.chunks.add(pa.Table.from_pylist([chunk], schema=CHUNKS_SCHEMA))
-    store.chunks.delete(f"path = {sql_str(_path(docs, 'energy/solar.txt'))}")
+    store.replace_chunks([_path(docs, 'energy/solar.txt')], [])  # its files row stays
     cairo = store.file_records()[_path(docs, "ar/cairo.txt")]
     store.upsert_files([FileRecord(**{**cairo.as_row(), "status": "failed", "reason": "corrupt"})])
     # a duplicated files row
@@ -49,8 +49,8 @@ def test_doctor_finds_and_repairs_every_kind_of_damage(tmp_path, docs, tiny_enco
     vec = store.vectors.search().limit(1).to_arrow()
     store.vectors.add(vec)
     store.vectors.add(vec.set_column(0, "text_hash", pa.array(["0" * 40])))
-    moscow = store.chunk_rows(f"path = {sql_str(_path(docs, 'ru/moscow.txt'))}", ["text_hash"])[0]["text_hash"]
-    store.vectors.delete(f"text_hash = {sql_str(moscow)}")
+    moscow = store.chunks_of(_path(docs, 'ru/moscow.txt'), ["text_hash"])[0]["text_hash"]
+    store.delete_vectors([moscow])
     # the full-text index is gone
     for ix in store.chunks.list_indices():
         if "text" in ix.name:

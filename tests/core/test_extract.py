@@ -20,11 +20,10 @@ from pathlib import Path
 import pymupdf
 import pytest
 
-from desktop_search.core import extract as extract_mod
+from desktop_search.core.extract import base as extract_mod
+from desktop_search.core.extract import registry
 from desktop_search.core.extract import (
-    PDF_EXTENSIONS,
     REASONS,
-    TEXT_EXTENSIONS,
     Extraction,
     Page,
     extract,
@@ -442,9 +441,9 @@ def test_supported_extensions():
     assert is_supported(Path("src/main.rs"))
     assert not is_supported(Path("archive.xyz"))
     assert not is_supported(Path("Makefile"))
-    assert PDF_EXTENSIONS == frozenset({".pdf"})
-    assert {".txt", ".py", ".json", ".tex", ".pl"} <= TEXT_EXTENSIONS
-    assert all(e.startswith(".") and e == e.lower() for e in TEXT_EXTENSIONS)
+    assert registry.extensions("pdf") == frozenset({".pdf"})
+    assert {".txt", ".py", ".json", ".tex", ".pl"} <= registry.extensions("text")
+    assert all(e.startswith(".") and e == e.lower() for e in registry.extensions())
 
 
 # --------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from desktop_search.config import load_settings
-from desktop_search.core import extract as extract_module
+from desktop_search.core.extract import base as extract_module
 from desktop_search.core.extract import extract
 from desktop_search.core.indexer import Indexer
 from desktop_search.core.isolate import ExtractorPool, WorkerCrashed, WorkerTimeout, _extract_job
@@ -36,7 +36,7 @@ def _records(store: Store) -> dict[str, tuple[str, str | None]]:
 
 
 # -- isolation ------------------------------------------------------------------------------------------------
-def simulated_job(path: str, max_bytes: int, time_limit_s: float):
+def simulated_job(path: str, options):
     """Runs in the worker: misbehaves the way MuPDF can, by file name; else the real extraction."""
     name = Path(path).name
     if name.startswith("hang"):
@@ -45,7 +45,7 @@ def simulated_job(path: str, max_bytes: int, time_limit_s: float):
         os.abort()
     if name.startswith("oom"):
         bytearray(64 * 1024**3)  # far beyond the worker's memory cap: MemoryError at once
-    return _extract_job(path, max_bytes, time_limit_s)
+    return _extract_job(path, options)
 
 
 def _repeated_deflate(prefix: bytes, block: bytes, times: int, suffix: bytes) -> bytes:
@@ -272,7 +272,7 @@ def test_empty_huge_and_sparse_files(tmp_path):
     recs = {Path(p).name: r for p, r in store.file_records().items()}
     assert recs["normal.txt"].status == "indexed"
     assert recs["empty.txt"].reason == "no_text" and recs["empty.pdf"].reason == "no_text"
-    assert recs["huge.log"].reason == "too_large" and "larger than the limit of 64.0 MiB" in recs["huge.log"].detail
+    assert recs["huge.log"].reason == "too_large" and "larger than the limit of 64.0 MB" in recs["huge.log"].detail
     assert recs["sparse.txt"].reason == "too_large"
     # Under a limit that lets it through, the 200 MB sparse file is read, recognised as binary and refused.
     settings = settings.with_(max_file_bytes=256 * 1024**2, index_dir=tmp_path / "index2")

@@ -23,6 +23,7 @@ import pytest
 from desktop_search.cli import main
 from desktop_search.core import models
 from desktop_search.core.models import MARKER, Manifest, ModelCancelled, ModelError
+from desktop_search.formatting import format_bytes
 from tests.conftest import REPO
 from tests.model_server import ModelServer
 
@@ -317,8 +318,8 @@ def test_not_enough_disk_space_is_reported_before_any_download(
     dest = tmp_path / "model"
     code, out, err = cli(capsys, "model", "download", "--endpoint", server.url,
                          "--manifest", manifest_path, "--model-dir", dest)
-    need = f"{manifest.total_bytes() / 1e9:.2f} GB"
-    assert code == 1 and f"not enough disk space: need {need} at {dest}, 0.00 GB free" in err
+    need = format_bytes(manifest.total_bytes())
+    assert code == 1 and f"not enough disk space: need {need} at {dest}, {format_bytes(1_000_000)} free" in err
     assert server.log == []
 
 

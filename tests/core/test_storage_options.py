@@ -143,13 +143,13 @@ def _fill(store: Store, n: int, rng, start: int = 0) -> list[dict]:
 
 def _use_tier(monkeypatch, tier: str) -> None:
     """Make a small table take the dense-search path of a large one."""
-    import desktop_search.core.store as store_mod
+    from desktop_search.core.store import tiers
 
     if tier == "quantized":  # sign bits + int8 in RAM
-        monkeypatch.setattr(store_mod, "DENSE_EXACT_MAX_ROWS", 0)
+        monkeypatch.setattr(tiers, "DENSE_EXACT_MAX_ROWS", 0)
     elif tier == "disk":  # rows read by position, dense search through LanceDB
-        monkeypatch.setattr(store_mod, "DENSE_EXACT_MAX_ROWS", 0)
-        monkeypatch.setattr(store_mod, "DENSE_MEMORY_MAX_ROWS", 0)
+        monkeypatch.setattr(tiers, "DENSE_EXACT_MAX_ROWS", 0)
+        monkeypatch.setattr(tiers, "DENSE_MEMORY_MAX_ROWS", 0)
 
 
 def _assert_dense_scores(store: Store, q: np.ndarray, rows: list[dict], tier: str) -> None:
@@ -217,7 +217,7 @@ def test_store_fast_paths_match_plain_scoring(tmp_path, monkeypatch, tier):
     store.replace_chunks(["/docs/f0.txt"], [])
     first = [r["text_hash"] for r in rows[:8]]
     left = store.chunks_for_hashes(first)
-    by_value = store.chunk_rows(" OR ".join(f"text_hash = '{h}'" for h in first))
+    by_value = store.chunks_with_hashes(first)
     assert sorted(r["id"] for r in left) == sorted(r["id"] for r in by_value)
     assert left and {r["path"] for r in left} == {"/docs/f1.txt"}
 
@@ -254,7 +254,7 @@ def test_cache_refresh_never_files_vectors_under_the_wrong_hash(tmp_path, monkey
     rows += _fill(store, 60, rng, start=40)
     real_take = store.vectors.take_offsets
     monkeypatch.setattr(store.vectors, "take_offsets", lambda offsets: real_take([(k + 1) % 60 for k in offsets]))
-    store._versions.clear()
+    store.refresh()  # the next read asks for the table version again
     _assert_dense_scores(store, q, rows, tier)
     for r in rows[40::5]:
         assert store.dense_neighbours(r["dense"], 1) == [r["text_hash"]]
@@ -286,16 +286,16 @@ def test_quantized_dense_search_recall_on_clustered_vectors(tmp_path, monkeypatc
 
 
 def test_optimize_builds_lookup_and_vector_indexes(tmp_path, monkeypatch):
-    import desktop_search.core.store as store_mod
+    from desktop_search.core.store import HASH_INDEX, tiers
 
     _use_tier(monkeypatch, "disk")
-    monkeypatch.setattr(store_mod, "VECTOR_INDEX_MIN_ROWS", 200)
+    monkeypatch.setattr(tiers, "VECTOR_INDEX_MIN_ROWS", 200)
     rng = np.random.default_rng(6)
     store = Store(tmp_path / "idx")
     rows = _fill(store, 300, rng)
     store.optimize()
     names = {getattr(ix, "name", "") for ix in store.vectors.list_indices()}
-    assert store_mod.HASH_INDEX in names and store._has_dense_index()
+    assert HASH_INDEX in names and store.has_dense_index()
     assert any("text" in getattr(ix, "name", "") for ix in store.chunks.list_indices())  # FTS still built
     q = rows[17]["dense"]
     assert store.dense_neighbours(q, 5)[0] == rows[17]["text_hash"]

@@ -50,7 +50,7 @@ def test_typing_a_query_shows_results(make_window, qtbot, docs):
 def test_progressive_stages_arrive_in_order(make_window, qtbot, docs, tiny_encoder):
     services, window = indexed_window(make_window, qtbot, docs, encoder=tiny_encoder)
     # Once the model is loaded the vectors are read into the query caches in the background, not on a search.
-    qtbot.waitUntil(lambda: services.store._sparse_cache is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: services.store.caches_built, timeout=10_000)
     stages = []
     window.results_shown.connect(stages.append)
     search(qtbot, window, "quantum entanglement", stage="reranked")
@@ -84,10 +84,10 @@ def test_filters_narrow_results(make_window, qtbot, docs):
     search(qtbot, window, "observatory")
     assert {Path(p).name for p in shown_paths(window)} >= {"observatory.pdf", "wind.txt"}
     with qtbot.waitSignal(window.results_shown, timeout=30_000):
-        window.type_filter.setCurrentIndex(1)  # PDF
+        window.type_filter.setCurrentIndex(window.type_filter.findText("PDF"))
     assert [Path(p).name for p in shown_paths(window)] == ["observatory.pdf"]
     with qtbot.waitSignal(window.results_shown, timeout=30_000):
-        window.type_filter.setCurrentIndex(2)  # Text
+        window.type_filter.setCurrentIndex(window.type_filter.findText("Text"))
     assert [Path(p).name for p in shown_paths(window)] == ["wind.txt"]
     # modified-date filter: make wind.txt two years old
     old = time.time() - 2 * 365 * 86400

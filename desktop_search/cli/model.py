@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
+from typing import Any
 
-from desktop_search.cli import EXIT_OK, CliError, LinePrinter, _fmt_duration, _note, _settings, progress_bar
+from desktop_search.cli.common import EXIT_OK, CliError, LinePrinter, note, progress_bar, settings_from_args
 from desktop_search.core import models
+from desktop_search.formatting import format_bytes, format_duration
 
 
-def add_model_parser(sub: argparse._SubParsersAction) -> None:
+def add_parsers(sub: Any) -> None:
     p = sub.add_parser("model", help="download, verify or import the BGE-M3 model, or show its state")
+    p.set_defaults(run=cmd_model)
     actions = p.add_subparsers(dest="model_action", metavar="{download,verify,import,status}", parser_class=type(p))
     actions.required = True
 
@@ -45,13 +47,6 @@ def add_model_parser(sub: argparse._SubParsersAction) -> None:
     common(q)
 
 
-def _fmt_bytes(n: float) -> str:
-    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= size:
-            return f"{n / size:.2f} {unit}"
-    return f"{int(n)} B"
-
-
 class TransferPrinter(LinePrinter):
     """Downloads, imports and verification: bytes, speed, ETA, files."""
 
@@ -59,8 +54,8 @@ class TransferPrinter(LinePrinter):
         frac = p.bytes_done / p.bytes_total if p.bytes_total else 1.0
         what = "done" if p.phase == "done" else f"{p.phase} {p.file}"
         return (
-            f"{progress_bar(frac)} {_fmt_bytes(p.bytes_done)}/{_fmt_bytes(p.bytes_total)} · "
-            f"{_fmt_bytes(p.speed_bps)}/s · ETA {_fmt_duration(p.eta_s)} · {p.files_done}/{p.files_total} files · {what}"
+            f"{progress_bar(frac)} {format_bytes(p.bytes_done)}/{format_bytes(p.bytes_total)} · "
+            f"{format_bytes(p.speed_bps)}/s · ETA {format_duration(p.eta_s)} · {p.files_done}/{p.files_total} files · {what}"
         )
 
 
@@ -74,7 +69,7 @@ def _manifest(args: argparse.Namespace) -> models.Manifest:
 
 def _report_bad(bad: list[models.BadFile], model_dir: Path, what: str) -> None:
     for b in bad:
-        _note(f"bad file: {model_dir / b.path}: expected sha256 {b.expected}, actual {b.actual}")
+        note(f"bad file: {model_dir / b.path}: expected sha256 {b.expected}, actual {b.actual}")
     raise CliError(
         f"{len(bad)} model file(s) at {model_dir} failed {what}; the model was not marked verified "
         "(run `desktop-search model download` to fetch them again)"
@@ -82,7 +77,7 @@ def _report_bad(bad: list[models.BadFile], model_dir: Path, what: str) -> None:
 
 
 def cmd_model(args: argparse.Namespace) -> int:
-    model_dir = _settings(args).model_dir
+    model_dir = settings_from_args(args).model_dir
     action = args.model_action
     if action == "status":
         return _status(args, model_dir)
@@ -91,7 +86,7 @@ def cmd_model(args: argparse.Namespace) -> int:
     try:
         if action == "download":
             endpoint = (args.endpoint or models.default_endpoint()).rstrip("/")
-            _note(f"downloading {manifest.repo} ({_fmt_bytes(manifest.total_bytes())}) from {endpoint} to {model_dir}")
+            note(f"downloading {manifest.repo} ({format_bytes(manifest.total_bytes())}) from {endpoint} to {model_dir}")
             try:
                 models.download_model(manifest, model_dir, endpoint=endpoint, proxy=args.proxy, progress=printer)
             except models.ModelError as e:
@@ -99,7 +94,7 @@ def cmd_model(args: argparse.Namespace) -> int:
                 if e.bad_files:
                     _report_bad(list(e.bad_files), model_dir, "verification after two downloads")
                 raise
-            size = _fmt_bytes(manifest.total_bytes())
+            size = format_bytes(manifest.total_bytes())
             print(f"model ready: {model_dir} ({len(manifest.files)} files, {size}, verified)")
         elif action == "verify":
             if not model_dir.is_dir():
@@ -137,9 +132,9 @@ def _status(args: argparse.Namespace, model_dir: Path) -> int:
     if st["verified"]:
         state += f" ({st['repo']}@{str(st['revision'])[:12]}, {st['verified_at']})"
     print(f"state:    {state}")
-    size = f"{_fmt_bytes(st['bytes'])} of {_fmt_bytes(st['bytes_total'])}"
+    size = f"{format_bytes(st['bytes'])} of {format_bytes(st['bytes_total'])}"
     print(f"files:    {present}/{len(st['files'])} present, {size}"
-          + (f" (+{_fmt_bytes(st['partial_bytes'])} partly downloaded)" if st["partial_bytes"] else ""))
+          + (f" (+{format_bytes(st['partial_bytes'])} partly downloaded)" if st["partial_bytes"] else ""))
     if st["problem"]:
         print(f"problem:  {st['problem']}")
     return EXIT_OK

@@ -1,0 +1,62 @@
+"""Command-line front: ``gui`` (default), ``index``, ``search``, ``status``, ``model`` (download, verify,
+import, status of the BGE-M3 weights), ``watch`` (index, then follow changes until stopped) and ``doctor``
+(check and repair the index).
+
+One module per command group (``index``: index + watch, ``search``: search + status, ``model``, ``doctor``,
+``gui``), each registering its sub-parsers with the function that runs them; ``common`` holds what they share
+(errors and exit codes, progress printers, Settings from arguments) and imports none of them, so there is no
+cycle. Each command builds Settings from flags and environment, then calls the core. Heavy imports happen inside
+the command that needs them: ``status`` and keyword ``search`` never import torch, so they answer in about a
+second. Every expected failure (bad arguments, no index, no model) ends in one line on stderr and a non-zero exit
+code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from desktop_search import config
+from desktop_search.cli import doctor, gui, index, model, search
+from desktop_search.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, CliError, Parser
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="desktop-search", description="Offline multilingual semantic search over your documents.")
+    sub = parser.add_subparsers(dest="command", parser_class=Parser)
+
+    # Maintenance flags (hidden): prove an installation or a frozen bundle works end to end.
+    parser.add_argument("--self-test", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--model-dir", dest="top_model_dir", type=Path, help=argparse.SUPPRESS)
+    for group in (gui, index, search, doctor, model):
+        group.add_parsers(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("TRANSFORMERS_NO_TF", "1")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.self_test:
+            from desktop_search.core.encoder import ModelUnavailable
+            from desktop_search.selftest import run_self_test
+
+            model_dir = args.top_model_dir or config.load_settings().model_dir
+            try:
+                return run_self_test(model_dir)
+            except ModelUnavailable as e:
+                raise CliError(str(e)) from None
+        run = getattr(args, "run", gui.cmd_gui)  # no command: the window
+        return int(run(args))
+    except CliError as e:
+        print(f"desktop-search: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("desktop-search: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

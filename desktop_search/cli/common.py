@@ -1,0 +1,157 @@
+"""What every command shares: exit codes, ``CliError`` (an expected failure: one line, exit 1), the one-line
+argument parser, the common flags, Settings from arguments, opening the index and the model, notes on stderr
+and the progress line printers. Command modules import this one and nothing of each other."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any, Iterator
+
+from desktop_search import config
+from desktop_search.formatting import format_duration
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130
+
+
+class CliError(Exception):
+    """An expected failure: printed as one line, exit code EXIT_ERROR."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]  # one line instead of usage + message
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def add_common(p: argparse.ArgumentParser, *, model: bool = True) -> None:
+    p.add_argument("--index-dir", type=Path, help="index folder (default: per-user data dir; env DESKTOP_SEARCH_INDEX_DIR)")
+    if model:
+        p.add_argument("--model-dir", type=Path, help="BGE-M3 model folder (env DESKTOP_SEARCH_MODEL_DIR)")
+        p.add_argument("--device", choices=config.DEVICES, help="where to run the model (default: auto = GPU if any)")
+        p.add_argument(
+            "--precision",
+            choices=config.CPU_PRECISIONS,
+            help="model precision on the CPU: int8 (fast, checked against fp32 at load; default) or fp32 (exact)",
+        )
+
+
+def settings_from_args(args: argparse.Namespace) -> config.Settings:
+    weights = None
+    if getattr(args, "weights", None):
+        try:
+            weights = tuple(float(x) for x in args.weights.split(","))
+        except ValueError:
+            raise CliError(f"--weights must be three numbers like 0.4,0.2,0.4, not {args.weights!r}") from None
+    try:
+        return config.load_settings(
+            index_dir=getattr(args, "index_dir", None),
+            model_dir=getattr(args, "model_dir", None),
+            device=getattr(args, "device", None),
+            cpu_precision=getattr(args, "precision", None),
+            weights=weights,
+        )
+    except ValueError as e:
+        raise CliError(str(e)) from None
+
+
+def load_encoder(settings: config.Settings, *, required: bool, fallback: str = "") -> Any:
+    """The encoder, or None when ``required`` is False and there is none to be had.
+
+    Not required, a missing model or one that cannot be loaded (a damaged file, or packages that cannot run it)
+    is said in one line ending with ``fallback`` (what the command does instead), and the command goes on in
+    keyword mode: semantic search is an addition, never a reason to index or find nothing."""
+    from desktop_search.core.encoder import load_failure, model_problem
+
+    problem = model_problem(settings.model_dir)
+    if problem:
+        if required:
+            raise CliError(problem)
+        if fallback:
+            note(f"{problem}: {fallback}")
+        return None
+    try:
+        from desktop_search.core.encoder import Encoder
+
+        return Encoder(settings.model_dir, settings.device, settings.cpu_precision)
+    except Exception as e:  # a damaged model or a broken install must be named, not dumped as a traceback
+        why = load_failure(e, settings.model_dir)
+        if required:
+            raise CliError(why) from None
+        note(f"semantic search is off: {why}" + (f"; {fallback}" if fallback else ""))
+        return None
+
+
+def open_store(settings: config.Settings, *, create: bool) -> Any:
+    from desktop_search.core.store import IndexIncompatible, IndexMissing, Store
+
+    try:
+        return Store(settings.index_dir, create=create)
+    except (IndexMissing, IndexIncompatible) as e:
+        raise CliError(str(e)) from None
+
+
+@contextlib.contextmanager
+def index_errors() -> Iterator[None]:
+    """Index-in-use and index-write failures are expected: one line, exit 1."""
+    from desktop_search.core.indexer import IndexWriteError
+    from desktop_search.core.lock import IndexBusy
+
+    try:
+        yield
+    except (IndexBusy, IndexWriteError) as e:
+        raise CliError(str(e)) from None
+
+
+def note(msg: str) -> None:
+    print(f"desktop-search: {msg}", file=sys.stderr)
+
+
+class LinePrinter:
+    """One progress line on stderr: redrawn in place on a terminal (at most 5 times a second), a plain line
+    every few seconds when stderr is a file or pipe. Subclasses say what the line contains."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._last = 0.0
+
+    def line(self, p: Any) -> str:
+        raise NotImplementedError
+
+    def __call__(self, p: Any) -> None:
+        now = time.monotonic()
+        final = p.phase == "done"
+        if not final and now - self._last < (0.2 if self.tty else 5.0):
+            return
+        self._last = now
+        text = self.line(p)
+        if self.tty:
+            self.stream.write("\r" + text[:160].ljust(160) + ("\n" if final else ""))
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def end(self) -> None:
+        # An error line must not be glued to a half-drawn progress bar.
+        if self.tty and self._last:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def progress_bar(fraction: float) -> str:
+    return "[" + ("=" * int(min(1.0, max(0.0, fraction)) * 24)).ljust(24) + "]"
+
+
+class ProgressPrinter(LinePrinter):
+    """Indexing: files, chunks per second, failures, ETA, phase."""
+
+    def line(self, p: Any) -> str:
+        return (
+            f"{progress_bar(p.files_done / max(p.files_total, 1))} {p.files_done}/{p.files_total} files · "
+            f"{p.chunks_done} chunks ({p.chunks_per_s:.1f}/s) · {p.files_failed} failed · "
+            f"ETA {format_duration(p.eta_s)} · {p.phase}"
+        )

@@ -1,0 +1,136 @@
+"""``desktop-search index`` (incremental indexing of folders and files) and ``desktop-search watch`` (index, then
+follow the folders until Ctrl+C or SIGTERM). Both write the index, so both hold its writer lock."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from desktop_search.cli.common import (
+    EXIT_OK,
+    CliError,
+    ProgressPrinter,
+    add_common,
+    index_errors,
+    load_encoder,
+    note,
+    open_store,
+    settings_from_args,
+)
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("index", help="index folders or files (incremental: unchanged files are skipped)")
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    add_common(p)
+    p.add_argument("--json", action="store_true", help="print the run report as JSON")
+    p.add_argument("--keyword-only", action="store_true", help="do not load the model; build the keyword index only")
+    p.set_defaults(run=cmd_index)
+
+    p = sub.add_parser("watch", help="index folders, then keep the index in step with them until stopped (Ctrl+C)")
+    p.add_argument("paths", nargs="+", type=Path, metavar="FOLDER")
+    add_common(p)
+    p.add_argument("--keyword-only", action="store_true", help="do not load the model; build the keyword index only")
+    p.add_argument("--poll", action="store_true", help="poll for changes instead of native change notification")
+    p.add_argument("--poll-interval", type=float, default=3.0, metavar="S", help="seconds between polls (default 3)")
+    p.add_argument("--debounce", type=float, default=1.0, metavar="S",
+                   help="seconds of quiet before a burst of changes is indexed (default 1)")
+    p.set_defaults(run=cmd_watch)
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    missing = [str(p) for p in args.paths if not p.exists()]
+    if missing:
+        raise CliError(f"no such file or folder: {', '.join(missing)}")
+    encoder = None if args.keyword_only else load_encoder(
+        settings, required=False,
+        fallback="building the keyword index only (index again once that is fixed to add semantic search)",
+    )
+    store = open_store(settings, create=True)
+    from desktop_search.core.indexer import Indexer
+
+    with index_errors():
+        report = Indexer(store, settings, encoder).index(args.paths, progress=ProgressPrinter())
+    if args.json:
+        print(json.dumps(report.as_json(), ensure_ascii=False))
+    else:
+        print(
+            f"indexed {report.indexed} files ({report.chunks_written} chunks, {report.chunks_encoded} encoded), "
+            f"{report.failed} failed, {report.unchanged} unchanged, {report.removed} removed "
+            f"in {report.elapsed_s:.1f}s" + ("" if report.semantic else " [keyword only]")
+        )
+        for path, reason, detail in report.failures[:20]:
+            note(f"failed: {path}: {reason}: {detail}")
+        if len(report.failures) > 20:
+            note(f"... and {len(report.failures) - 20} more failures (see `desktop-search status`)")
+    for err in report.errors:
+        note(err)
+    return EXIT_OK
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    import queue
+    import signal
+    import threading
+
+    settings = settings_from_args(args)
+    missing = [str(p) for p in args.paths if not p.exists()]
+    if missing:
+        raise CliError(f"no such folder: {', '.join(missing)}")
+    files = [str(p) for p in args.paths if not p.is_dir()]
+    if files:
+        raise CliError(f"watch takes folders, not files: {', '.join(files)}")
+    encoder = None if args.keyword_only else load_encoder(
+        settings, required=False, fallback="building the keyword index only"
+    )
+    store = open_store(settings, create=True)
+    from desktop_search.core.indexer import Indexer
+    from desktop_search.core.lock import IndexLock
+    from desktop_search.core.watcher import FolderWatcher
+
+    stop = threading.Event()
+    previous = {}
+    for name in ("SIGINT", "SIGTERM", "SIGBREAK", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    batches: queue.Queue[Any] = queue.Queue()
+    folders = [p.resolve() for p in args.paths]
+    try:
+        # The lock is held for the whole session: one watcher (or indexer) per index.
+        with index_errors(), IndexLock(settings.index_dir, command="desktop-search watch"):
+            indexer = Indexer(store, settings, encoder)
+            watcher = FolderWatcher(
+                folders, batches.put, debounce_s=args.debounce, force_polling=args.poll,
+                poll_interval_s=args.poll_interval, ignore_dirs=[settings.index_dir],
+            )
+            watcher.start()  # before the first pass, so changes made during it are not missed
+            try:
+                report = indexer.index(folders, progress=ProgressPrinter(), cancel=stop)
+                if not report.cancelled:
+                    note(f"up to date: {report.indexed} indexed, {report.failed} failed, "
+                         f"{report.unchanged} unchanged, {report.removed} removed")
+                watcher.on_status = note
+                note(f"{watcher.status} ({watcher.mode}); press Ctrl+C to stop")
+                while not stop.is_set():
+                    try:
+                        batch = batches.get(timeout=0.2)
+                    except queue.Empty:
+                        continue
+                    rep = indexer.update_paths([Path(p) for p in batch.paths], cancel=stop)
+                    moved = f" ({rep.moved} moved)" if rep.moved else ""
+                    note(f"updated: {rep.indexed} indexed{moved}, {rep.failed} failed, {rep.removed} removed")
+                    for path, reason, detail in rep.failures[:5]:
+                        note(f"failed: {path}: {reason}: {detail}")
+                    for err in rep.errors:
+                        note(err)
+            finally:
+                watcher.stop()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    note("stopped watching")
+    return EXIT_OK

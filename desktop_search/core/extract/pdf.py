@@ -1,0 +1,286 @@
+"""PDF (and every fixed-layout format MuPDF opens) -> one position per page, with PyMuPDF.
+
+Pages keep their 1-based numbers so search hits can point at a page, and the preview renders that page with the
+matched words boxed. The document is opened from the bytes already read (never from disk), so a damaged PDF that
+MuPDF repairs is repaired in memory only. Text is kept as extracted apart from cleaning: control characters out,
+line endings to ``\\n``, runs of more than two blank lines shortened, and characters from the Arabic Presentation
+Forms blocks (U+FB50-U+FDFF, U+FE70-U+FEFF), which some PDFs emit instead of ordinary Arabic letters,
+NFKC-normalised to the base letters so that Arabic queries typed on a keyboard match them. Failures are values:
+``encrypted`` (no password known), ``no_text`` (scanned or image-only, or fonts without Unicode mapping),
+``corrupt``, ``timeout``. The time limit is checked between pages, so one pathologically slow page can overrun
+it: the isolated pool (``isolate.py``) adds the hard limit. Calls are serialised by ``MUPDF_LOCK`` because
+PyMuPDF is not thread-safe and its warning store is process-global.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import threading
+import unicodedata
+from typing import Any
+
+from desktop_search.core.extract.base import (
+    Extraction,
+    Page,
+    clean_text,
+    compact,
+    describe,
+    have,
+    pages_phrase,
+    shorten,
+    squeeze_blank_lines,
+)
+from desktop_search.core.extract.registry import Extractor, Source
+
+__all__ = ["EXTRACTORS", "MUPDF_LOCK", "pymupdf_module", "read_pdf"]
+
+# PyMuPDF must not be used from several threads at once, and MuPDF's warning store is global:
+# serialising keeps warnings attributed to the right file.
+MUPDF_LOCK = threading.RLock()
+_FLAGS: int | None = None
+
+
+def pymupdf_module() -> Any:
+    """PyMuPDF, imported on first use without its optional layout analyser."""
+    # PyMuPDF imports its layout analyser (an ONNX model: ~0.5 s and ~100 MB per process) when it is installed;
+    # text extraction never uses it, and every extraction worker process would pay for it.
+    sys.modules.setdefault("pymupdf.layout", None)  # type: ignore[arg-type]
+    sys.modules.setdefault("pymupdf4llm", None)  # type: ignore[arg-type]
+    import pymupdf
+
+    return pymupdf
+
+
+def warm_up() -> None:
+    pymupdf_module()
+
+
+def _text_flags() -> int:
+    # TEXTFLAGS_TEXT minus two flags:
+    #  - TEXT_PRESERVE_LIGATURES: off so MuPDF expands "ﬁ"/"ﬂ"/"ﬃ" into letters a user would type.
+    #  - TEXT_CID_FOR_UNKNOWN_UNICODE: off so glyphs without a Unicode mapping become U+FFFD rather
+    #    than their raw glyph ids, which otherwise look like real (random Greek/Latin) text and
+    #    pollute the index.
+    # TEXT_PRESERVE_IMAGES stays off: images are never decoded, so a decompression-bomb image page
+    # costs nothing.
+    global _FLAGS
+    if _FLAGS is None:
+        pymupdf = pymupdf_module()
+        _FLAGS = (
+            pymupdf.TEXTFLAGS_TEXT
+            & ~pymupdf.TEXT_PRESERVE_LIGATURES
+            & ~pymupdf.TEXT_CID_FOR_UNKNOWN_UNICODE
+            & ~pymupdf.TEXT_PRESERVE_IMAGES
+        )
+    return _FLAGS
+
+
+def _quiet_mupdf() -> None:
+    # MuPDF prints errors/warnings to stderr by default; for a desktop app that is noise, and
+    # the warnings are collected per file instead.
+    pymupdf = pymupdf_module()
+    pymupdf.TOOLS.mupdf_display_errors(False)
+    if hasattr(pymupdf.TOOLS, "mupdf_display_warnings"):
+        pymupdf.TOOLS.mupdf_display_warnings(False)
+
+
+def read_pdf(src: Source) -> Extraction:
+    with MUPDF_LOCK:
+        return _extract_pdf(src)
+
+
+def _extract_pdf(src: Source) -> Extraction:
+    pymupdf = pymupdf_module()
+    _quiet_mupdf()
+    pymupdf.TOOLS.reset_mupdf_warnings()
+    if len(src.data) == 0:
+        return src.fail("no_text", "empty file (0 bytes)")
+    try:
+        doc = pymupdf.open(stream=src.data, filetype="pdf")
+    except Exception as exc:  # noqa: BLE001 - FileDataError, RuntimeError, ValueError...
+        return src.fail("corrupt", f"not a readable PDF ({describe(exc)})", mupdf_warning_note())
+    try:
+        return _read_pdf(src, doc)
+    finally:
+        doc.close()
+
+
+def _read_pdf(src: Source, doc: Any) -> Extraction:
+    warnings: list[str] = []
+    if doc.needs_pass:
+        # Owner-password-only files open with the empty user password; MuPDF normally does that
+        # itself, this covers files where it does not.
+        if not doc.authenticate(""):
+            method = _encryption_name(doc)
+            method = f" ({method})" if method else ""
+            return src.fail("encrypted", f"password-protected PDF{method}; no password known",
+                            mupdf_warning_note())
+    try:
+        page_count = doc.page_count
+    except Exception as exc:  # noqa: BLE001
+        return src.fail("corrupt", f"page tree unreadable ({describe(exc)})", *warnings, mupdf_warning_note())
+    if page_count <= 0:
+        return src.fail("corrupt", "no pages could be read", *warnings, mupdf_warning_note())
+
+    pages: list[Page] = []
+    textless: list[int] = []  # nothing at all: scanned images, drawings, blank
+    glyphs_only: list[int] = []  # text whose font has no Unicode mapping: only U+FFFD
+    failed: list[int] = []
+    first_error = ""
+    unmapped = 0
+    flags = _text_flags()
+    for index in range(page_count):
+        # Checked between pages (a MuPDF call cannot be interrupted); a document whose last page
+        # finishes late is complete, so only stopping early counts as a timeout.
+        if index and src.over_time():
+            return Extraction(
+                path=src.path, kind=src.kind, pages=(), page_count=page_count, ok=False,
+                reason="timeout",
+                detail=f"stopped after {index} of {page_count} pages "
+                       f"(time limit {src.options.time_limit_s:g} s)",
+                warnings=compact(warnings + [mupdf_warning_note()]),
+            )
+        number = index + 1
+        try:
+            raw = doc[index].get_text("text", flags=flags, sort=False)
+        except Exception as exc:  # noqa: BLE001 - one broken page must not lose the others
+            failed.append(number)
+            first_error = first_error or describe(exc)
+            continue
+        text = _clean_pdf_text(raw)
+        unmapped += text.count("\ufffd")
+        if text.replace("\ufffd", "").strip():
+            pages.append(Page(number=number, text=text))
+        elif text.strip():
+            glyphs_only.append(number)
+        else:
+            textless.append(number)
+
+    # Checked after the pages: MuPDF may only notice a broken xref while loading them.
+    if doc.is_repaired:
+        warnings.insert(0, "recovered from damaged file (xref rebuilt)")
+    if failed:
+        warnings.append(f"{pages_phrase(failed)} could not be read ({first_error})")
+    if unmapped:
+        warnings.append(
+            f"{unmapped} characters have no Unicode mapping in their font and appear as \ufffd"
+        )
+
+    if not pages:
+        if failed and not (textless or glyphs_only):
+            reason, detail = "corrupt", f"none of the {page_count} pages could be read"
+        elif glyphs_only:
+            reason = "no_text"
+            detail = ("the text cannot be read: its fonts have no Unicode mapping "
+                      f"({unmapped} characters)")
+        elif doc.is_repaired and not _has_images(doc, textless):
+            # Empty pages salvaged from a broken file: calling it "scanned" would mislead.
+            reason = "corrupt"
+            recovered = ("the recovered page contains" if page_count == 1
+                         else f"the {page_count} recovered pages contain")
+            detail = f"damaged file; {recovered} neither text nor images"
+        else:
+            of_pages = "the only page" if page_count == 1 else f"any of {page_count} pages"
+            reason = "no_text"
+            detail = (f"no text layer on {of_pages} "
+                      "(scanned or image-only; OCR is not supported yet)")
+        return src.fail(reason, detail, *warnings, mupdf_warning_note(), page_count=page_count)
+
+    # Partial: indexed, but the user should know which pages search cannot see.
+    if glyphs_only:
+        warnings.append(f"{pages_phrase(glyphs_only)} {have(glyphs_only)} only text that cannot be "
+                        "converted to Unicode (font without character mapping)")
+    if textless:
+        warnings.append(f"{pages_phrase(textless)} {have(textless)} no text layer (scanned images?)")
+    missing = len(textless) + len(glyphs_only)
+    detail = ""
+    if missing:
+        detail = f"{missing} of {page_count} pages {have(missing)} no readable text (scanned?)"
+    return Extraction(
+        path=src.path, kind=src.kind, pages=tuple(pages), page_count=page_count, ok=True, reason=None,
+        detail=detail, warnings=compact(warnings + [mupdf_warning_note()]),
+    )
+
+
+def _has_images(doc: Any, numbers: list[int]) -> bool:
+    # Lists image references only; nothing is decoded.
+    for number in numbers:
+        try:
+            if doc[number - 1].get_images():
+                return True
+        except Exception:  # noqa: BLE001
+            continue
+    return False
+
+
+def _encryption_name(doc: Any) -> str:
+    # Best effort, for the user's benefit only: the /Encrypt dictionary is never encrypted itself.
+    try:
+        kind, value = doc.xref_get_key(-1, "Encrypt")
+        if kind == "xref":
+            xref = int(value.split()[0])
+
+            def key(name: str) -> str:
+                return doc.xref_get_key(xref, name)[1]
+        elif kind == "dict":
+            def key(name: str) -> str:
+                last = re.escape(name.split("/")[-1])
+                match = re.search(r"/" + last + r"(?!\w)\s*/?([\w.+-]+)", value)
+                return match.group(1) if match else "null"
+        else:
+            return ""
+        handler = key("Filter").lstrip("/")
+        if handler and handler not in ("Standard", "null"):
+            return f"{handler} security handler"
+        version = key("V")
+        cfm = key("CF/StdCF/CFM").lstrip("/")
+        if version == "5" or cfm == "AESV3":
+            return "AES-256"
+        if cfm == "AESV2":
+            return "AES-128"
+        length = key("Length")
+        bits = length if length.isdigit() else ("40" if version in ("1", "null") else "128")
+        return f"RC4 {bits}-bit"
+    except Exception:  # noqa: BLE001 - naming the cipher is cosmetic
+        return ""
+
+
+_MUPDF_NOISE = re.compile(r"^\.\.\. repeated \d+ times\.\.\.$")
+
+
+def mupdf_warning_note() -> str:
+    """Summarise (and reset) what MuPDF complained about while handling the current file."""
+    try:
+        raw = pymupdf_module().TOOLS.mupdf_warnings()  # also resets the store
+    except Exception:  # noqa: BLE001
+        return ""
+    lines: list[str] = []
+    for line in clean_text(raw).splitlines():
+        line = line.strip()
+        if line and not _MUPDF_NOISE.match(line) and line not in lines:
+            lines.append(line)
+    if not lines:
+        return ""
+    shown = "; ".join(shorten(line, 100) for line in lines[:3])
+    more = f" (+{len(lines) - 3} more)" if len(lines) > 3 else ""
+    return f"PDF reader warnings: {shown}{more}"
+
+
+_ARABIC_PRESENTATION = re.compile(r"[\ufb50-\ufdff\ufe70-\ufeff]+")
+
+
+def _clean_pdf_text(text: str) -> str:
+    text = squeeze_blank_lines(clean_text(text))
+    # The BOM/ZWNBSP U+FEFF sits in that range but NFKC leaves it unchanged.
+    return _ARABIC_PRESENTATION.sub(lambda m: unicodedata.normalize("NFKC", m.group()), text)
+
+
+EXTRACTORS = (
+    Extractor(
+        name="pdf", kind="pdf", extensions=(".pdf",), read=read_pdf, description="PDF document",
+        isolated=True, position="page", preview="page", viewer_pages=True, signatures=(b"%PDF",),
+        sniff=lambda data: b"%PDF-" in data[:1024], mime_types=("application/pdf",), tokens_per_byte=0.012,
+        ocr=True,
+    ),
+)
