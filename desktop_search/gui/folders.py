@@ -61,6 +61,7 @@ class FolderDialog(QDialog):
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
+        self.setMinimumWidth(560)  # room for a few patterns and the placeholder examples
         self.folder = folder
 
     def result_folder(self) -> WatchedFolder:

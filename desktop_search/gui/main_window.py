@@ -13,6 +13,8 @@ from PySide6.QtGui import QAction, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
+    QDialog,
+    QDialogButtonBox,
     QDockWidget,
     QFileDialog,
     QHBoxLayout,
@@ -24,6 +26,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSplitter,
+    QTextBrowser,
     QTreeView,
     QVBoxLayout,
     QWidget,
@@ -34,6 +37,7 @@ from desktop_search.core.paths import is_under
 from desktop_search.core.progress import RecentRate
 from desktop_search.core.query import SearchFilter, parse_query, split_dirs
 from desktop_search.formatting import format_bytes
+from desktop_search.gui import help as help_pages
 from desktop_search.gui import opener
 from desktop_search.gui.folders import FailuresDialog, FoldersPanel
 from desktop_search.gui.prefs import WatchedFolder
@@ -41,6 +45,13 @@ from desktop_search.gui.preview import PreviewPane
 from desktop_search.gui.results import COL_FOLDER, COL_RESULT, ResultDelegate, ResultsModel
 
 DEBOUNCE_MS = 250
+NO_MODEL_TEXT = "no model — keyword search only"
+EMPTY_HINT = ('<p style="font-size:large">Nothing to search yet.</p><p><a href="add">Add a folder</a> '
+              "(File → Add folder…, or Add… in the Folders panel): its documents are indexed in the background "
+              "and searchable by keyword at once.</p>")
+GET_MODEL_TEXT = ("Semantic search needs the BGE-M3 model (2.3 GB, once): click here or use Help → Setup wizard "
+                  "to download it or import it from a folder, or run `desktop-search model download` "
+                  "(`desktop-search model import DIR` for a copy on a USB stick).")
 STAGE_TEXT = {
     "keyword": "keyword matches",
     "hybrid": "semantic matches (refining…)",
@@ -155,6 +166,12 @@ class MainWindow(QMainWindow):
         ll = QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
         ll.addWidget(self.stage_label)
+        self.empty_hint = QLabel(EMPTY_HINT)
+        self.empty_hint.setWordWrap(True)
+        self.empty_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_hint.setVisible(False)
+        self.empty_hint.linkActivated.connect(lambda _l: self.folders_panel._ask_add())
+        ll.addWidget(self.empty_hint)
         ll.addWidget(self.view, 1)
         self.splitter = QSplitter()
         self.splitter.addWidget(left)
@@ -180,7 +197,8 @@ class MainWindow(QMainWindow):
         self.failed_btn = QPushButton("0 failed")
         self.failed_btn.setFlat(True)
         self.size_label = QLabel("")
-        self.device_label = QLabel("model: loading…")
+        self.device_label = QLabel("model: checking…")
+        self.device_label.linkActivated.connect(lambda _link: self.open_wizard())
         self.watch_label = QLabel("")
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(220)
@@ -245,6 +263,30 @@ class MainWindow(QMainWindow):
         h = self.menuBar().addMenu("&Help")
         self.wizard_action = QAction("Setup wizard…", self)
         h.addAction(self.wizard_action)
+        h.addSeparator()
+        for text, fn in (("Query syntax", help_pages.query_syntax_html), ("Keyboard shortcuts", help_pages.shortcuts_html),
+                         ("About desktop_search", lambda: help_pages.about_html(self.services.settings))):
+            action = QAction(text, self)
+            action.triggered.connect(lambda _c=False, t=text, f=fn: self.show_help(t, f()))
+            h.addAction(action)
+
+    def show_help(self, title: str, body: str) -> QDialog:
+        """A Help page in a small resizable window (text selectable, e.g. the paths in About)."""
+        dlg = QDialog(self)
+        dlg.setWindowTitle(title)
+        view = QTextBrowser()
+        view.setHtml(body)
+        view.setOpenExternalLinks(False)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(dlg.reject)
+        lay = QVBoxLayout(dlg)
+        lay.addWidget(view)
+        lay.addWidget(buttons)
+        dlg.resize(640, 460)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dlg.show()
+        self.help_dialog = dlg
+        return dlg
 
     def _wire(self) -> None:
         s = self.services
@@ -315,7 +357,8 @@ class MainWindow(QMainWindow):
         if ok:
             self.device_label.setText("model: verified, loading…")
         else:
-            self.device_label.setText("model: not installed (keyword search)")
+            self.device_label.setText(f'<a href="model">{NO_MODEL_TEXT}</a>')
+            self.device_label.setToolTip(f"{message}\n\n{GET_MODEL_TEXT}")
             self.statusBar().showMessage(f"model: {message.splitlines()[0]}", 15000)
 
     # -- search -----------------------------------------------------------------------------------------
@@ -588,6 +631,8 @@ class MainWindow(QMainWindow):
 
     def _on_stats(self, stats: dict) -> None:
         self._last_stats = stats
+        # An empty index and no folders: say how to start, in the place results would be.
+        self.empty_hint.setVisible(stats["indexed"] == 0 and not self.prefs.folders())
         self.docs_label.setText(f"{stats['indexed']} documents")
         self.failed_btn.setText(f"{stats['failed']} failed")
         self.size_label.setText(f"index {format_bytes(stats['index_bytes'])}")
@@ -624,7 +669,8 @@ class MainWindow(QMainWindow):
         from desktop_search.core.encoder import model_problem
 
         if model_problem(self.services.settings.model_dir):
-            self.device_label.setText("model: not installed (keyword search)")
+            self.device_label.setText(f'<a href="model">{NO_MODEL_TEXT}</a>')
+            why = f"{why}\n\n{GET_MODEL_TEXT}"
         else:  # installed, but it cannot run here: say why, not "not installed"
             self.device_label.setText("semantic search off (keyword search)")
             self.statusBar().showMessage(f"semantic search is off: {why.splitlines()[0]}")

@@ -36,6 +36,7 @@ class Prefs:
         "cpu_precision": "",  # "": the default (int8, or DESKTOP_SEARCH_CPU_PRECISION)
         "index_dir": "",
         "model_dir": "",
+        "manifest": "",  # "": the bundled BGE-M3 manifest; else a mirror's or a fine-tuned model's
         "endpoint": "",
         "proxy": "",
         "show_scores": False,

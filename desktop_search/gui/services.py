@@ -21,6 +21,19 @@ from desktop_search.gui.prefs import Prefs, WatchedFolder
 from desktop_search.gui.workers import Pools, Task
 
 
+def bad_files_message(bad, src_dir: str) -> str:
+    """First line: which file failed and why, for the model page; the following lines: every detail."""
+    first = bad[0]
+    why = {"missing": "is missing"}.get(first.actual, "does not match the manifest"
+                                        if len(first.actual) == 64 else f"cannot be used ({first.actual})")
+    more = f" (and {len(bad) - 1} more file{'s' if len(bad) > 2 else ''})" if len(bad) > 1 else ""
+    head = f"{first.path} in {src_dir} {why}{more}"
+    return "\n".join([head, *(b.describe() for b in bad)])
+
+
+MODEL_WATCH_MS = 3000  # how often a window without a model looks for one installed meanwhile
+
+
 def settle_heap() -> None:
     """Exclude everything alive now (the imported ML stack: hundreds of thousands of objects) from future
     garbage collections. Without this a full collection, triggered by any allocation in any thread, holds the
@@ -68,7 +81,12 @@ class Services(QObject):
         self.pause_event = threading.Event()
         self._closing = False
         self._model_task: Task | None = None
-        self.manifest_path = None  # None: the pinned BGE-M3 manifest shipped in resources/
+        # None: the pinned BGE-M3 manifest shipped in resources/; Settings → Model manifest picks another.
+        self.manifest_path = Path(prefs.get("manifest")) if prefs.get("manifest") else None
+        # A model installed meanwhile by the CLI (`model download/import`) is noticed without a restart.
+        self._model_watch = QTimer(self)
+        self._model_watch.setInterval(MODEL_WATCH_MS)
+        self._model_watch.timeout.connect(self._check_model_appeared)
 
     # -- start-up ---------------------------------------------------------------------------------------
     def start(self, *, load_model: bool = True) -> None:
@@ -103,7 +121,10 @@ class Services(QObject):
         problem = model_problem(self.settings.model_dir)
         if problem:
             self.semantic_unavailable.emit(problem)
+            if not self._closing:
+                self._model_watch.start()
             return
+        self._model_watch.stop()
         task = Task(self._load_encoder)
         task.signals.result.connect(self._on_encoder)
         task.signals.error.connect(self.semantic_unavailable)
@@ -132,6 +153,18 @@ class Services(QObject):
         # Catch up: anything keyword-indexed before the model was ready gets its vectors now.
         if self.prefs.folders():
             self.index_folders(self.prefs.folders())
+
+    def _check_model_appeared(self) -> None:
+        """Every few seconds while there is no model: has one been installed (by the CLI) meanwhile?"""
+        if self.encoder is not None or self._model_task is not None or self._closing:
+            self._model_watch.stop()
+            return
+        from desktop_search.core.encoder import model_problem
+
+        if model_problem(self.settings.model_dir) is None:
+            self._model_watch.stop()
+            self.model_done.emit(True, "model installed and verified")
+            self.load_model()
 
     # -- model download / import --------------------------------------------------------------------------
     @property
@@ -163,7 +196,7 @@ class Services(QObject):
         def run(progress, cancel):
             bad = models.import_model(Path(src_dir), manifest, model_dir, progress=progress, cancel=cancel)
             if bad:
-                raise models.ModelError("; ".join(b.describe() for b in bad), bad)
+                raise models.ModelError(bad_files_message(bad, src_dir), bad)
 
         self._start_model_job(Task(run, with_progress=True), "model imported and verified")
 
@@ -385,6 +418,7 @@ class Services(QObject):
     def shutdown(self, wait_ms: int = 30_000) -> None:
         self._closing = True
         self._stats_timer.stop()
+        self._model_watch.stop()
         self.stop_watching()
         self.cancel_indexing()
         self.cancel_model_job()
