@@ -15,6 +15,9 @@ from typing import Any
 
 import platformdirs
 
+from desktop_search.core.location import IndexLocation, RemoteError, is_uri, parse_options
+from desktop_search.core.pathmap import PathMap, parse_rules
+
 APP_NAME = "desktop-search"
 ENV_PREFIX = "DESKTOP_SEARCH_"
 
@@ -37,6 +40,9 @@ def default_data_dir() -> Path:
 
 
 def default_index_dir() -> Path:
+    """The local index folder (a ``DESKTOP_SEARCH_INDEX_DIR`` that is a URI sets ``Settings.index_uri`` instead)."""
+    if is_uri(os.environ.get(ENV_PREFIX + "INDEX_DIR")):
+        return default_data_dir() / "index"
     return _env_path("INDEX_DIR") or default_data_dir() / "index"
 
 
@@ -85,6 +91,29 @@ class Settings:
     max_file_bytes: int = 512 * 1024**2
     extract_time_limit_s: float = 120.0
     extract_workers: int = 2
+    # OCR of scanned pages and images (on by default; --no-ocr / the settings dialog turn it off). Recognised
+    # pages are cached by content under ocr_cache_dir, so no page is ever recognised twice.
+    ocr: bool = True
+    ocr_cache_dir: Path = field(default_factory=lambda: default_cache_dir() / "ocr")
+    # A shared index on object storage (``s3://bucket/prefix``); empty: the local ``index_dir``. Storage options
+    # (endpoint, region, profile, allow_http ...) go with it; secrets are never kept here (see core/location.py).
+    index_uri: str = ""
+    storage_options: tuple[tuple[str, str], ...] = ()
+    # Readers of a shared index see what its writer committed within this many seconds.
+    read_consistency_s: float = 5.0
+    # FROM=TO prefix rules turning paths stored by the indexing machine into paths on this one (core/pathmap.py).
+    path_map: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def index(self) -> "Path | IndexLocation":
+        """Where the index is: the local folder, or the shared location with its storage options."""
+        if self.index_uri:
+            return IndexLocation.parse(self.index_uri, self.storage_options)
+        return self.index_dir
+
+    @property
+    def paths(self) -> PathMap:
+        return PathMap(self.path_map)
 
     def with_(self, **changes: Any) -> "Settings":
         return replace(self, **changes)
@@ -102,6 +131,13 @@ class Settings:
             raise ValueError("chunk size must be between 16 and 8192 tokens")
         if not 0 <= self.chunk_overlap_tokens < self.chunk_tokens // 2:
             raise ValueError("chunk overlap must be at least 0 and less than half the chunk size")
+        if self.index_uri:
+            try:
+                IndexLocation.parse(self.index_uri, self.storage_options)
+            except RemoteError as e:
+                raise ValueError(str(e)) from None
+        if not 0 < self.read_consistency_s <= 3600:
+            raise ValueError("the shared-index refresh interval must be between 0 and 3600 seconds")
         return self
 
 
@@ -114,8 +150,23 @@ def load_settings(**overrides: Any) -> Settings:
         env["cpu_precision"] = os.environ[ENV_PREFIX + "CPU_PRECISION"]
     if os.environ.get(ENV_PREFIX + "COLBERT_STORAGE"):
         env["colbert_storage"] = os.environ[ENV_PREFIX + "COLBERT_STORAGE"]
+    if is_uri(os.environ.get(ENV_PREFIX + "INDEX_DIR")):
+        env["index_uri"] = os.environ[ENV_PREFIX + "INDEX_DIR"]
+    try:
+        if os.environ.get(ENV_PREFIX + "STORAGE_OPTIONS"):
+            env["storage_options"] = parse_options(os.environ[ENV_PREFIX + "STORAGE_OPTIONS"])
+        if os.environ.get(ENV_PREFIX + "PATH_MAP"):
+            env["path_map"] = parse_rules(os.environ[ENV_PREFIX + "PATH_MAP"])
+        if os.environ.get(ENV_PREFIX + "READ_CONSISTENCY_S"):
+            env["read_consistency_s"] = float(os.environ[ENV_PREFIX + "READ_CONSISTENCY_S"])
+    except ValueError as e:
+        raise ValueError(f"environment: {e}") from None
     given = {k: v for k, v in overrides.items() if v is not None}
-    for key in ("index_dir", "model_dir"):
+    if is_uri(given.get("index_dir")):  # --index-dir s3://bucket/prefix
+        given["index_uri"] = str(given.pop("index_dir"))
+    elif "index_dir" in given:
+        env.pop("index_uri", None)  # an explicit local folder beats a URI in the environment
+    for key in ("index_dir", "model_dir", "ocr_cache_dir"):
         if key in given:
             given[key] = Path(given[key]).expanduser().resolve()
     return Settings(**{**env, **given}).validate()

@@ -1,6 +1,6 @@
 """Command-line front: ``gui`` (default), ``index``, ``search``, ``status``, ``model`` (download, verify,
 import, status of the BGE-M3 weights), ``watch`` (index, then follow changes until stopped) and ``doctor``
-(check and repair the index).
+(check and repair the index), ``credentials`` (keys of a shared index in the system keychain).
 
 One module per command group (``index``: index + watch, ``search``: search + status, ``model``, ``doctor``,
 ``gui``), each registering its sub-parsers with the function that runs them; ``common`` holds what they share
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 from desktop_search import config
-from desktop_search.cli import doctor, gui, index, model, search
+from desktop_search.cli import credentials, doctor, gui, index, model, search
 from desktop_search.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, CliError, Parser
 
 __all__ = ["build_parser", "main"]
@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Maintenance flags (hidden): prove an installation or a frozen bundle works end to end.
     parser.add_argument("--self-test", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", dest="top_model_dir", type=Path, help=argparse.SUPPRESS)
-    for group in (gui, index, search, doctor, model):
+    for group in (gui, index, search, doctor, model, credentials):
         group.add_parsers(sub)
     return parser
 

@@ -20,6 +20,9 @@ def add_parsers(sub: Any) -> None:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
+    if settings.index_uri:
+        raise CliError("doctor checks local indexes only; for a shared index run `desktop-search status` "
+                       "(LanceDB's commits on object storage are atomic, so a killed writer leaves no partial version)")
     from desktop_search.core.doctor import check, repair
     from desktop_search.core.lock import IndexBusy
     from desktop_search.core.store import IndexMissing

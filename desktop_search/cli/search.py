@@ -113,7 +113,7 @@ def status_dict(settings: config.Settings) -> dict[str, Any]:
     chunks = store.count_chunks()
     vectors_ok = store.count_vectors()
     return {
-        "index_dir": str(settings.index_dir),
+        "index_dir": str(settings.index),
         "files": {"total": len(records), **by_status},
         "chunks": chunks,
         "failures": failures,

@@ -220,6 +220,12 @@ class MainWindow(QMainWindow):
         self._wire()
         self._refresh_folder_filter()
         self.folders_panel.set_folders(self.prefs.folders())
+        self.preview.path_map = services.settings.paths
+        if services.shared:  # search only: the team's indexing machine owns the folders
+            self.folders_dock.hide()
+            self.folders_dock.toggleViewAction().setEnabled(False)
+            self.add_folder_action.setEnabled(False)
+            self.setWindowTitle(f"{self.windowTitle()} — shared index {services.settings.index_uri}")
         self._restore_layout()
 
     # -- window layout, remembered between launches -------------------------------------------------------
@@ -249,6 +255,8 @@ class MainWindow(QMainWindow):
         m = self.menuBar().addMenu("&File")
         self.add_folder_action = QAction("Add folder…", self)
         m.addAction(self.add_folder_action)
+        self.shared_action = QAction("Connect to a shared index…", self)
+        m.addAction(self.shared_action)
         quit_action = QAction("Quit", self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
@@ -305,6 +313,7 @@ class MainWindow(QMainWindow):
         self.failed_btn.clicked.connect(self.show_failures)
         self.failures_action.triggered.connect(self.show_failures)
         self.settings_action.triggered.connect(self.show_settings)
+        self.shared_action.triggered.connect(self.show_shared_index)
         self.wizard_action.triggered.connect(self.open_wizard)
         self.add_folder_action.triggered.connect(self.folders_panel._ask_add)
         self.pause_btn.toggled.connect(self._on_pause)
@@ -335,6 +344,7 @@ class MainWindow(QMainWindow):
         s.index_failed.connect(lambda e: self.statusBar().showMessage(f"indexing stopped: {e.splitlines()[0]}", 10000))
         s.stats_ready.connect(self._on_stats)
         s.model_progress.connect(self._on_model_progress)
+        s.encoder_progress.connect(lambda p: self.device_label.setText(p.text()))
         s.watch_status.connect(self._on_watch_status)
         s.model_done.connect(self._on_model_done)
 
@@ -426,19 +436,25 @@ class MainWindow(QMainWindow):
     def current_hit(self):
         return self.model.hit_at(self.view.currentIndex())
 
+    def _reachable(self, hit) -> str | None:
+        """The hit's file on this machine (through the path mapping), or None after saying why it is not there."""
+        located = self.services.settings.paths.locate(hit.path)
+        if located.problem:
+            self.statusBar().showMessage(located.problem, 15000)
+            return None
+        return located.local
+
     def open_current(self) -> None:
         hit = self.current_hit()
-        if hit is not None:
-            path = fs_path(hit.path)
-            if not opener.open_document(path, hit.page):
-                self._open_failed(path, "open")
+        path = self._reachable(hit) if hit is not None else None
+        if path is not None and not opener.open_document(path, hit.page):
+            self._open_failed(path, "open")
 
     def _show_in_folder(self) -> None:
         hit = self.current_hit()
-        if hit is not None:
-            path = fs_path(hit.path)
-            if not opener.show_in_folder(path):
-                self._open_failed(path, "folder")
+        path = self._reachable(hit) if hit is not None else None
+        if path is not None and not opener.show_in_folder(path):
+            self._open_failed(path, "folder")
 
     def _open_failed(self, path: str, what: str) -> QMessageBox:
         """No program took the file (or folder): say so here, not on stderr, and offer a way on."""
@@ -473,7 +489,7 @@ class MainWindow(QMainWindow):
     def _copy_path(self) -> None:
         hit = self.current_hit()
         if hit is not None:
-            self._copy_text(fs_path(hit.path))
+            self._copy_text(fs_path(self.services.settings.paths.to_local(hit.path)))
 
     def _copy_text(self, path: str) -> None:
         QGuiApplication.clipboard().setText(path)
@@ -608,14 +624,16 @@ class MainWindow(QMainWindow):
             return "tidying the index…"
         if p.phase == "encoding" and p.chunks_to_encode:
             left, rate = p.chunks_to_encode - p.chunks_encoded, self._chunks_rate
-            what = f"encoding {p.chunks_encoded}/{p.chunks_to_encode} passages" + (f" · {files}" if files else "")
+            more = "+" if p.files_done < p.files_total else ""  # files still to read may add passages
+            what = f"encoding {p.chunks_encoded}/{p.chunks_to_encode}{more} passages" + (f" · {files}" if files else "")
         elif p.phase in ("indexing", "encoding"):
             left, rate = p.files_total - p.files_done, self._files_rate
             what = f"indexing {files}" if files else "indexing"
         else:  # a phase this window does not know yet (e.g. OCR): say it as the indexer names it
             return f"{p.phase} · {files}" if files else p.phase
         eta = rate.eta_s(left) if left > 0 else None
-        return what + (f" · about {_fmt_duration(eta)} left" if eta else "")
+        note = f" · {p.note}" if p.note else ""  # e.g. "scan.pdf: OCR page 3/40"
+        return what + (f" · about {_fmt_duration(eta)} left" if eta else "") + note
 
     def _on_index_finished(self, report) -> None:
         self._pending = {}
@@ -697,6 +715,13 @@ class MainWindow(QMainWindow):
         if dlg.exec():
             self.services.set_weights(tuple(self.prefs.get("weights")))
             self.run_search()
+
+    def show_shared_index(self) -> None:
+        from desktop_search.gui.shared_dialog import SharedIndexDialog
+
+        if SharedIndexDialog(self.prefs, self).exec():
+            where = self.prefs.get("shared_index") or "your own index"
+            self.statusBar().showMessage(f"{where} opens when the window is opened again", 15000)
 
     def closeEvent(self, event) -> None:
         self.save_layout()

@@ -35,6 +35,12 @@ class Prefs:
         "colbert_storage": "int8",
         "cpu_precision": "",  # "": the default (int8, or DESKTOP_SEARCH_CPU_PRECISION)
         "index_dir": "",
+        # A shared index (s3://bucket/prefix) this window searches read-only; "": the own index. Only options
+        # without secrets are kept here (keys go to the system keychain: core/location.py).
+        "shared_index": "",
+        "storage_options": [],  # ["endpoint=https://minio.lab:9000", "region=eu-west-1", "profile=team"]
+        "path_map": [],  # ["/srv/docs=/Volumes/docs"]
+        "refresh_s": 5,
         "model_dir": "",
         "manifest": "",  # "": the bundled BGE-M3 manifest; else a mirror's or a fine-tuned model's
         "endpoint": "",
@@ -89,9 +95,21 @@ class Prefs:
         self._qs.sync()
 
     def to_settings(self) -> config.Settings:
+        from desktop_search.core.location import parse_options, public_options
+        from desktop_search.core.pathmap import parse_rules
+
         weights = self.get("weights")
+        shared = self.get("shared_index")
+        try:
+            options = public_options(parse_options(self.get("storage_options"))) if shared else None
+            path_map = parse_rules(self.get("path_map")) or None
+        except ValueError:  # a hand-edited INI file: ignore what cannot be read
+            options, path_map = None, None
         return config.load_settings(
-            index_dir=self.get("index_dir") or None,
+            index_dir=shared or self.get("index_dir") or None,
+            storage_options=options,
+            path_map=path_map,
+            read_consistency_s=float(self.get("refresh_s")) if shared else None,
             model_dir=self.get("model_dir") or None,
             device=self.get("device"),
             weights=tuple(float(w) for w in weights) if len(weights) == 3 else None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import Qt, QTimer, Signal
+from shiboken6 import isValid  # a render may finish after its pane was closed: its result is dropped
 from PySide6.QtGui import QColor, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -69,6 +70,9 @@ class PreviewPane(QWidget):
     def __init__(self, pools: Pools, parent=None) -> None:
         super().__init__(parent)
         self.pools = pools
+        from desktop_search.core.pathmap import PathMap
+
+        self.path_map = PathMap()  # a shared index's paths -> this machine's (the window sets it)
         self.hit = None
         self.terms: list[str] = []
         self.page_count = 0
@@ -202,12 +206,11 @@ class PreviewPane(QWidget):
     def _find_hit_pages(self, hit, terms) -> None:
         def run():
             from desktop_search.core.render import pages_with_hits
-            from desktop_search.core.store import fs_path
 
-            return pages_with_hits(fs_path(hit.path), terms)
+            return pages_with_hits(self._local(hit.path), terms)
 
         task = Task(run)
-        task.signals.result.connect(lambda pages, h=hit: self._on_hit_pages(h, pages))
+        task.signals.result.connect(lambda pages, h=hit: isValid(self) and self._on_hit_pages(h, pages))
         self.pools.start(self.pools.render, task)
 
     def _on_hit_pages(self, hit, pages: list[int]) -> None:
@@ -247,14 +250,13 @@ class PreviewPane(QWidget):
 
         def run():
             from desktop_search.core.render import render_pdf_page
-            from desktop_search.core.store import fs_path
 
-            r = render_pdf_page(fs_path(hit.path), page, terms=terms, passage=passage, **kwargs)
+            r = render_pdf_page(self._local(hit.path), page, terms=terms, passage=passage, **kwargs)
             return r, _to_image(r)
 
         task = Task(run)
-        task.signals.result.connect(lambda out, s=seq: self._on_page(s, *out))
-        task.signals.error.connect(lambda e, s=seq: self._on_error(s, e))
+        task.signals.result.connect(lambda out, s=seq: isValid(self) and self._on_page(s, *out))
+        task.signals.error.connect(lambda e, s=seq: isValid(self) and self._on_error(s, e))
         self.pools.start(self.pools.render, task)
 
     def _on_page(self, seq: int, r, img: QImage) -> None:
@@ -303,14 +305,19 @@ class PreviewPane(QWidget):
         def run():
             from desktop_search.core.render import text_context
 
-            from desktop_search.core.store import fs_path
-
-            return text_context(fs_path(hit.path), hit.char_start, hit.char_end, page=hit.page)
+            return text_context(self._local(hit.path), hit.char_start, hit.char_end, page=hit.page)
 
         task = Task(run)
-        task.signals.result.connect(lambda ctx, s=seq: self._on_text(s, ctx))
-        task.signals.error.connect(lambda e, s=seq: self._on_error(s, e))
+        task.signals.result.connect(lambda ctx, s=seq: isValid(self) and self._on_text(s, ctx))
+        task.signals.error.connect(lambda e, s=seq: isValid(self) and self._on_error(s, e))
         self.pools.start(self.pools.render, task)
+
+    def _local(self, stored: str) -> str:
+        """The file on this machine (worker thread); a file not reachable from here fails with the reason."""
+        located = self.path_map.locate(stored)
+        if located.problem:
+            raise FileNotFoundError(located.problem)
+        return located.local
 
     def _on_text(self, seq: int, ctx) -> None:
         if seq != self._seq:

@@ -57,6 +57,7 @@ class Services(QObject):
     _batch_arrived = Signal(object)  # from the watcher thread; queued to the GUI thread
     model_progress = Signal(object)  # core.models.TransferProgress
     model_done = Signal(bool, str)  # verified?, message (names bad files on failure)
+    encoder_progress = Signal(object)  # core.quantize.BuildProgress: the one-time int8 build
 
     def __init__(self, settings: config.Settings, prefs: Prefs, pools: Pools | None = None, parent=None) -> None:
         super().__init__(parent)
@@ -88,6 +89,11 @@ class Services(QObject):
         self._model_watch.setInterval(MODEL_WATCH_MS)
         self._model_watch.timeout.connect(self._check_model_appeared)
 
+    @property
+    def shared(self) -> bool:
+        """Connected to a shared index (search only: no indexing, no folder watching from this window)."""
+        return bool(self.settings.index_uri)
+
     # -- start-up ---------------------------------------------------------------------------------------
     def start(self, *, load_model: bool = True) -> None:
         task = Task(self._open_store)
@@ -99,7 +105,9 @@ class Services(QObject):
         from desktop_search.core.search import Searcher
         from desktop_search.core.store import Store
 
-        self.store = Store(self.settings.index_dir, create=True)
+        # A shared index is searched, never written, from the window: the team's indexing machine writes it.
+        self.store = Store(self.settings.index, create=not self.shared,
+                           read_consistency_s=self.settings.read_consistency_s)
         self.searcher = Searcher(
             self.store,
             None,
@@ -125,18 +133,20 @@ class Services(QObject):
                 self._model_watch.start()
             return
         self._model_watch.stop()
-        task = Task(self._load_encoder)
+        task = Task(self._load_encoder, with_progress=True)
+        task.signals.progress.connect(self.encoder_progress)
         task.signals.result.connect(self._on_encoder)
         task.signals.error.connect(self.semantic_unavailable)
         self.pools.start(self.pools.model, task)
 
-    def _load_encoder(self):
+    def _load_encoder(self, progress=None, cancel=None):
         from desktop_search.core.encoder import ModelUnavailable, load_failure
 
         try:
             from desktop_search.core.encoder import Encoder
 
-            return Encoder(self.settings.model_dir, self.settings.device, precision=self.settings.cpu_precision)
+            return Encoder(self.settings.model_dir, self.settings.device, precision=self.settings.cpu_precision,
+                           progress=progress)
         except Exception as e:  # packages that cannot run the model, or a damaged model: keyword search goes on
             raise ModelUnavailable(load_failure(e, self.settings.model_dir)) from None
 
@@ -151,7 +161,7 @@ class Services(QObject):
         self.semantic_ready.emit(encoder.device)
         self._warm_caches()
         # Catch up: anything keyword-indexed before the model was ready gets its vectors now.
-        if self.prefs.folders():
+        if self.prefs.folders() and not self.shared:
             self.index_folders(self.prefs.folders())
 
     def _check_model_appeared(self) -> None:
@@ -261,6 +271,8 @@ class Services(QObject):
 
     def index_paths(self, paths: list[str], include=(), exclude=(), *, update: bool = False) -> None:
         """Queue a reconciliation of ``paths``: a whole run (``index``) or, for watcher batches, ``update``."""
+        if self.shared:
+            return  # the team's indexing machine keeps a shared index up to date
         job = ("update" if update else "index", list(paths), list(include), list(exclude))
         if self._index_task is not None:
             if job not in self._index_queue:
@@ -324,6 +336,9 @@ class Services(QObject):
         from desktop_search.core.watcher import FolderWatcher
 
         self.stop_watching()
+        if self.shared:
+            self.watch_status.emit("shared index: search only")
+            return
         roots = [f.path for f in self.prefs.folders() if Path(f.path).is_dir()]
         if not roots or self._closing:
             self.watch_status.emit("not watching: no folders" if not roots else "")
@@ -364,14 +379,14 @@ class Services(QObject):
         """Drop index records of ``paths`` (a removed folder, or files to retry / rebuild) in the serial index
         pool, so it never races an indexing run, except files inside a folder of ``keep_under`` (folders still
         watched); ``then`` is called on the GUI thread afterwards."""
-        if self.store is None or not paths:
+        if self.store is None or not paths or self.shared:
             return
         store = self.store
 
         def run() -> None:
-            from desktop_search.core.lock import IndexLock
+            from desktop_search.core.lease import writer_lock
 
-            with IndexLock(store.index_dir):  # one writer per index, also against a CLI `watch` process
+            with writer_lock(store.index_dir):  # one writer per index, also against a CLI `watch` process
                 records = store.file_records()
                 gone = [p for p in records if under_any(p, paths) and not under_any(p, keep_under)]
                 store.delete_files(gone)

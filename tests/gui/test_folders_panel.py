@@ -86,7 +86,8 @@ def test_progress_text_names_the_phase_and_counts(make_window, qtbot):
     assert text(Progress("scanning")) == "looking for changed files…"
     assert text(Progress("indexing", files_total=173, files_done=44)) == "indexing 44/173 files"
     p = Progress("encoding", files_total=173, files_done=44, chunks_encoded=120, chunks_to_encode=480)
-    assert text(p) .startswith("encoding 120/480 passages · 44/173 files")
+    assert text(p).startswith("encoding 120/480+ passages · 44/173 files")  # +: files left may add passages
+    assert text(Progress("indexing", files_total=9, files_done=2, note="scan.pdf: OCR page 3/40")).endswith("OCR page 3/40")
     assert text(Progress("encoding", chunks_encoded=10, chunks_to_encode=90)).startswith("encoding 10/90 passages")
 
 

@@ -14,9 +14,12 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from desktop_search.core import analysis
 from desktop_search.core.store.caches import QueryCaches
+from desktop_search.core.store.fulltext import KeywordQuery
 from desktop_search.core.store.maintenance import Maintenance, dir_bytes
-from desktop_search.core.store.meta import open_meta, write_meta
+from desktop_search.core.location import IndexLocation
+from desktop_search.core.store.meta import META_FILE, open_meta, open_remote_meta, write_meta
 from desktop_search.core.store.keys import is_under
 from desktop_search.core.store.tables import FileRecord, Tables, fresh_retry
 
@@ -26,12 +29,25 @@ __all__ = ["Store"]
 class Store:
     """One index directory. Reads are safe from any thread; writes go through one writer at a time."""
 
-    def __init__(self, index_dir: Path, *, create: bool = True) -> None:
-        self.index_dir = Path(index_dir)
-        self.meta: dict[str, Any] = open_meta(self.index_dir, create=create)
-        self._tables = Tables(self.index_dir / "lance")
+    def __init__(self, index_dir: "Path | IndexLocation", *, create: bool = True,
+                 read_consistency_s: float = 5.0) -> None:
+        """``index_dir`` a folder, or a shared index in a bucket (an ``IndexLocation``, core/location.py): then
+        ``index_dir`` is that location, the description is an object beside the tables, and this Store sees
+        other machines' commits within ``read_consistency_s``."""
+        self._client: Any = None
+        if isinstance(index_dir, IndexLocation):
+            self.index_dir: Any = index_dir
+            self._client = index_dir.client()
+            self.meta: dict[str, Any] = open_remote_meta(index_dir, self._client, create=create)
+            self._tables = Tables(index_dir.lance_uri, storage_options=index_dir.lance_options(),
+                                  read_consistency_s=read_consistency_s, lease_uri=index_dir.uri)
+        else:
+            self.index_dir = Path(index_dir)
+            self.meta = open_meta(self.index_dir, create=create)
+            self._tables = Tables(self.index_dir / "lance")
         self._caches = QueryCaches(self._tables)
         self._maintenance = Maintenance(self._tables, self._caches)
+        self._languages: tuple[int, dict[str, int]] | None = None
 
     # The LanceDB tables themselves, for benchmarks and tests that inspect or damage an index on purpose.
     @property
@@ -53,7 +69,10 @@ class Store:
         self._caches.invalidate()
 
     def _write_meta(self, meta: dict[str, Any]) -> None:
-        write_meta(self.index_dir, meta)
+        if self._client is not None:
+            self.index_dir.write_json(self._client, META_FILE, meta)
+        else:
+            write_meta(self.index_dir, meta)
         self.meta = meta
 
     @property
@@ -167,8 +186,71 @@ class Store:
 
     @fresh_retry
     def fts(self, query: str, limit: int) -> list[dict[str, Any]]:
-        """BM25 over chunk text; rows carry ``_score``. An unparsable query yields no rows, never an error."""
-        return self._tables.fts(query, limit)
+        """BM25 for plain words (analysed as a query is); rows carry ``_score``. Never an error for odd input."""
+        if not self._tables.has_terms:
+            return self._tables.fts(query, limit, self._caches.fts_rows if self._tables.remote else None)
+        keys = [k for lang in self.query_languages(query) for k in analysis.query_keys(query, lang)]
+        return self.keyword_rows(KeywordQuery(should=tuple(dict.fromkeys(keys))), limit)
+
+    @fresh_retry
+    def keyword_rows(self, kq: KeywordQuery, limit: int) -> list[dict[str, Any]]:
+        """The best ``limit`` chunks for an analysed query, by BM25 over the analysed terms; rows carry ``_score``.
+        Phrases and exclusions are part of the full-text query, so they hold over the whole index."""
+        return self._tables.keyword_rows(kq, limit)
+
+    @fresh_retry
+    def has_key(self, key: str) -> bool:
+        """Whether any chunk has this index key (cheap: one posting list)."""
+        return self._tables.has_key(key)
+
+    @property
+    def has_terms(self) -> bool:
+        """The chunks carry analysed terms (an index from before keyword analysis is upgraded on the next write)."""
+        return self._tables.has_terms
+
+    @fresh_retry
+    def languages(self) -> dict[str, int]:
+        """Chunks per detected language in the current table version (read once per version)."""
+        version = self._caches.version(self._tables.chunks)
+        cached = self._languages
+        if cached is None or cached[0] != version:
+            cached = self._languages = (version, self._tables.chunk_languages())
+        return cached[1]
+
+    def query_languages(self, text: str, most: int = 3) -> list[str]:
+        """The languages to analyse a query in, most likely first: the index language the query looks most like,
+        then each language holding at least 5 % of the index's chunks (``most`` in all). A chunk is indexed in
+        its own language, so a query word is looked up in each (``runs`` as English ``run`` and as whatever a
+        short, undetectable chunk was indexed as)."""
+        langs = self.languages()
+        if not langs:
+            return [analysis.detect_language(text)]
+        total = sum(langs.values())
+        ranked = [lang for lang in sorted(langs, key=lambda lang: -langs[lang]) if langs[lang] * 20 >= total]
+        ranked = ranked or [max(langs, key=lambda lang: langs[lang])]
+        if len(langs) == 1 or next(analysis.tokens(text), None) is None:
+            return ranked[:most]
+        first = analysis.detect_language(text, among=list(langs))  # any language of the index may win
+        return [first, *(lang for lang in ranked if lang != first)][:most]
+
+    def upgrade_terms(self) -> bool:
+        """Give an index written before keyword analysis (or by an older analyser) its ``lang``/``terms``: every
+        chunk is re-analysed and the chunks table rewritten; vectors are kept (they are keyed by text hash). Call
+        with the index lock held. Returns whether anything was rewritten."""
+        version = analysis.ANALYZER_VERSION
+        if self._tables.has_terms and self.meta.get("analyzer") == version:
+            return False
+        with self._tables.write_lock:
+            rewrite = bool(self._tables.chunks.count_rows())
+            if rewrite:
+                self._caches.forget_versions()
+                self._tables.rewrite_chunks(self._tables.all_chunks())
+                self._caches.invalidate()
+            self._write_meta({**self.meta, "analyzer": version})
+            if rewrite:
+                self._maintenance.ensure_fts_index()
+                self._maintenance.ensure_vector_indexes()
+            return rewrite
 
     # -- vectors ----------------------------------------------------------------------------------------
     @fresh_retry
@@ -286,5 +368,7 @@ class Store:
         return self._maintenance.maybe_optimize(max_new_versions=max_new_versions, max_age_s=max_age_s)
 
     def index_bytes(self) -> int:
+        if self._client is not None:
+            return int(self.index_dir.total_bytes(self._client))
         return dir_bytes(self.index_dir)
 

@@ -10,7 +10,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["IndexIncompatible", "IndexMissing", "META_FILE", "SCHEMA_VERSION", "open_meta", "read_meta", "write_meta"]
+__all__ = ["IndexIncompatible", "IndexMissing", "META_FILE", "SCHEMA_VERSION", "open_meta", "open_remote_meta",
+           "read_meta", "write_meta"]
 
 SCHEMA_VERSION = 1
 META_FILE = "desktop_search_index.json"
@@ -63,10 +64,30 @@ def open_meta(index_dir: Path, *, create: bool) -> dict[str, Any]:
         raise IndexIncompatible(
             f"the index description {meta_path} is unreadable ({e}); run `desktop-search doctor --repair`"
         ) from None
+    return _checked(meta, str(index_dir))
+
+
+def _checked(meta: dict[str, Any], where: str) -> dict[str, Any]:
     if meta.get("schema_version") != SCHEMA_VERSION:
         raise IndexIncompatible(
-            f"index at {index_dir} has schema version {meta.get('schema_version')}, "
+            f"index at {where} has schema version {meta.get('schema_version')}, "
             f"this app reads version {SCHEMA_VERSION}; run `desktop-search doctor --repair` to rebuild it "
             "(your documents are not touched), then index your folders again"
         )
     return meta
+
+
+def open_remote_meta(location: Any, client: Any, *, create: bool) -> dict[str, Any]:
+    """:func:`open_meta` for a shared index: the description is an object next to the tables in the bucket
+    (``location`` an :class:`~desktop_search.core.location.IndexLocation`, ``client`` its object-store client)."""
+    try:
+        meta = location.read_json(client, META_FILE)
+    except ValueError as e:
+        raise IndexIncompatible(f"the index description is unreadable ({e})") from None
+    if meta is None:
+        if not create:
+            raise IndexMissing(f"no index at {location} (run `desktop-search index PATH --index-dir {location}` "
+                               "on the machine that indexes for the team first)")
+        meta = {"schema_version": SCHEMA_VERSION}
+        location.write_json(client, META_FILE, meta)
+    return _checked(meta, str(location))

@@ -1,8 +1,8 @@
 """The three LanceDB tables and every read and write of them: the only place that writes LanceDB filter strings.
 
 - ``files``: one row per file seen (path, size, mtime, content SHA-256, terminal status, failure reason/detail).
-- ``chunks``: one row per chunk (path, page, offsets, exact text, text hash) with a BM25 full-text index whose
-  ICU tokenizer segments CJK without dictionaries.
+- ``chunks``: one row per chunk (path, page, offsets, exact text, text hash, language, analysed terms) with a
+  BM25 full-text index on the terms (see ``fulltext``).
 - ``vectors``: BGE-M3 outputs keyed by the chunk text's hash (see ``codecs`` for the ColBERT bytes).
 
 Callers ask typed questions (``records_under(roots)``, ``chunks_of(path)``, ``vectors_with_hashes(hashes)``);
@@ -16,11 +16,14 @@ import functools
 import os
 import threading
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 import numpy as np
 import pyarrow as pa
+
+from desktop_search.core.store.fulltext import FTS_INDEX, KeywordQuery, fulltext_query, with_terms
 
 __all__ = [
     "CHUNKS_SCHEMA", "FILES_SCHEMA", "FileRecord", "HASH_INDEX", "Tables", "fixed_list_matrix", "fresh_retry",
@@ -55,6 +58,9 @@ CHUNKS_SCHEMA = pa.schema(
         pa.field("text", pa.string()),
         pa.field("text_hash", pa.string()),
         pa.field("n_tokens", pa.int32()),
+        # keyword analysis (core/analysis.py, store/fulltext.py): the chunk's language and its index keys
+        pa.field("lang", pa.string()),
+        pa.field("terms", pa.string()),
     ]
 )
 
@@ -190,12 +196,27 @@ def table_read_error(table: Any) -> str | None:
 class Tables:
     """The LanceDB connection of one index and its three tables (``vectors`` is None until a model is bound)."""
 
-    def __init__(self, lance_dir: Path) -> None:
+    def __init__(self, lance_dir: Path | str, *, storage_options: dict[str, str] | None = None,
+                 read_consistency_s: float | None = None, lease_uri: str | None = None) -> None:
+        """``lance_dir`` a folder, or a URI (``s3://...``) with its ``storage_options``; readers of a URI see other
+        writers' commits within ``read_consistency_s``, and writes stop once this process lost ``lease_uri``'s
+        lease (core/lease.py)."""
         from desktop_search.core.lancedb_import import import_lancedb
 
         lancedb = import_lancedb()  # without the namespace REST client a local index never uses
-        self._db = lancedb.connect(str(lance_dir))
-        self.write_lock = threading.RLock()
+        if storage_options is None:
+            self._db = lancedb.connect(str(lance_dir))
+        else:
+            self._db = lancedb.connect(
+                str(lance_dir), storage_options=storage_options,
+                read_consistency_interval=timedelta(seconds=read_consistency_s or 5.0),
+            )
+        self.remote = storage_options is not None
+        self.write_lock: Any = threading.RLock()
+        if lease_uri is not None:
+            from desktop_search.core.lease import GuardedWriteLock
+
+            self.write_lock = GuardedWriteLock(lease_uri)
         names = set(self._table_names())
         self.files = self._open_or_create("files", FILES_SCHEMA, names)
         self.chunks = self._open_or_create("chunks", CHUNKS_SCHEMA, names)
@@ -290,7 +311,16 @@ class Tables:
             for part in batches(list(paths)):
                 self.chunks.delete(_in_list("path", part))
             if rows:
-                self.chunks.add(pa.Table.from_pylist(list(rows), schema=CHUNKS_SCHEMA))
+                self.chunks.add(pa.Table.from_pylist(with_terms(rows), schema=CHUNKS_SCHEMA))
+
+    def rewrite_chunks(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Replace the whole chunks table with ``rows`` (re-analysed): how an index from before keyword analysis,
+        or from an older analyser, gets its terms."""
+        with self.write_lock:
+            fresh = [{k: v for k, v in r.items() if k not in ("lang", "terms") and not k.startswith("_")} for r in rows]
+            table = pa.Table.from_pylist(with_terms(fresh), schema=CHUNKS_SCHEMA)
+            self._db.drop_table("chunks")
+            self.chunks = self._db.create_table("chunks", table, schema=CHUNKS_SCHEMA)
 
     def _chunk_query(self, where: str | None, columns: Sequence[str] | None) -> list[dict[str, Any]]:
         q = self.chunks.search()
@@ -323,12 +353,22 @@ class Tables:
             return set()
         return set(self.chunk_columns(["text_hash"]).column("text_hash").to_pylist())
 
-    def fts(self, query: str, limit: int) -> list[dict[str, Any]]:
-        """BM25 over chunk text; rows carry ``_score``. An unparsable query yields no rows, never an error."""
+    def fts(self, query: str, limit: int,
+            complete: Callable[[pa.Table], list[dict[str, Any]] | None] | None = None) -> list[dict[str, Any]]:
+        """BM25 over chunk text; rows carry ``_score``. An unparsable query yields no rows, never an error.
+        ``complete`` (a shared index) turns hits read as ids into rows from RAM, or gives None to read them."""
         if not query.strip() or not self.chunks.count_rows():  # (not the chunk map: 0.25 s to build at 100k)
             return []
+
+        def run(text: str) -> list[dict[str, Any]]:
+            if complete is not None:
+                rows = complete(self.fts_ids(text, limit))
+                if rows is not None:
+                    return rows
+            return self.chunks.search(text, query_type="fts").limit(limit).to_arrow().to_pylist()
+
         try:
-            return self.chunks.search(query, query_type="fts").limit(limit).to_arrow().to_pylist()
+            return run(query)
         except Exception as e:
             if vanished(e):
                 raise  # retried on the latest version by @fresh_retry
@@ -337,14 +377,59 @@ class Tables:
             if not words or words == query:
                 return []
             try:
-                return self.chunks.search(words, query_type="fts").limit(limit).to_arrow().to_pylist()
+                return run(words)
             except Exception as e:
                 if vanished(e):
                     raise
                 return []
 
+    @property
+    def has_terms(self) -> bool:
+        """The chunks table has the analysed ``terms`` column (older indexes are upgraded by the next writer)."""
+        return "terms" in self.chunks.schema.names
+
+    def keyword_rows(self, kq: KeywordQuery, limit: int) -> list[dict[str, Any]]:
+        """The best ``limit`` chunks for an analysed query by BM25 over ``terms``; rows carry ``_score``."""
+        if not (kq.should or kq.phrases) or not self.chunks.count_rows():
+            return []
+        if not self.has_terms:
+            return self.fts(" ".join(kq.raw or kq.should), limit)
+        try:
+            return self.chunks.search(fulltext_query(kq)).limit(limit).to_arrow().to_pylist()
+        except Exception as e:
+            if vanished(e):
+                raise  # retried on the latest version by @fresh_retry
+            if not self.has_fts_index():
+                return []  # no full-text index yet (a write in progress, or a damaged index: doctor says so)
+            raise
+
+    def has_key(self, key: str) -> bool:
+        """Whether any chunk has this index key (one posting list)."""
+        if not self.has_terms or not self.chunks.count_rows():
+            return False
+        try:
+            q = self.chunks.search(fulltext_query(KeywordQuery(should=(key,)))).select(["id"]).limit(1)
+            return bool(q.to_arrow().num_rows)
+        except Exception as e:
+            if vanished(e):
+                raise
+            return False
+
+    def chunk_languages(self) -> dict[str, int]:
+        """Chunks per detected language."""
+        counts: dict[str, int] = {}
+        if self.has_terms and self.chunks.count_rows():
+            for lang in self.chunk_columns(["lang"]).column("lang").to_pylist():
+                counts[lang or "und"] = counts.get(lang or "und", 0) + 1
+        return counts
+
+    def fts_ids(self, query: str, limit: int) -> pa.Table:
+        """BM25 hits as ``id`` and ``_score`` only (a shared index completes the rows from RAM)."""
+        return self.chunks.search(query, query_type="fts").limit(limit).select(["id", "_score"]).to_arrow()
+
     def has_fts_index(self) -> bool:
-        return any("text" in n for n in index_names(self.chunks))
+        names = index_names(self.chunks)
+        return FTS_INDEX in names if self.has_terms else any("text" in n for n in names)
 
     # -- vectors ------------------------------------------------------------------------------------------
     def present_hashes(self, hashes: Iterable[str]) -> set[str]:
