@@ -33,6 +33,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import _common  # noqa: F401  # first: it prepares the app's process environment and sys.path
+
+from desktop_search.environment import process_env
+
 # Run in a fresh interpreter: where a fresh app's "model ready" time goes, stage by stage.
 _BREAKDOWN = r"""
 import json, sys, time
@@ -86,9 +90,9 @@ def main() -> int:
     a = ap.parse_args()
     a.runs = a.runs or (2 if a.quick else 3)
     tmp = Path(tempfile.mkdtemp(prefix="bench-startup-"))
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "TRANSFORMERS_NO_TF": "1",
-           "DESKTOP_SEARCH_DATA_DIR": str(tmp / "data"), "DESKTOP_SEARCH_CONFIG_DIR": str(tmp / "cfg"),
-           "DESKTOP_SEARCH_MODEL_DIR": str(tmp / "no-model"), "DESKTOP_SEARCH_CACHE_DIR": str(tmp / "cache")}
+    env = process_env(QT_QPA_PLATFORM="offscreen", DESKTOP_SEARCH_DATA_DIR=str(tmp / "data"),
+                      DESKTOP_SEARCH_CONFIG_DIR=str(tmp / "cfg"), DESKTOP_SEARCH_MODEL_DIR=str(tmp / "no-model"),
+                      DESKTOP_SEARCH_CACHE_DIR=str(tmp / "cache"))
     docs = tmp / "docs"
     docs.mkdir()
     for i in range(50):

@@ -57,8 +57,10 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, default=OUT, help="folder for the PNGs (default: resources/screenshots)")
     out = ap.parse_args().out
+    from desktop_search.environment import prepare_process
+
     _ensure_display()
-    os.environ.setdefault("TRANSFORMERS_NO_TF", "1")
+    prepare_process()
     work = Path(tempfile.mkdtemp(prefix="ds-shots-"))
     os.environ["DESKTOP_SEARCH_DATA_DIR"] = str(work / "data")
     os.environ["DESKTOP_SEARCH_CONFIG_DIR"] = str(work / "config")

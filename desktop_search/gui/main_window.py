@@ -684,10 +684,14 @@ class MainWindow(QMainWindow):
         self.services.watch_folders()
 
     def _on_semantic_unavailable(self, why: str) -> None:
-        from desktop_search.core.encoder import model_problem
+        from desktop_search.core.encoder import model_state
 
-        if model_problem(self.services.settings.model_dir):
+        state = model_state(self.services.settings.model_dir)
+        if state == "not installed":
             self.device_label.setText(f'<a href="model">{NO_MODEL_TEXT}</a>')
+            why = f"{why}\n\n{GET_MODEL_TEXT}"
+        elif state != "ready":  # "incomplete" or "not verified": what it is, not always "missing"
+            self.device_label.setText(f"model: {state} (keyword search)")
             why = f"{why}\n\n{GET_MODEL_TEXT}"
         else:  # installed, but it cannot run here: say why, not "not installed"
             self.device_label.setText("semantic search off (keyword search)")

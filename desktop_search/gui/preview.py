@@ -81,7 +81,7 @@ class PreviewPane(QWidget):
         self.fit = "width"  # "width" | "page" | "" (the zoom the user chose)
         self.zoom = 1.0  # pixels per PDF point of the page shown
         self.page_text = ""
-        self.last_render = None
+        self.shown = None  # the RenderedPage on screen (its highlight boxes), for tests and diagnostics
         self._seq = 0
 
         self.title = QLabel("Select a result to preview it")
@@ -262,8 +262,7 @@ class PreviewPane(QWidget):
     def _on_page(self, seq: int, r, img: QImage) -> None:
         if seq != self._seq:
             return  # a later request superseded this one
-        self.last_render = r
-        self.page_count, self.current_page = r.page_count, r.page
+        self.page_count, self.current_page, self.shown = r.page_count, r.page, r
         self.zoom = r.zoom / self.devicePixelRatioF()
         self.page_text = r.text
         self.page_box.blockSignals(True)

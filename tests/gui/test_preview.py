@@ -36,7 +36,7 @@ def _words_marked(pv) -> list[str]:
     """The words under the highlight boxes of the page shown, read back from the PDF at the box positions."""
     import pymupdf
 
-    r = pv.last_render
+    r = pv.shown
     with pymupdf.open(r.path) as doc:
         pg = doc[r.page - 1]
         return [pg.get_textbox(pymupdf.Rect(x0 / r.zoom, y0 / r.zoom, x1 / r.zoom, y1 / r.zoom)).strip()
