@@ -193,6 +193,16 @@ def test_a_reader_sees_a_new_file_within_the_refresh_interval(tmp_path, s3, shar
         time.sleep(0.5)
         hits = searcher.search("zeppelin", mode="keyword").hits
     assert hits and hits[0].path == str(folder / "airship.txt")
+
+    # An edited file keeps its chunk ids: the reader must show the new text, never the rows it had in RAM.
+    write(folder / "solar.txt", "Wind turbines on the ridge now feed the depot.")
+    deadline = time.monotonic() + 60
+    hits = []
+    while time.monotonic() < deadline and not hits:
+        time.sleep(0.5)
+        hits = searcher.search("turbines", mode="keyword").hits
+    assert hits and hits[0].path == str(folder / "solar.txt") and "turbines" in hits[0].text
+    assert not searcher.search("photovoltaic", mode="keyword").hits
     assert w.stop() == 0
 
 
