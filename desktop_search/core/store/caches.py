@@ -65,8 +65,8 @@ class ChunkMap:
     positions: dict[str, list[int]]  # text hash -> row offsets in the chunks table
     ids: list[str]  # chunk id per row
     paths: list[str]  # file path per row
-    rows: Any = None  # a shared index: every row, all columns (pa.Table; core/rowcache.py)
-    id_pos: dict[str, int] | None = None  # chunk id -> row offset (built on first use)
+    rows: Any = None  # a shared index: every row, all columns (pa.Table; rowcache.py)
+    rowid_pos: dict[int, int] | None = None  # a shared index: LanceDB row id -> row offset (BM25 hits carry ids)
 
 
 def return_freed_heap() -> None:
@@ -258,12 +258,16 @@ class QueryCaches:
         ids: list[str] = []
         paths: list[str] = []
         rows = None
+        rowid_pos = None
         if self._tables.remote:  # a shared index: every row in RAM, carried from version to version
+            keys = self._tables.chunk_columns(KEY_COLUMNS, row_ids=True)
             rows = tbl = carry_rows(
-                cached.rows if cached is not None else None, self._tables.chunk_columns(KEY_COLUMNS),
+                cached.rows if cached is not None else None, keys,
                 fetch=lambda offsets: chunks.take_offsets(offsets).to_arrow(),
                 read_all=lambda: chunks.search().limit(None).to_arrow(),
             )
+            if rows.column("id").to_pylist() == keys.column("id").to_pylist():  # both of one table version
+                rowid_pos = {rid: k for k, rid in enumerate(keys.column("_rowid").to_pylist())}
             for k, h in enumerate(tbl.column("text_hash").to_pylist()):
                 positions.setdefault(h, []).append(k)
             ids = tbl.column("id").to_pylist()
@@ -274,19 +278,17 @@ class QueryCaches:
                 positions.setdefault(h, []).append(k)
             ids = tbl.column("id").to_pylist()
             paths = tbl.column("path").to_pylist()
-        cached = ChunkMap(version, positions, ids, paths, rows)
+        cached = ChunkMap(version, positions, ids, paths, rows, rowid_pos)
         self._chunk_map = cached
         return cached
 
     def fts_rows(self, hits: pa.Table) -> list[dict[str, Any]] | None:
-        """BM25 hits read as ids -> full rows from the chunk map's rows (a shared index); None when a hit is
-        newer than the map (the caller then reads the rows)."""
+        """BM25 hits read as row ids -> full rows from the chunk map's rows (a shared index); None when a hit is
+        not in the map (a newer table version: the caller then reads the rows)."""
         cmap = self.chunk_map()
-        if cmap.rows is None:
+        if cmap.rows is None or cmap.rowid_pos is None:
             return None
-        if cmap.id_pos is None:
-            cmap.id_pos = {cid: k for k, cid in enumerate(cmap.ids)}
-        found = [cmap.id_pos.get(cid, -1) for cid in hits.column("id").to_pylist()]
+        found = [cmap.rowid_pos.get(rid, -1) for rid in hits.column("_rowid").to_pylist()]
         if any(k < 0 for k in found):
             return None
         rows = rows_at(cmap.rows, found)

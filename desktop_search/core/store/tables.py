@@ -327,8 +327,10 @@ class Tables:
     def all_chunks(self, columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
         return self._chunk_query(None, columns) if self.chunks.count_rows() else []
 
-    def chunk_columns(self, columns: Sequence[str]) -> pa.Table:
-        return self.chunks.search().select(list(columns)).limit(None).to_arrow()
+    def chunk_columns(self, columns: Sequence[str], *, row_ids: bool = False) -> pa.Table:
+        """These columns of every chunk row (and LanceDB's ``_rowid``, which BM25 hits carry, if ``row_ids``)."""
+        q = self.chunks.search().select(list(columns))
+        return (q.with_row_id(True) if row_ids else q).limit(None).to_arrow()
 
     def chunks_at(self, offsets: Sequence[int]) -> list[dict[str, Any]]:
         return self.chunks.take_offsets(list(offsets)).to_arrow().to_pylist()
@@ -369,8 +371,9 @@ class Tables:
                 return []
 
     def fts_ids(self, query: str, limit: int) -> pa.Table:
-        """BM25 hits as ``id`` and ``_score`` only (a shared index completes the rows from RAM)."""
-        return self.chunks.search(query, query_type="fts").limit(limit).select(["id", "_score"]).to_arrow()
+        """BM25 hits as ``_rowid`` and ``_score`` only: no column page is read (a shared index completes the
+        rows from RAM)."""
+        return self.chunks.search(query, query_type="fts").limit(limit).with_row_id(True).select(["_score"]).to_arrow()
 
     def has_fts_index(self) -> bool:
         return any("text" in n for n in index_names(self.chunks))
