@@ -65,7 +65,8 @@ def create_bucket(endpoint: str) -> str:
     return "team-bucket"
 
 
-def measure(where, queries: dict, warmup: dict, rounds: int, proxy: str | None = None) -> dict:
+def measure(where, queries: dict, warmup: dict, rounds: int, proxy: str | None = None,
+            mirror_dir: Path | None = None) -> dict:
     from desktop_search.core.search import Searcher
     from desktop_search.core.store import Store
     from desktop_search.devtools.s3_server import proxy_counts
@@ -73,7 +74,7 @@ def measure(where, queries: dict, warmup: dict, rounds: int, proxy: str | None =
     if proxy is not None:
         proxy_counts(proxy, reset=True)
     t0 = time.perf_counter()
-    store = Store(where, create=False, read_consistency_s=5.0)
+    store = Store(where, create=False, read_consistency_s=5.0, mirror_dir=mirror_dir)
     t_open = time.perf_counter() - t0
     store.warm()
     t_warm = time.perf_counter() - t0
@@ -113,6 +114,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--queries", type=int, default=None, help="distinct queries (default 40, quick 20)")
     p.add_argument("--rounds", type=int, default=2, help="timed rounds over the queries with warm caches")
     p.add_argument("--work-dir", type=Path, default=None)
+    p.add_argument("--no-mirror", action="store_true", help="read the chunks table from the bucket too "
+                   "(the app's readers keep a local copy of it)")
     args = p.parse_args(argv)
     n = args.chunks or (20_000 if args.quick else 100_000)
     n_queries = args.queries or (20 if args.quick else 40)
@@ -122,7 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"] = ACCESS_KEY, SECRET_KEY
     os.environ["DESKTOP_SEARCH_NO_KEYCHAIN"] = "1"
-    result: dict = {"benchmark": "s3", "machine": c.machine(), "chunks": n, "colbert_tokens_per_chunk": args.colbert_tokens,
+    result: dict = {"benchmark": "s3", "machine": c.machine(), "chunks": n, "chunks_mirrored": not args.no_mirror, "colbert_tokens_per_chunk": args.colbert_tokens,
                     "queries": n_queries, "rounds": args.rounds, "delay_ms": args.delay_ms}
     work = Path(tempfile.mkdtemp(prefix="bench-s3-", dir=args.work_dir))
     try:
@@ -153,7 +156,8 @@ def main(argv: list[str] | None = None) -> dict:
             for name, proxy in (("s3", ends["proxy"]), (f"s3_{args.delay_ms:g}ms", ends["proxy_delay"])):
                 c.log(name)
                 where = IndexLocation.parse(direct.uri, [("endpoint", proxy)])
-                result[name] = measure(where, queries, warmup, args.rounds, proxy)
+                mirror = None if args.no_mirror else work / f"mirror-{name}"  # as the app's readers do
+                result[name] = measure(where, queries, warmup, args.rounds, proxy, mirror)
         finally:
             server.stdin.close()
             server.wait(timeout=60)

@@ -192,7 +192,8 @@ def test_a_reader_sees_a_new_file_within_the_refresh_interval(tmp_path, s3, shar
     w.wait_for("press Ctrl+C")
 
     location = IndexLocation.parse(shared, [("endpoint", s3.endpoint)])
-    store = Store(location, create=False, read_consistency_s=1.0)  # the reader stays open, as the window does
+    # The reader stays open, as the window does, with its local copy of the chunks table.
+    store = Store(location, create=False, read_consistency_s=1.0, mirror_dir=tmp_path / "laptop-cache")
     searcher = Searcher(store, None)
     assert searcher.search("photovoltaic", mode="keyword").hits
     assert not searcher.search("zeppelin", mode="keyword").hits
@@ -201,7 +202,7 @@ def test_a_reader_sees_a_new_file_within_the_refresh_interval(tmp_path, s3, shar
     hits = search_until_found(searcher, "zeppelin")
     assert hits and hits[0].path == str(folder / "airship.txt")
 
-    # An edited file keeps its chunk ids: the reader must show the new text, never the rows it had in RAM.
+    # An edited file keeps its chunk ids: the reader must show the new text, never the copy it had.
     write(folder / "solar.txt", "Wind turbines on the ridge now feed the depot.")
     hits = search_until_found(searcher, "turbines")
     assert hits and hits[0].path == str(folder / "solar.txt") and "turbines" in hits[0].text

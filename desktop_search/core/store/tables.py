@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -192,10 +193,12 @@ class Tables:
     """The LanceDB connection of one index and its three tables (``vectors`` is None until a model is bound)."""
 
     def __init__(self, lance_dir: Path | str, *, storage_options: dict[str, str] | None = None,
-                 read_consistency_s: float | None = None, lease_uri: str | None = None) -> None:
+                 read_consistency_s: float | None = None, lease_uri: str | None = None,
+                 mirror: Any = None) -> None:
         """``lance_dir`` a folder, or a URI (``s3://...``) with its ``storage_options``; readers of a URI see other
         writers' commits within ``read_consistency_s``, and writes stop once this process lost ``lease_uri``'s
-        lease (core/lease.py)."""
+        lease (core/lease.py). A reader may pass a ``mirror`` (mirror.py): the chunks table is then read from a
+        local copy kept in step with the bucket."""
         import lancedb
 
         if storage_options is None:
@@ -213,7 +216,15 @@ class Tables:
             self.write_lock = GuardedWriteLock(lease_uri)
         names = set(self._table_names())
         self.files = self._open_or_create("files", FILES_SCHEMA, names)
-        self.chunks = self._open_or_create("chunks", CHUNKS_SCHEMA, names)
+        self._mirror = mirror if "chunks" in names else None
+        self._consistency_s = read_consistency_s or 5.0
+        self._mirror_checked = time.monotonic()
+        if self._mirror is not None:
+            self._mirror.sync()
+            self.chunks = lancedb.connect(str(self._mirror.local_root)).open_table("chunks")
+        else:
+            self.chunks = self._open_or_create("chunks", CHUNKS_SCHEMA, names)
+
         self.vectors = self._db.open_table("vectors") if "vectors" in names else None
 
     def _open_or_create(self, name: str, schema: pa.Schema, names: set[str]) -> Any:
@@ -235,7 +246,18 @@ class Tables:
         """Tables some of whose rows cannot be read, with the error."""
         return {name: err for name, t in self.all().items() if (err := table_read_error(t))}
 
+    def follow_mirror(self) -> None:
+        """Bring the local copy of the chunks table up to date, at most once per refresh interval."""
+        if self._mirror is None or time.monotonic() - self._mirror_checked < self._consistency_s:
+            return
+        self._mirror_checked = time.monotonic()
+        if self._mirror.sync():
+            self.chunks.checkout_latest()
+
     def checkout_latest(self) -> None:
+        if self._mirror is not None:
+            self._mirror_checked = 0.0
+            self.follow_mirror()
         for table in self.all().values():
             try:
                 table.checkout_latest()
@@ -308,6 +330,7 @@ class Tables:
                 self.chunks.add(pa.Table.from_pylist(list(rows), schema=CHUNKS_SCHEMA))
 
     def _chunk_query(self, where: str | None, columns: Sequence[str] | None) -> list[dict[str, Any]]:
+        self.follow_mirror()
         q = self.chunks.search()
         if where is not None:
             q = q.where(where)
@@ -327,10 +350,9 @@ class Tables:
     def all_chunks(self, columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
         return self._chunk_query(None, columns) if self.chunks.count_rows() else []
 
-    def chunk_columns(self, columns: Sequence[str], *, row_ids: bool = False) -> pa.Table:
-        """These columns of every chunk row (and LanceDB's ``_rowid``, which BM25 hits carry, if ``row_ids``)."""
-        q = self.chunks.search().select(list(columns))
-        return (q.with_row_id(True) if row_ids else q).limit(None).to_arrow()
+    def chunk_columns(self, columns: Sequence[str]) -> pa.Table:
+        self.follow_mirror()
+        return self.chunks.search().select(list(columns)).limit(None).to_arrow()
 
     def chunks_at(self, offsets: Sequence[int]) -> list[dict[str, Any]]:
         return self.chunks.take_offsets(list(offsets)).to_arrow().to_pylist()
@@ -340,22 +362,13 @@ class Tables:
             return set()
         return set(self.chunk_columns(["text_hash"]).column("text_hash").to_pylist())
 
-    def fts(self, query: str, limit: int,
-            complete: Callable[[pa.Table], list[dict[str, Any]] | None] | None = None) -> list[dict[str, Any]]:
-        """BM25 over chunk text; rows carry ``_score``. An unparsable query yields no rows, never an error.
-        ``complete`` (a shared index) turns hits read as ids into rows from RAM, or gives None to read them."""
+    def fts(self, query: str, limit: int) -> list[dict[str, Any]]:
+        """BM25 over chunk text; rows carry ``_score``. An unparsable query yields no rows, never an error."""
+        self.follow_mirror()
         if not query.strip() or not self.chunks.count_rows():  # (not the chunk map: 0.25 s to build at 100k)
             return []
-
-        def run(text: str) -> list[dict[str, Any]]:
-            if complete is not None:
-                rows = complete(self.fts_ids(text, limit))
-                if rows is not None:
-                    return rows
-            return self.chunks.search(text, query_type="fts").limit(limit).to_arrow().to_pylist()
-
         try:
-            return run(query)
+            return self.chunks.search(query, query_type="fts").limit(limit).to_arrow().to_pylist()
         except Exception as e:
             if vanished(e):
                 raise  # retried on the latest version by @fresh_retry
@@ -364,16 +377,11 @@ class Tables:
             if not words or words == query:
                 return []
             try:
-                return run(words)
+                return self.chunks.search(words, query_type="fts").limit(limit).to_arrow().to_pylist()
             except Exception as e:
                 if vanished(e):
                     raise
                 return []
-
-    def fts_ids(self, query: str, limit: int) -> pa.Table:
-        """BM25 hits as ``_rowid`` and ``_score`` only: no column page is read (a shared index completes the
-        rows from RAM)."""
-        return self.chunks.search(query, query_type="fts").limit(limit).with_row_id(True).select(["_score"]).to_arrow()
 
     def has_fts_index(self) -> bool:
         return any("text" in n for n in index_names(self.chunks))
