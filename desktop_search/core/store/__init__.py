@@ -13,6 +13,7 @@ Parts, in the order a query meets them:
 - ``caches``       per-version query caches in RAM (dense tier, lexical postings, chunk map) and the searches on
                    them, with their own lock and version memo.
 - ``maintenance``  optimize: drop unused vectors, compact, clean old versions, build FTS / B-tree / ANN indexes.
+- ``mirror``       a reader of a shared index (s3://...): a local copy of the chunks table, synced from the bucket.
 
 Nothing here imports Qt or torch.
 """
