@@ -3,7 +3,7 @@
 The model is the real BGE-M3 architecture (XLM-RoBERTa-large, 568M parameters) with random weights, built by
 ``desktop_search.devtools.random_bge_m3`` once and cached under ``--model-dir`` / ``DESKTOP_SEARCH_BENCH_MODEL``
 (default ``benchmarks/.cache/bge-m3-full``, git-ignored); speed and memory do not depend on the weights' values.
-The int8 CPU copy the app builds from it is cached beside it (``benchmarks/.cache/int8``).
+The int8 CPU copy the app builds from it is cached in ``benchmarks/.cache/int8`` (``DESKTOP_SEARCH_BENCH_INT8``).
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ if str(REPO) not in sys.path:
 
 CACHE = BENCH_DIR / ".cache"
 DEFAULT_MODEL = CACHE / "bge-m3-full"
-INT8_CACHE = CACHE / "int8"
+# The int8 copy the app derives from the model (DESKTOP_SEARCH_BENCH_INT8 to share one between checkouts).
+INT8_CACHE = Path(os.environ.get("DESKTOP_SEARCH_BENCH_INT8") or CACHE / "int8")
 CORPUS = Path(os.environ.get("DESKTOP_SEARCH_SHARED_CORPUS", REPO.parent / "shared" / "corpus"))
 
 

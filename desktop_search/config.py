@@ -91,6 +91,10 @@ class Settings:
     max_file_bytes: int = 512 * 1024**2
     extract_time_limit_s: float = 120.0
     extract_workers: int = 2
+    # OCR of scanned pages and images (on by default; --no-ocr / the settings dialog turn it off). Recognised
+    # pages are cached by content under ocr_cache_dir, so no page is ever recognised twice.
+    ocr: bool = True
+    ocr_cache_dir: Path = field(default_factory=lambda: default_cache_dir() / "ocr")
     # A shared index on object storage (``s3://bucket/prefix``); empty: the local ``index_dir``. Storage options
     # (endpoint, region, profile, allow_http ...) go with it; secrets are never kept here (see core/location.py).
     index_uri: str = ""
@@ -172,7 +176,7 @@ def load_settings(**overrides: Any) -> Settings:
         given["index_uri"] = str(given.pop("index_dir"))
     elif "index_dir" in given:
         env.pop("index_uri", None)  # an explicit local folder beats a URI in the environment
-    for key in ("index_dir", "model_dir"):
+    for key in ("index_dir", "model_dir", "ocr_cache_dir"):
         if key in given:
             given[key] = Path(given[key]).expanduser().resolve()
     return Settings(**{**env, **given}).validate()

@@ -63,6 +63,7 @@ def settings_from_args(args: argparse.Namespace) -> config.Settings:
             device=getattr(args, "device", None),
             cpu_precision=getattr(args, "precision", None),
             weights=weights,
+            ocr=False if getattr(args, "no_ocr", False) else None,
         )
     except ValueError as e:
         raise CliError(str(e)) from None
@@ -86,7 +87,7 @@ def load_encoder(settings: config.Settings, *, required: bool, fallback: str = "
     try:
         from desktop_search.core.encoder import Encoder
 
-        return Encoder(settings.model_dir, settings.device, settings.cpu_precision)
+        return Encoder(settings.model_dir, settings.device, settings.cpu_precision, progress=BuildPrinter())
     except Exception as e:  # a damaged model or a broken install must be named, not dumped as a traceback
         why = load_failure(e, settings.model_dir)
         if required:
@@ -168,4 +169,13 @@ class ProgressPrinter(LinePrinter):
             f"{progress_bar(p.files_done / max(p.files_total, 1))} {p.files_done}/{p.files_total} files · "
             f"{p.chunks_done} chunks ({p.chunks_per_s:.1f}/s) · {p.files_failed} failed · "
             f"ETA {format_duration(p.eta_s)} · {p.phase}"
+            + (f" · {p.semantic_line}" if getattr(p, "chunks_to_encode", 0) else "")
+            + (f" · {p.note}" if getattr(p, "note", "") else "")
         )
+
+
+class BuildPrinter(LinePrinter):
+    """The one-time int8 build of the model (a minute or more, once per model): stage and layers."""
+
+    def line(self, p: Any) -> str:
+        return f"{progress_bar(p.overall)} {p.text()}"

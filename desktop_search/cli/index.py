@@ -27,12 +27,14 @@ def add_parsers(sub: Any) -> None:
     add_common(p)
     p.add_argument("--json", action="store_true", help="print the run report as JSON")
     p.add_argument("--keyword-only", action="store_true", help="do not load the model; build the keyword index only")
+    p.add_argument("--no-ocr", action="store_true", help="do not recognise text in scanned pages and images")
     p.set_defaults(run=cmd_index)
 
     p = sub.add_parser("watch", help="index folders, then keep the index in step with them until stopped (Ctrl+C)")
     p.add_argument("paths", nargs="+", type=Path, metavar="FOLDER")
     add_common(p)
     p.add_argument("--keyword-only", action="store_true", help="do not load the model; build the keyword index only")
+    p.add_argument("--no-ocr", action="store_true", help="do not recognise text in scanned pages and images")
     p.add_argument("--poll", action="store_true", help="poll for changes instead of native change notification")
     p.add_argument("--poll-interval", type=float, default=3.0, metavar="S", help="seconds between polls (default 3)")
     p.add_argument("--debounce", type=float, default=1.0, metavar="S",

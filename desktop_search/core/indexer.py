@@ -65,8 +65,16 @@ class Progress:
     files_skipped: int = 0
     chunks_done: int = 0
     chunks_encoded: int = 0
+    chunks_to_encode: int = 0  # chunks found so far that need vectors (grows while files are still read)
     elapsed_s: float = 0.0
     current: str = ""
+    note: str = ""  # what the reader of a slow file is doing, e.g. "scan.pdf: OCR page 3/40"
+
+    @property
+    def semantic_line(self) -> str:
+        """"semantic: 1,240 / 52,000 chunks"; "+" after the total while files remain that may add chunks."""
+        more = "+" if self.phase not in ("done", "optimizing") and self.files_done < self.files_total else ""
+        return f"semantic: {self.chunks_encoded:,} / {self.chunks_to_encode:,}{more} chunks"
 
     @property
     def files_per_s(self) -> float:
@@ -94,6 +102,8 @@ class IndexReport:
     chunks_written: int = 0
     chunks_encoded: int = 0
     encode_s: float = 0.0
+    ocr_pages: int = 0  # pages the OCR engine recognised in this run
+    ocr_cached: int = 0  # pages whose OCR text came from the cache (recognised in an earlier run)
     elapsed_s: float = 0.0
     cancelled: bool = False
     semantic: bool = False
@@ -229,6 +239,7 @@ class Indexer:
 
             extractor = shared_pool(settings.extract_workers, default_memory_limit(settings.max_file_bytes))
         self.extractor = extractor
+        self._note: Callable[[Path, str], None] | None = None  # the running pass's progress notes
         self._known_keys: set[str] = set()  # paths with a files row, so new ones get an intent row first
         if encoder is not None:
             current = store.model_fingerprint == encoder.fingerprint and store.dim == encoder.dim
@@ -288,6 +299,7 @@ class Indexer:
     def _reconcile(self, paths, progress, cancel, pause, include, exclude, *, watched: bool) -> IndexReport:
         t0 = time.monotonic()
         self._pause = pause
+        self.store.upgrade_terms()  # an index from before keyword analysis gets its terms (vectors are kept)
         report = IndexReport(semantic=self.encoder is not None)
         prog = Progress("scanning")
         cancel = cancel or threading.Event()
@@ -300,6 +312,7 @@ class Indexer:
                 progress(prog)
 
         tick()
+        self._note = lambda path, message: tick(note=f"{path.name}: {message}")
         dir_errors: list[tuple[str, OSError]] = []
         files, unsupported = discover(paths, include, exclude, errors=dir_errors, strict_files=watched)
         # The index folder may sit inside a watched folder: its own files are never documents.
@@ -335,6 +348,9 @@ class Indexer:
                     pass
             todo.append((p, st))
         moved, todo = self._find_moves(todo, [known[p] for p in gone])
+        # Recently modified or opened files first: semantic search is useful on what the user works on within
+        # minutes of a first run over a large folder, long before the rest is encoded.
+        todo.sort(key=lambda item: _recency(item[1]), reverse=True)
         if moved:
             self._apply_moves(moved, report)
         if gone:
@@ -426,10 +442,13 @@ class Indexer:
             digest = sha256_file(path) if st.st_size <= self.settings.max_file_bytes else ""
         except OSError as e:
             return _Prepared(path, 0, 0, "", None, _os_failure(path, e))
-        options = ExtractOptions(max_bytes=self.settings.max_file_bytes,
-                                 time_limit_s=self.settings.extract_time_limit_s)
+        options = ExtractOptions(
+            max_bytes=self.settings.max_file_bytes, time_limit_s=self.settings.extract_time_limit_s,
+            ocr=self.settings.ocr, ocr_cache_dir=str(self.settings.ocr_cache_dir),
+        )
         if runs_isolated(path):
-            ex = self.extractor.extract(path, options)
+            note = self._note
+            ex = self.extractor.extract(path, options, progress=None if note is None else lambda m: note(path, m))
         else:
             ex = extract(path, options)
         return _Prepared(path, st.st_size, st.st_mtime_ns, digest, ex)
@@ -469,7 +488,7 @@ class Indexer:
             tick(phase="indexing")
             prepared = queue.popleft().result()
             refill()
-            tick(current=path_key(str(prepared.path)))
+            tick(current=path_key(str(prepared.path)), note="")
             chunks: list[Chunk] = []
             if prepared.extraction is not None and prepared.extraction.ok:
                 try:
@@ -497,6 +516,9 @@ class Indexer:
         for prepared, chunks in group:
             path = path_key(str(prepared.path))
             ex = prepared.extraction
+            if ex is not None:
+                report.ocr_pages += ex.ocr_pages
+                report.ocr_cached += ex.ocr_cached
             if prepared.error or ex is None or not ex.ok or not chunks:
                 if prepared.error:
                     reason, _, detail = prepared.error.partition("|")
@@ -591,9 +613,12 @@ class Indexer:
         report.failures.append((path_key(str(path)), reason, detail))
 
     # -- encoding ---------------------------------------------------------------------------------------
-    def _encode_rows(self, rows: list[dict], report: IndexReport, prog: Progress, tick, cancel) -> None:
+    def _encode_rows(self, rows: list[dict], report: IndexReport, prog: Progress, tick, cancel,
+                     counted: bool = False) -> None:
+        """Encode and store the rows' texts that have no vectors yet; ``counted``: already in the total."""
         by_hash = {r["text_hash"]: r["text"] for r in rows}
         needed = [h for h in by_hash if h not in self.store.present_hashes(by_hash)]
+        tick(chunks_to_encode=prog.chunks_to_encode + (len(needed) - len(by_hash) if counted else len(needed)))
         if not needed:
             return
         texts = [by_hash[h] for h in needed]
@@ -626,18 +651,37 @@ class Indexer:
 
     def _encode_missing(self, report: IndexReport, prog: Progress, tick, cancel) -> None:
         """Encode chunks that have no vectors yet: indexed before a model was installed, or after a model change."""
-        missing = sorted(self.store.all_chunk_hashes() - self.store.vector_hashes())
-        for start in range(0, len(missing), 256):
+        missing = self.store.all_chunk_hashes() - self.store.vector_hashes()
+        if not missing:
+            return
+        # Most recently modified files' chunks first, as in the main pass.
+        mtimes = {path: rec.mtime_ns for path, rec in self.store.file_records().items()}
+        newest: dict[str, int] = {}
+        for ref in self.store.chunk_refs(sorted(missing)):
+            newest[ref["text_hash"]] = max(newest.get(ref["text_hash"], 0), mtimes.get(ref["path"], 0))
+        order = sorted(missing, key=lambda h: (-newest.get(h, 0), h))
+        tick(chunks_to_encode=prog.chunks_to_encode + len(order))
+        for start in range(0, len(order), 256):
             if cancel.is_set():
                 return
-            rows = self.store.chunks_for_hashes(missing[start : start + 256])
+            part = order[start : start + 256]
+            rank = {h: i for i, h in enumerate(part)}
+            rows = sorted(self.store.chunks_for_hashes(part), key=lambda r: rank.get(r["text_hash"], len(rank)))
             try:
-                self._encode_rows(rows, report, prog, tick, cancel)
+                self._encode_rows(rows, report, prog, tick, cancel, counted=True)
             except InterruptedError:
                 return
             except Exception as e:
                 report.errors.append(f"encoding failed ({type(e).__name__}: {e}); will retry on the next run")
                 return
+
+
+def _recency(st: os.stat_result | None) -> int:
+    """When a file was last modified or opened (access times are coarse under relatime, but a file opened
+    today still shows it); unreadable files last."""
+    if st is None:
+        return -1
+    return max(st.st_mtime_ns, getattr(st, "st_atime_ns", 0))
 
 
 def folder_counts(records: dict[str, FileRecord], folders: Sequence[str]) -> dict[str, dict[str, int]]:

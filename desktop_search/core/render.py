@@ -37,14 +37,16 @@ class TextContext:
 
 def render_pdf_page(
     path: str | Path, page: int, *, terms: list[str] = (), passage: str = "", zoom: float = 1.5,
-    fit_width: int | None = None,
+    fit_width: int | None = None, ocr_cache_dir: str | Path | None = None,
 ) -> RenderedPage:
     """Render page ``page`` (1-based, clamped to the document) and locate the terms and the passage on it.
-    With ``fit_width`` (pixels) the zoom is chosen so the page fills that width."""
-    import pymupdf
+    With ``fit_width`` (pixels) the zoom is chosen so the page fills that width. A page whose text came from
+    OCR has no text layer to search: its words are located with the boxes the OCR cache kept for it."""
+    from desktop_search.core.extract.pdf import MUPDF_LOCK, open_document, pymupdf_module
 
+    pymupdf = pymupdf_module()
     data = Path(path).read_bytes()
-    with pymupdf.open(stream=data, filetype="pdf") as doc:
+    with MUPDF_LOCK, open_document(data, Path(path).suffix.lower().lstrip(".") or "pdf") as doc:
         if doc.needs_pass and not doc.authenticate(""):
             raise ValueError("the document is password-protected")
         count = doc.page_count
@@ -63,8 +65,11 @@ def render_pdf_page(
                 term_rects.extend(scaled(pg.search_for(t)))
         passage_rects = []
         # The passage is located line by line: a chunk spans many lines and search_for works within lines.
-        for line in [ln.strip() for ln in passage.splitlines() if len(ln.strip()) >= 8][:60]:
+        passage_lines = [ln.strip() for ln in passage.splitlines() if len(ln.strip()) >= 8][:60]
+        for line in passage_lines:
             passage_rects.extend(scaled(pg.search_for(line[:80])))
+        if not term_rects and not passage_rects and not pg.get_text("text").strip():
+            term_rects, passage_rects = _ocr_rects(pg, terms, passage_lines, zoom, ocr_cache_dir)
         return RenderedPage(
             path=str(path),
             page=number,
@@ -76,6 +81,23 @@ def render_pdf_page(
             term_rects=term_rects,
             passage_rects=passage_rects,
         )
+
+
+def _ocr_rects(pg, terms, passage_lines, zoom, cache_dir) -> tuple[list, list]:
+    from desktop_search.config import default_cache_dir
+    from desktop_search.core.extract.ocr import cached_page
+
+    recognised, _ = cached_page(pg, str(cache_dir or default_cache_dir() / "ocr"))
+    if recognised is None:
+        return [], []
+
+    def scaled(boxes) -> list[tuple[float, float, float, float]]:
+        return [(x0 * zoom, y0 * zoom, x1 * zoom, y1 * zoom) for x0, y0, x1, y1 in boxes]
+
+    term_rects = [r for t in terms if len(t.strip()) >= 2 for r in scaled(recognised.find(t))]
+    wanted = set(passage_lines)
+    passage_rects = scaled([ln.box for ln in recognised.lines if ln.text.strip() in wanted])
+    return term_rects, passage_rects
 
 
 def text_context(

@@ -14,13 +14,15 @@ import re
 import threading
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import numpy as np
 
+from desktop_search.core import analysis
 from desktop_search.core.query import _CJK_RE, ParsedQuery, SearchFilter, parse_query  # noqa: F401 (re-exported)
-from desktop_search.core.store import Store, dequantize_colbert_many
+from desktop_search.core.store import KeywordQuery, Store, dequantize_colbert_many
 
 SNIPPET_CHARS = 240
 MARK_OPEN, MARK_CLOSE = "**", "**"
@@ -60,29 +62,21 @@ class SearchResult:
     mode: str  # hybrid | keyword
     stage: str  # keyword | hybrid | reranked
     hits: list[Hit] = field(default_factory=list)
+    corrected: str | None = None  # typo fallback: the query the hits are for ("showing results for ...")
 
     def as_json(self) -> dict[str, Any]:
-        return {"query": self.query, "mode": self.mode, "hits": [h.as_json() for h in self.hits]}
+        out: dict[str, Any] = {"query": self.query, "mode": self.mode, "hits": [h.as_json() for h in self.hits]}
+        if self.corrected is not None:
+            out["corrected"] = self.corrected
+        return out
 
 
-def make_snippet(text: str, terms: list[str], width: int = SNIPPET_CHARS) -> str:
-    """A window of ``text`` around the densest cluster of matched terms, with the terms marked ``**like this**``."""
-    lowered = text.casefold()
-    spans: list[tuple[int, int]] = []
-    for term in sorted(terms, key=len, reverse=True):
-        t = term.casefold()
-        if not t:
-            continue
-        start = 0
-        while True:
-            i = lowered.find(t, start)
-            if i < 0:
-                break
-            # Latin-script words match at word starts only ("art" must not light up inside "start").
-            if _CJK_RE.match(t) or i == 0 or not lowered[i - 1].isalnum():
-                if not any(a < i + len(t) and i < b for a, b in spans):
-                    spans.append((i, i + len(t)))
-            start = i + 1
+def make_snippet(text: str, terms: list[str], width: int = SNIPPET_CHARS, lang: str = analysis.UNKNOWN) -> str:
+    """A window of ``text`` around the densest cluster of matched words, marked ``**like this**``. Words match as
+    search matches them (:func:`analysis.highlight_spans`: whole words, stems in ``lang``, accents folded, no
+    stop words)."""
+    words = [t.text for term in terms for t in analysis.tokens(term)]
+    spans = analysis.highlight_spans(text, words, lang)
     spans.sort()
     if spans:
         best_i, best_n = 0, 0
@@ -154,8 +148,31 @@ def _helper() -> ThreadPoolExecutor:
         return _helper_pool
 
 
+@dataclass
+class KeywordMatches:
+    """A query's keyword side: the analysed query, the language it was analysed in and the matching chunks
+    (complete rows, best BM25 first, every one passing the phrase and exclusion checks)."""
+
+    kq: KeywordQuery
+    lang: str
+    rows: list[dict] = field(default_factory=list)
+    corrected: str | None = None  # the query as corrected by the typo fallback
+
+
+FUSIONS = ("rrf", "none")
+SECONDARY_LANGUAGE_BOOST = 0.3
+
+
 class Searcher:
-    """Answers queries over one Store; the encoder is optional (keyword-only without a model)."""
+    """Answers queries over one Store; the encoder is optional (keyword-only without a model).
+
+    Final hybrid ranking (``fusion="rrf"``, the default): reciprocal-rank fusion of the semantic ranking
+    (FlagEmbedding's weighted dense + sparse + ColBERT score) and the keyword (BM25) ranking,
+    ``score = 1 / (rrf_k + semantic rank) + keyword_weight / (rrf_k + BM25 rank)`` (a ranking a chunk is absent
+    from adds nothing), so a chunk that BM25 ranks first for a rare exact term or a quoted phrase stays near the
+    top whatever the model thinks of it. The per-mode scores reported with each hit stay FlagEmbedding's.
+    ``fusion="none"``: the semantic score alone, keyword-only matches after it in BM25 order.
+    """
 
     def __init__(
         self,
@@ -165,12 +182,20 @@ class Searcher:
         weights: tuple[float, float, float] = (0.4, 0.2, 0.4),
         candidates_per_mode: int = 100,
         rerank_k: int = 50,
+        fusion: str = "rrf",
+        rrf_k: int = 60,
+        keyword_weight: float = 1.0,
     ) -> None:
+        if fusion not in FUSIONS:
+            raise ValueError(f"unknown fusion {fusion!r}; choose one of {', '.join(FUSIONS)}")
         self.store = store
         self.encoder = encoder
         self.weights = weights
         self.candidates_per_mode = candidates_per_mode
         self.rerank_k = rerank_k
+        self.fusion = fusion
+        self.rrf_k = rrf_k
+        self.keyword_weight = keyword_weight
         self._query_cache: OrderedDict[str, Any] = OrderedDict()
         self._cache_lock = threading.Lock()
 
@@ -200,29 +225,115 @@ class Searcher:
         snippets: dict[str, str] = {}  # the stages show mostly the same chunks: each snippet is made once
         try:
             keep = (flt or SearchFilter()).matcher(self.store)
-            keyword_rows = self.store.fts(pq.text, self.candidates_per_mode) if pq.text else []
+            kw = self.keyword_matches(pq, k, keep)
             if not semantic:
-                yield self._keyword_result(query, pq, keyword_rows, k, keep, snippets=snippets)
+                yield self._keyword_result(query, pq, kw, k, keep, snippets=snippets)
                 return
-            yield self._keyword_result(query, pq, keyword_rows, k, keep, mode="hybrid", snippets=snippets)
-            yield from self._semantic(query, pq, keyword_rows, k, keep, early, pending, snippets)
+            yield self._keyword_result(query, pq, kw, k, keep, mode="hybrid", snippets=snippets)
+            yield from self._semantic(query, pq, kw, k, keep, early, pending, snippets)
         finally:
             for job in pending:  # an abandoned search waits for its helper jobs: no work outlives it
                 if not job.cancel():
                     job.exception()
 
     # -- keyword ----------------------------------------------------------------------------------------
+    def analyse_query(self, pq: ParsedQuery) -> tuple[KeywordQuery, str]:
+        """The parsed query in index keys, in each language the index holds enough of (see
+        ``Store.query_languages``), and the language it most likely is in (for corrections and snippets)."""
+        langs = self.store.query_languages(pq.text) if pq.text else [analysis.UNKNOWN]
+        should = [key for lang in langs for key in analysis.query_keys(pq.text, lang)]
+        primary = set(analysis.query_keys(pq.text, langs[0]))
+        # keys only another language of the index gives count less: the query is most likely in langs[0]
+        boosts = {key: SECONDARY_LANGUAGE_BOOST for key in should if key not in primary}
+        phrases = []
+        for p in pq.phrases:
+            alternatives = tuple(dict.fromkeys(t for t in (tuple(analysis.analyse(p, lang)) for lang in langs) if t))
+            if alternatives:
+                phrases.append(alternatives)
+        kq = KeywordQuery(
+            should=tuple(dict.fromkeys(should)),
+            boosts=boosts,
+            phrases=tuple(phrases),
+            excluded=tuple(dict.fromkeys(x for w in pq.excluded for lang in langs for x in analysis.exclusion_keys(w, lang))),
+            raw=tuple(pq.text.split()),
+        )
+        return kq, langs[0]
+
+    def keyword_matches(self, pq: ParsedQuery, k: int, keep) -> KeywordMatches:
+        """Chunks matching the query by BM25, enough of them for ``k`` files to pass the filters (the fetch grows
+        until it has them or the matches run out); a word with no match at all is retried with typo tolerance."""
+        kq, lang = self.analyse_query(pq)
+        kw = KeywordMatches(kq, lang)
+        if not (kq.should or kq.phrases):
+            return kw
+        kw.rows = self._fetch(pq, kq, lang, k, keep)
+        fuzzy = self._typo_keys(kq, kw.rows)
+        if fuzzy:
+            fuzzy_kq = dataclasses.replace(kq, fuzzy=fuzzy)
+            rows = self._fetch(pq, fuzzy_kq, lang, k, keep)
+            corrected = self._corrected(pq, lang, fuzzy, rows)
+            if rows and corrected is not None:
+                kw.kq, kw.rows, kw.corrected = fuzzy_kq, rows, corrected
+        return kw
+
+    def _fetch(self, pq: ParsedQuery, kq: KeywordQuery, lang: str, k: int, keep) -> list[dict]:
+        limit = max(self.candidates_per_mode, 4 * k)
+        while True:
+            rows = self.store.keyword_rows(kq, limit)
+            good = [r for r in rows if self._passes(pq, kq, lang, r)]
+            files = {r["path"] for r in good if keep(r["path"])}
+            if len(files) >= k or len(rows) < limit:
+                return good
+            limit *= 4
+
+    def _typo_keys(self, kq: KeywordQuery, rows: list[dict]) -> dict[str, int]:
+        """Query keys that match nothing in the index and are long enough for typo tolerance -> edits allowed."""
+        if not self.store.has_terms:
+            return {}
+        seen: set[str] = set()
+        for r in rows[:50]:
+            seen.update((r.get("terms") or "").split())
+        out: dict[str, int] = {}
+        for key in kq.should:
+            edits = analysis.fuzziness_for(key)
+            if edits and key not in seen and not analysis.is_unsegmented(key) and not self.store.has_key(key):
+                out[key] = edits
+        return out
+
+    @staticmethod
+    def _corrected(pq: ParsedQuery, lang: str, fuzzy: dict[str, int], rows: list[dict]) -> str | None:
+        """The query with each typo replaced by the word the fuzzy matches found most often."""
+        replacement: dict[str, str] = {}
+        for key, edits in fuzzy.items():
+            counts: dict[str, int] = {}
+            for r in rows[:20]:
+                for t in set((r.get("terms") or "").split()):
+                    if t != key and abs(len(t) - len(key)) <= edits and analysis.edit_distance(t, key, edits) <= edits:
+                        counts[t] = counts.get(t, 0) + 1
+            if not counts:
+                continue
+            best = max(counts, key=lambda t: counts[t])
+            word = analysis.word_for_key(best, [r["text"] for r in rows[:20]], lang)
+            if word:
+                replacement[key] = word
+        if not replacement:
+            return None
+        words = []
+        for w in pq.text.split():
+            keys = analysis.query_keys(w, lang)
+            words.append(replacement.get(keys[0], w) if len(keys) == 1 else w)
+        return " ".join(words)
+
     def _keyword_result(
-        self, query: str, pq: ParsedQuery, rows: list[dict], k: int, keep, mode: str = "keyword",
+        self, query: str, pq: ParsedQuery, kw: KeywordMatches, k: int, keep, mode: str = "keyword",
         snippets: dict | None = None,
     ) -> SearchResult:
         scored = []
-        for r in rows:
-            if not self._passes(pq, r["text"]):
-                continue
+        for r in kw.rows:
             s = float(r.get("_score") or 0.0)
             scored.append((s, r, {"dense": None, "sparse": None, "colbert": None, "bm25": s}))
-        return SearchResult(query, mode, "keyword", self._group(scored, pq, k, keep, snippets=snippets))
+        hits = self._group(scored, pq, k, keep, snippets=snippets, lang=kw.lang, corrected=kw.corrected)
+        return SearchResult(query, mode, "keyword", hits, corrected=kw.corrected)
 
     # -- semantic ---------------------------------------------------------------------------------------
     def _encode_query(self, text: str):
@@ -246,18 +357,36 @@ class Searcher:
         candidates.update(dict.fromkeys(self.store.sparse_neighbours(q_sparse, n)))
         return q_dense, q_sparse, q_colbert, candidates
 
+    def _fuse(self, semantic: list[tuple[float, dict, dict]], keyword_rows: list[dict], unencoded: list) -> list:
+        """The final ordering of semantically scored chunks and keyword matches (see the class docstring); with
+        ``fusion="none"`` the semantic order, then the keyword matches that have no vectors yet."""
+        if self.fusion == "none":
+            return semantic
+        k = self.rrf_k
+        kw_rank = {r["id"]: i for i, r in enumerate(keyword_rows, 1)}
+        fused: dict[str, tuple[float, dict, dict]] = {}
+        for i, (_s, r, sc) in enumerate(sorted(semantic, key=lambda t: t[0], reverse=True), 1):
+            kr = kw_rank.get(r["id"])
+            score = 1.0 / (k + i) + (self.keyword_weight / (k + kr) if kr else 0.0)
+            fused[r["id"]] = (score, r, sc)
+        for _s, r, sc in unencoded:
+            if r["id"] not in fused and r["id"] in kw_rank:
+                fused[r["id"]] = (self.keyword_weight / (k + kw_rank[r["id"]]), r, sc)
+        return list(fused.values())
+
     def _semantic(
-        self, query: str, pq: ParsedQuery, keyword_rows: list[dict], k: int, keep, early: Future | None,
+        self, query: str, pq: ParsedQuery, kw: KeywordMatches, k: int, keep, early: Future | None,
         pending: list[Future], snippets: dict[str, str],
     ) -> Iterator[SearchResult]:
+        keyword_rows = kw.rows
         if early is None:
-            yield SearchResult(query, "hybrid", "reranked", [])
+            yield SearchResult(query, "hybrid", "reranked", [], corrected=kw.corrected)
             return
         q_dense, q_sparse, q_colbert, candidates = early.result()
         bm25_by_chunk = {r["id"]: float(r.get("_score") or 0.0) for r in keyword_rows}
         candidates.update(dict.fromkeys(r["text_hash"] for r in keyword_rows))
         if not candidates:
-            yield SearchResult(query, "hybrid", "reranked", [])
+            yield SearchResult(query, "hybrid", "reranked", [], corrected=kw.corrected)
             return
         wd, ws, wc = self.weights
         hashes = list(candidates)
@@ -276,22 +405,24 @@ class Searcher:
         else:
             by_id = {r["id"]: r for r in keyword_rows}  # BM25 rows are complete already
             chunk_rows = [by_id.get(r["id"], r) for r in self.store.chunk_refs(list(candidates))]
+        chunk_rows = [r for r in chunk_rows if "text" not in r or self._passes(pq, kw.kq, kw.lang, r)]
         complete = self._completer()
 
         hybrid_scored = []
         for r in chunk_rows:
-            if r["text_hash"] not in pre or ("text" in r and not self._passes(pq, r["text"])):
+            if r["text_hash"] not in pre:
                 continue
             mix, d, s = pre[r["text_hash"]]
             hybrid_scored.append((mix, r, {"dense": d, "sparse": s, "colbert": None, "bm25": bm25_by_chunk.get(r["id"])}))
         # Keyword matches whose text has no vectors yet (indexed before the model was ready, encoding still
-        # catching up) stay in the list, after the semantically scored ones and in BM25 order: a refinement
-        # must never make a visible match disappear.
+        # catching up) stay in the list: fused by their BM25 rank, or after the semantically scored ones in BM25
+        # order without fusion; a refinement must never make a visible match disappear.
         unencoded = [
             (0.0, r, {"dense": None, "sparse": None, "colbert": None, "bm25": bm25_by_chunk.get(r["id"])})
             for r in keyword_rows
-            if r["text_hash"] not in pre and self._passes(pq, r["text"])
+            if r["text_hash"] not in pre
         ]
+        tail = unencoded if self.fusion == "none" else None
         rerank_n = max(self.rerank_k, 2 * k)
         top = sorted(pre, key=lambda h: pre[h][0], reverse=True)[:rerank_n]
         # The reranked stage shows chunks of ``top`` only: read them with the hybrid stage's, in one go.
@@ -304,8 +435,10 @@ class Searcher:
         yield SearchResult(
             query, "hybrid", "hybrid",
             self._group(
-                hybrid_scored, pq, k, keep, tail=unencoded, complete=complete, prefetch=prefetch, snippets=snippets
+                self._fuse(hybrid_scored, keyword_rows, unencoded), pq, k, keep, tail=tail, complete=complete,
+                prefetch=prefetch, snippets=snippets, lang=kw.lang,
             ),
+            corrected=kw.corrected,
         )
 
         colrows = col_job.result()
@@ -326,15 +459,22 @@ class Searcher:
             final[h] = (total, d, s, c)
         reranked = []
         for r in chunk_rows:
-            if r["text_hash"] not in final or ("text" in r and not self._passes(pq, r["text"])):
+            if r["text_hash"] not in final:
                 continue
             total, d, s, c = final[r["text_hash"]]
-            reranked.append((total, r, {"dense": d, "sparse": s, "colbert": c, "bm25": bm25_by_chunk.get(r["id"])}))
+            reranked.append((total, r, {"dense": d, "sparse": s, "colbert": c, "bm25": bm25_by_chunk.get(r["id"]),
+                                        "hybrid": total}))
+        # Keyword matches outside the reranked set keep their hybrid-stage scores for fusion.
+        in_final = {r["id"] for _t, r, _sc in reranked}
+        kw_ids = set(bm25_by_chunk)
+        kw_outside = [t for t in hybrid_scored if t[1]["id"] in kw_ids and t[1]["id"] not in in_final]
         yield SearchResult(
             query, "hybrid", "reranked",
             self._group(
-                reranked, pq, k, keep, extra=hybrid_scored, tail=unencoded, complete=complete, snippets=snippets
+                self._fuse(reranked, keyword_rows, unencoded + kw_outside), pq, k, keep, extra=hybrid_scored,
+                tail=tail, complete=complete, snippets=snippets, lang=kw.lang,
             ),
+            corrected=kw.corrected,
         )
 
     def _completer(self):
@@ -351,15 +491,22 @@ class Searcher:
 
     # -- shared -----------------------------------------------------------------------------------------
     @staticmethod
-    def _passes(pq: ParsedQuery, text: str) -> bool:
-        low = text.casefold()
-        if any(p.casefold() not in low for p in pq.phrases):
+    def _passes(pq: ParsedQuery, kq: KeywordQuery, lang: str, row: dict) -> bool:
+        """Every quoted phrase is in the chunk as words in a row (across line breaks, line-end hyphenation,
+        punctuation, case and accents) and no excluded word or its stem is."""
+        text = row["text"]
+        if any(not analysis.contains_phrase(text, p) for p in pq.phrases):
             return False
-        return not any(re.search(r"(?<!\w)" + re.escape(x.casefold()), low) for x in pq.excluded)
+        if not kq.excluded:
+            return True
+        terms = row.get("terms")
+        keys = set(terms.split()) if terms else analysis.text_keys(text, row.get("lang") or lang)
+        return not any(x in keys for x in kq.excluded)
 
     def _group(
         self, scored: list[tuple[float, dict, dict]], pq: ParsedQuery, k: int, keep, extra: list | None = None,
         tail: list | None = None, complete=None, prefetch: list | None = None, snippets: dict | None = None,
+        lang: str = analysis.UNKNOWN, corrected: str | None = None,
     ) -> list[Hit]:
         """Best chunk per file, sorted by score; ``more`` counts that file's other matching chunks. Rows without
         text (chunk refs) are completed by ``complete`` only if they are shown."""
@@ -378,7 +525,7 @@ class Searcher:
             elif len(chosen) < k:
                 chosen[path] = [t]
         full = complete([t[1] for group in chosen.values() for t in group] + (prefetch or [])) if complete else {}
-        terms = pq.terms
+        terms = pq.terms if corrected is None else parse_query(corrected).terms
         snippets = {} if snippets is None else snippets  # chunk id -> snippet, shared by a search's stages
         hits: list[Hit] = []
         for path, group in chosen.items():
@@ -396,7 +543,7 @@ class Searcher:
     def _hit(r: dict, s: float, sc: dict, terms: list[str], snippets: dict[str, str]) -> Hit:
         snippet = snippets.get(r["id"])
         if snippet is None:
-            snippet = snippets[r["id"]] = make_snippet(r["text"], terms)
+            snippet = snippets[r["id"]] = make_snippet(r["text"], terms, lang=r.get("lang") or analysis.UNKNOWN)
         return Hit(
             path=r["path"],
             page=r["page"],

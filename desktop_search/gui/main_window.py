@@ -258,6 +258,7 @@ class MainWindow(QMainWindow):
         s.index_failed.connect(lambda e: self.statusBar().showMessage(f"indexing stopped: {e.splitlines()[0]}", 10000))
         s.stats_ready.connect(self._on_stats)
         s.model_progress.connect(self._on_model_progress)
+        s.encoder_progress.connect(lambda p: self.device_label.setText(p.text()))
         s.watch_status.connect(self._on_watch_status)
         s.model_done.connect(self._on_model_done)
 
@@ -449,7 +450,9 @@ class MainWindow(QMainWindow):
             self.progress.setValue(p.files_done)
         eta = f", ETA {int(p.eta_s)} s" if p.eta_s else ""
         phase = "paused" if p.phase == "paused" else f"{p.files_per_s:.1f} files/s{eta}"
-        self.progress_label.setText(f"indexing {p.files_done}/{p.files_total} · {phase}")
+        semantic = f" · {p.semantic_line}" if p.chunks_to_encode else ""
+        note = f" · {p.note}" if p.note and p.phase != "paused" else ""
+        self.progress_label.setText(f"indexing {p.files_done}/{p.files_total} · {phase}{semantic}{note}")
 
     def _on_index_finished(self, report) -> None:
         self._pending = {}

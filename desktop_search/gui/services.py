@@ -43,6 +43,7 @@ class Services(QObject):
     _batch_arrived = Signal(object)  # from the watcher thread; queued to the GUI thread
     model_progress = Signal(object)  # core.models.TransferProgress
     model_done = Signal(bool, str)  # verified?, message (names bad files on failure)
+    encoder_progress = Signal(object)  # core.quantize.BuildProgress: the one-time int8 build
 
     def __init__(self, settings: config.Settings, prefs: Prefs, pools: Pools | None = None, parent=None) -> None:
         super().__init__(parent)
@@ -110,18 +111,20 @@ class Services(QObject):
         if problem:
             self.semantic_unavailable.emit(problem)
             return
-        task = Task(self._load_encoder)
+        task = Task(self._load_encoder, with_progress=True)
+        task.signals.progress.connect(self.encoder_progress)
         task.signals.result.connect(self._on_encoder)
         task.signals.error.connect(self.semantic_unavailable)
         self.pools.start(self.pools.model, task)
 
-    def _load_encoder(self):
+    def _load_encoder(self, progress=None, cancel=None):
         from desktop_search.core.encoder import ModelUnavailable, load_failure
 
         try:
             from desktop_search.core.encoder import Encoder
 
-            return Encoder(self.settings.model_dir, self.settings.device, precision=self.settings.cpu_precision)
+            return Encoder(self.settings.model_dir, self.settings.device, precision=self.settings.cpu_precision,
+                           progress=progress)
         except Exception as e:  # packages that cannot run the model, or a damaged model: keyword search goes on
             raise ModelUnavailable(load_failure(e, self.settings.model_dir)) from None
 

@@ -69,7 +69,8 @@ class Extraction:
     reason: str | None  # one of REASONS when not ok, None when ok
     detail: str  # human-readable explanation, "" when there is nothing to say
     warnings: tuple[str, ...]  # non-fatal notes for the user
-    ocr_pages: int = 0  # positions whose text came from OCR (0 when none, or OCR is off)
+    ocr_pages: int = 0  # pages the OCR engine recognised for this extraction
+    ocr_cached: int = 0  # pages whose OCR text came from the cache (the engine did not run)
 
 
 @dataclass(frozen=True)
@@ -77,10 +78,10 @@ class ExtractOptions:
     """How one file is read; picklable, so it travels to the isolated workers with the job."""
 
     max_bytes: int = 512 * 1024**2
-    time_limit_s: float = 120.0  # for the extractor's own work; OCR pages have their own budget
+    time_limit_s: float = 120.0  # for reading the document; each OCR'd page then gets as long again
     ocr: bool = True  # recognise text in scanned pages and images
     ocr_cache_dir: str | None = None  # where recognised pages are kept by content hash (None: no cache)
-    ocr_page_time_limit_s: float = 120.0
+    ocr_threads: int = 0  # ONNX Runtime threads per OCR engine; 0: its default (all cores)
 
     @staticmethod
     def given(options: "ExtractOptions | None", max_bytes: int | None = None,
@@ -156,14 +157,14 @@ def fail(path: Path, kind: str, reason: str, detail: str, *warnings: str,
 
 
 def ok(path: Path, kind: str, pages: list[Page], page_count: int, *, what: str = "document",
-       detail: str = "", warnings: list[str] | None = None, ocr_pages: int = 0) -> Extraction:
+       detail: str = "", warnings: list[str] | None = None) -> Extraction:
     """An extraction of the positions that hold text; ``no_text`` when none does."""
     kept = tuple(p for p in pages if p.text.strip())
     if not kept:
         return fail(path, kind, "no_text", f"no text found in this {what}", *(warnings or []),
                     page_count=page_count)
     return Extraction(path=path, kind=kind, pages=kept, page_count=page_count, ok=True, reason=None,
-                      detail=detail, warnings=compact(list(warnings or [])), ocr_pages=ocr_pages)
+                      detail=detail, warnings=compact(list(warnings or [])))
 
 
 # --------------------------------------------------------------------------------------------

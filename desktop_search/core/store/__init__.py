@@ -12,6 +12,7 @@ Parts, in the order a query meets them:
 - ``tiers``        where dense search runs by table size (exact fp32 / int8 + sign bits in RAM / ANN on disk).
 - ``caches``       per-version query caches in RAM (dense tier, lexical postings, chunk map) and the searches on
                    them, with their own lock and version memo.
+- ``fulltext``     the analysed ``lang``/``terms`` columns, their BM25 index and full-text queries (``KeywordQuery``).
 - ``maintenance``  optimize: drop unused vectors, compact, clean old versions, build FTS / B-tree / ANN indexes.
 - ``mirror``       a reader of a shared index (s3://...): a local copy of the chunks table, synced from the bucket.
 
@@ -27,6 +28,7 @@ from desktop_search.core.store.codecs import (
     sign_bits,
 )
 from desktop_search.core.store.facade import Store
+from desktop_search.core.store.fulltext import KeywordQuery
 from desktop_search.core.store.keys import chunk_id, fs_path, is_under, path_key, text_hash
 from desktop_search.core.store.maintenance import dir_bytes
 from desktop_search.core.store.meta import (
@@ -41,7 +43,7 @@ from desktop_search.core.store.tables import CHUNKS_SCHEMA, FILES_SCHEMA, HASH_I
 
 __all__ = [
     "CHUNKS_SCHEMA", "FILES_SCHEMA", "HASH_INDEX", "META_FILE", "SCHEMA_VERSION", "FileRecord", "IndexIncompatible",
-    "IndexMissing", "Store", "chunk_id", "dequantize_colbert", "dequantize_colbert_many", "dir_bytes", "fs_path",
+    "IndexMissing", "KeywordQuery", "Store", "chunk_id", "dequantize_colbert", "dequantize_colbert_many", "dir_bytes", "fs_path",
     "is_under", "path_key", "pool_tokens", "quantize_colbert", "quantize_rows", "read_meta", "sign_bits",
     "text_hash", "vectors_schema", "write_meta",
 ]

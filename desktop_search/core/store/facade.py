@@ -14,7 +14,9 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from desktop_search.core import analysis
 from desktop_search.core.store.caches import QueryCaches
+from desktop_search.core.store.fulltext import KeywordQuery
 from desktop_search.core.store.maintenance import Maintenance, dir_bytes
 from desktop_search.core.location import IndexLocation
 from desktop_search.core.store.mirror import TableMirror
@@ -48,6 +50,7 @@ class Store:
             self._tables = Tables(self.index_dir / "lance")
         self._caches = QueryCaches(self._tables)
         self._maintenance = Maintenance(self._tables, self._caches)
+        self._languages: tuple[int, dict[str, int]] | None = None
 
     # The LanceDB tables themselves, for benchmarks and tests that inspect or damage an index on purpose.
     @property
@@ -186,8 +189,71 @@ class Store:
 
     @fresh_retry
     def fts(self, query: str, limit: int) -> list[dict[str, Any]]:
-        """BM25 over chunk text; rows carry ``_score``. An unparsable query yields no rows, never an error."""
-        return self._tables.fts(query, limit)
+        """BM25 for plain words (analysed as a query is); rows carry ``_score``. Never an error for odd input."""
+        if not self._tables.has_terms:
+            return self._tables.fts(query, limit)
+        keys = [k for lang in self.query_languages(query) for k in analysis.query_keys(query, lang)]
+        return self.keyword_rows(KeywordQuery(should=tuple(dict.fromkeys(keys))), limit)
+
+    @fresh_retry
+    def keyword_rows(self, kq: KeywordQuery, limit: int) -> list[dict[str, Any]]:
+        """The best ``limit`` chunks for an analysed query, by BM25 over the analysed terms; rows carry ``_score``.
+        Phrases and exclusions are part of the full-text query, so they hold over the whole index."""
+        return self._tables.keyword_rows(kq, limit)
+
+    @fresh_retry
+    def has_key(self, key: str) -> bool:
+        """Whether any chunk has this index key (cheap: one posting list)."""
+        return self._tables.has_key(key)
+
+    @property
+    def has_terms(self) -> bool:
+        """The chunks carry analysed terms (an index from before keyword analysis is upgraded on the next write)."""
+        return self._tables.has_terms
+
+    @fresh_retry
+    def languages(self) -> dict[str, int]:
+        """Chunks per detected language in the current table version (read once per version)."""
+        version = self._caches.version(self._tables.chunks)
+        cached = self._languages
+        if cached is None or cached[0] != version:
+            cached = self._languages = (version, self._tables.chunk_languages())
+        return cached[1]
+
+    def query_languages(self, text: str, most: int = 3) -> list[str]:
+        """The languages to analyse a query in, most likely first: the index language the query looks most like,
+        then each language holding at least 5 % of the index's chunks (``most`` in all). A chunk is indexed in
+        its own language, so a query word is looked up in each (``runs`` as English ``run`` and as whatever a
+        short, undetectable chunk was indexed as)."""
+        langs = self.languages()
+        if not langs:
+            return [analysis.detect_language(text)]
+        total = sum(langs.values())
+        ranked = [lang for lang in sorted(langs, key=lambda lang: -langs[lang]) if langs[lang] * 20 >= total]
+        ranked = ranked or [max(langs, key=lambda lang: langs[lang])]
+        if len(langs) == 1 or next(analysis.tokens(text), None) is None:
+            return ranked[:most]
+        first = analysis.detect_language(text, among=list(langs))  # any language of the index may win
+        return [first, *(lang for lang in ranked if lang != first)][:most]
+
+    def upgrade_terms(self) -> bool:
+        """Give an index written before keyword analysis (or by an older analyser) its ``lang``/``terms``: every
+        chunk is re-analysed and the chunks table rewritten; vectors are kept (they are keyed by text hash). Call
+        with the index lock held. Returns whether anything was rewritten."""
+        version = analysis.ANALYZER_VERSION
+        if self._tables.has_terms and self.meta.get("analyzer") == version:
+            return False
+        with self._tables.write_lock:
+            rewrite = bool(self._tables.chunks.count_rows())
+            if rewrite:
+                self._caches.forget_versions()
+                self._tables.rewrite_chunks(self._tables.all_chunks())
+                self._caches.invalidate()
+            self._write_meta({**self.meta, "analyzer": version})
+            if rewrite:
+                self._maintenance.ensure_fts_index()
+                self._maintenance.ensure_vector_indexes()
+            return rewrite
 
     # -- vectors ----------------------------------------------------------------------------------------
     @fresh_retry

@@ -1,5 +1,5 @@
 """Keeping the index small and fast: drop unused vectors, compact, delete old versions, build the search indexes
-(BM25 full-text on chunk text, B-trees on text hashes, an ANN index on dense vectors from ``tiers``' size)."""
+(BM25 full-text on the chunks' analysed terms, B-trees on text hashes, an ANN index on dense vectors from ``tiers``' size)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from desktop_search.core.store import tiers
 from desktop_search.core.store.caches import QueryCaches
+from desktop_search.core.store.fulltext import FTS_INDEX, fts_config
 from desktop_search.core.store.tables import HASH_INDEX, Tables, index_names
 
 __all__ = ["Maintenance", "dir_bytes"]
@@ -39,26 +40,11 @@ class Maintenance:
         self._last_optimize: tuple[int | None, float] = (None, 0.0)
 
     def ensure_fts_index(self) -> None:
-        from lancedb.index import FTS
-
         chunks = self._tables.chunks
-        if not chunks.count_rows() or self._tables.has_fts_index():
+        if not chunks.count_rows() or self._tables.has_fts_index() or not self._tables.has_terms:
             return
         with self._tables.write_lock:
-            # icu: word segmentation for CJK/Thai without dictionaries; no stemming or stop words, which are
-            # English-only and would hurt the other languages.
-            chunks.create_index(
-                "text",
-                config=FTS(
-                    with_position=True,
-                    base_tokenizer="icu",
-                    lower_case=True,
-                    stem=False,
-                    remove_stop_words=False,
-                    ascii_folding=True,
-                ),
-                replace=True,
-            )
+            chunks.create_index("terms", config=fts_config(), name=FTS_INDEX, replace=True)
 
     def ensure_vector_indexes(self) -> None:
         from lancedb.index import BTree, IvfHnswSq

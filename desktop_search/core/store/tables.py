@@ -1,8 +1,8 @@
 """The three LanceDB tables and every read and write of them: the only place that writes LanceDB filter strings.
 
 - ``files``: one row per file seen (path, size, mtime, content SHA-256, terminal status, failure reason/detail).
-- ``chunks``: one row per chunk (path, page, offsets, exact text, text hash) with a BM25 full-text index whose
-  ICU tokenizer segments CJK without dictionaries.
+- ``chunks``: one row per chunk (path, page, offsets, exact text, text hash, language, analysed terms) with a
+  BM25 full-text index on the terms (see ``fulltext``).
 - ``vectors``: BGE-M3 outputs keyed by the chunk text's hash (see ``codecs`` for the ColBERT bytes).
 
 Callers ask typed questions (``records_under(roots)``, ``chunks_of(path)``, ``vectors_with_hashes(hashes)``);
@@ -23,6 +23,8 @@ from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 import numpy as np
 import pyarrow as pa
+
+from desktop_search.core.store.fulltext import FTS_INDEX, KeywordQuery, fulltext_query, with_terms
 
 __all__ = [
     "CHUNKS_SCHEMA", "FILES_SCHEMA", "FileRecord", "HASH_INDEX", "Tables", "fixed_list_matrix", "fresh_retry",
@@ -57,6 +59,9 @@ CHUNKS_SCHEMA = pa.schema(
         pa.field("text", pa.string()),
         pa.field("text_hash", pa.string()),
         pa.field("n_tokens", pa.int32()),
+        # keyword analysis (core/analysis.py, store/fulltext.py): the chunk's language and its index keys
+        pa.field("lang", pa.string()),
+        pa.field("terms", pa.string()),
     ]
 )
 
@@ -327,7 +332,16 @@ class Tables:
             for part in batches(list(paths)):
                 self.chunks.delete(_in_list("path", part))
             if rows:
-                self.chunks.add(pa.Table.from_pylist(list(rows), schema=CHUNKS_SCHEMA))
+                self.chunks.add(pa.Table.from_pylist(with_terms(rows), schema=CHUNKS_SCHEMA))
+
+    def rewrite_chunks(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Replace the whole chunks table with ``rows`` (re-analysed): how an index from before keyword analysis,
+        or from an older analyser, gets its terms."""
+        with self.write_lock:
+            fresh = [{k: v for k, v in r.items() if k not in ("lang", "terms") and not k.startswith("_")} for r in rows]
+            table = pa.Table.from_pylist(with_terms(fresh), schema=CHUNKS_SCHEMA)
+            self._db.drop_table("chunks")
+            self.chunks = self._db.create_table("chunks", table, schema=CHUNKS_SCHEMA)
 
     def _chunk_query(self, where: str | None, columns: Sequence[str] | None) -> list[dict[str, Any]]:
         self.follow_mirror()
@@ -383,8 +397,51 @@ class Tables:
                     raise
                 return []
 
+    @property
+    def has_terms(self) -> bool:
+        """The chunks table has the analysed ``terms`` column (older indexes are upgraded by the next writer)."""
+        return "terms" in self.chunks.schema.names
+
+    def keyword_rows(self, kq: KeywordQuery, limit: int) -> list[dict[str, Any]]:
+        """The best ``limit`` chunks for an analysed query by BM25 over ``terms``; rows carry ``_score``."""
+        self.follow_mirror()
+        if not (kq.should or kq.phrases) or not self.chunks.count_rows():
+            return []
+        if not self.has_terms:
+            return self.fts(" ".join(kq.raw or kq.should), limit)
+        try:
+            return self.chunks.search(fulltext_query(kq)).limit(limit).to_arrow().to_pylist()
+        except Exception as e:
+            if vanished(e):
+                raise  # retried on the latest version by @fresh_retry
+            if not self.has_fts_index():
+                return []  # no full-text index yet (a write in progress, or a damaged index: doctor says so)
+            raise
+
+    def has_key(self, key: str) -> bool:
+        """Whether any chunk has this index key (one posting list)."""
+        self.follow_mirror()
+        if not self.has_terms or not self.chunks.count_rows():
+            return False
+        try:
+            q = self.chunks.search(fulltext_query(KeywordQuery(should=(key,)))).select(["id"]).limit(1)
+            return bool(q.to_arrow().num_rows)
+        except Exception as e:
+            if vanished(e):
+                raise
+            return False
+
+    def chunk_languages(self) -> dict[str, int]:
+        """Chunks per detected language."""
+        counts: dict[str, int] = {}
+        if self.has_terms and self.chunks.count_rows():
+            for lang in self.chunk_columns(["lang"]).column("lang").to_pylist():
+                counts[lang or "und"] = counts.get(lang or "und", 0) + 1
+        return counts
+
     def has_fts_index(self) -> bool:
-        return any("text" in n for n in index_names(self.chunks))
+        names = index_names(self.chunks)
+        return FTS_INDEX in names if self.has_terms else any("text" in n for n in names)
 
     # -- vectors ------------------------------------------------------------------------------------------
     def present_hashes(self, hashes: Iterable[str]) -> set[str]:
