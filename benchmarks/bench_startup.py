@@ -23,6 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import _common  # noqa: F401  # first: it prepares the app's process environment and sys.path
+
+from desktop_search.environment import process_env
+
 
 def _run(args, env) -> tuple[float, str]:
     t = time.perf_counter()
@@ -40,9 +44,8 @@ def main() -> int:
     a = ap.parse_args()
     a.runs = a.runs or (2 if a.quick else 3)
     tmp = Path(tempfile.mkdtemp(prefix="bench-startup-"))
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "TRANSFORMERS_NO_TF": "1",
-           "DESKTOP_SEARCH_DATA_DIR": str(tmp / "data"), "DESKTOP_SEARCH_CONFIG_DIR": str(tmp / "cfg"),
-           "DESKTOP_SEARCH_MODEL_DIR": str(tmp / "no-model")}
+    env = process_env(QT_QPA_PLATFORM="offscreen", DESKTOP_SEARCH_DATA_DIR=str(tmp / "data"),
+                      DESKTOP_SEARCH_CONFIG_DIR=str(tmp / "cfg"), DESKTOP_SEARCH_MODEL_DIR=str(tmp / "no-model"))
     docs = tmp / "docs"
     docs.mkdir()
     for i in range(50):

@@ -51,8 +51,10 @@ def _demo_library(root: Path) -> Path:
 
 
 def main() -> int:
+    from desktop_search.environment import prepare_process
+
     _ensure_display()
-    os.environ.setdefault("TRANSFORMERS_NO_TF", "1")
+    prepare_process()
     work = Path(tempfile.mkdtemp(prefix="ds-shots-"))
     os.environ["DESKTOP_SEARCH_DATA_DIR"] = str(work / "data")
     os.environ["DESKTOP_SEARCH_CONFIG_DIR"] = str(work / "config")

@@ -485,10 +485,11 @@ class MainWindow(QMainWindow):
         self.services.watch_folders()
 
     def _on_semantic_unavailable(self, why: str) -> None:
-        from desktop_search.core.encoder import model_problem
+        from desktop_search.core.encoder import model_state
 
-        if model_problem(self.services.settings.model_dir):
-            self.device_label.setText("model: not installed (keyword search)")
+        state = model_state(self.services.settings.model_dir)
+        if state != "ready":  # "not installed", "incomplete" or "not verified": what it is, not always "missing"
+            self.device_label.setText(f"model: {state} (keyword search)")
         else:  # installed, but it cannot run here: say why, not "not installed"
             self.device_label.setText("semantic search off (keyword search)")
             self.statusBar().showMessage(f"semantic search is off: {why.splitlines()[0]}")

@@ -52,6 +52,7 @@ class PreviewPane(QWidget):
         self.terms: list[str] = []
         self.page_count = 0
         self.current_page = 0
+        self.shown = None  # the RenderedPage on screen (its highlight boxes), for tests and diagnostics
         self._seq = 0
 
         self.title = QLabel("Select a result to preview it")
@@ -141,7 +142,7 @@ class PreviewPane(QWidget):
     def _on_page(self, seq: int, r, img: QImage) -> None:
         if seq != self._seq:
             return  # a later request superseded this one
-        self.page_count, self.current_page = r.page_count, r.page
+        self.page_count, self.current_page, self.shown = r.page_count, r.page, r
         self.page_box.blockSignals(True)
         self.page_box.setMaximum(max(1, r.page_count))
         self.page_box.setValue(r.page)

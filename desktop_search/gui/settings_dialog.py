@@ -1,10 +1,11 @@
 """Settings dialog: device, CPU encoder precision, hybrid weights, chunk size, index and model locations,
-ColBERT storage precision with its disk cost. Values are read from and saved to Prefs (INI); the window applies what can change live.
+ColBERT storage precision with its disk cost, OCR of scanned pages and images. Values are read from and saved to Prefs (INI); the window applies what can change live.
 """
 
 from __future__ import annotations
 
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -89,6 +90,9 @@ class SettingsDialog(QDialog):
         self.storage_cost.setWordWrap(True)
         self.storage.currentTextChanged.connect(lambda s: self.storage_cost.setText(colbert_cost_text(s)))
 
+        self.ocr = QCheckBox("Recognise text in scanned pages and images (OCR; Latin script and Chinese)")
+        self.ocr.setChecked(bool(prefs.get("ocr")))
+
         form = QFormLayout(self)
         form.addRow("Device", self.device)
         form.addRow("CPU encoder", self.cpu_precision)
@@ -99,6 +103,7 @@ class SettingsDialog(QDialog):
         form.addRow("Model folder", self.model_dir[0])
         form.addRow("ColBERT storage", self.storage)
         form.addRow("", self.storage_cost)
+        form.addRow("OCR", self.ocr)
         form.addRow(QLabel("Device and encoder changes apply after a restart; folder, chunk size and storage "
                            "changes to newly indexed files."))
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
@@ -127,6 +132,7 @@ class SettingsDialog(QDialog):
         self.prefs.set("weights", weights)
         self.prefs.set("chunk_tokens", self.chunk.value())
         self.prefs.set("colbert_storage", self.storage.currentText())
+        self.prefs.set("ocr", self.ocr.isChecked())
         default_index, default_model = str(config.default_index_dir()), str(config.default_model_dir())
         self.prefs.set("index_dir", "" if self.index_dir[1].text() == default_index else self.index_dir[1].text())
         self.prefs.set("model_dir", "" if self.model_dir[1].text() == default_model else self.model_dir[1].text())

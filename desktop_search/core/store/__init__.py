@@ -36,6 +36,8 @@ from desktop_search.core.store.meta import (
     SCHEMA_VERSION,
     IndexIncompatible,
     IndexMissing,
+    IndexNotOurs,
+    foreign_content,
     read_meta,
     write_meta,
 )
@@ -43,7 +45,8 @@ from desktop_search.core.store.tables import CHUNKS_SCHEMA, FILES_SCHEMA, HASH_I
 
 __all__ = [
     "CHUNKS_SCHEMA", "FILES_SCHEMA", "HASH_INDEX", "META_FILE", "SCHEMA_VERSION", "FileRecord", "IndexIncompatible",
-    "IndexMissing", "KeywordQuery", "Store", "chunk_id", "dequantize_colbert", "dequantize_colbert_many", "dir_bytes", "fs_path",
+    "IndexMissing", "IndexNotOurs", "KeywordQuery", "Store", "chunk_id", "dequantize_colbert",
+    "dequantize_colbert_many", "dir_bytes", "foreign_content", "fs_path",
     "is_under", "path_key", "pool_tokens", "quantize_colbert", "quantize_rows", "read_meta", "sign_bits",
     "text_hash", "vectors_schema", "write_meta",
 ]

@@ -20,7 +20,7 @@ from desktop_search.core.store.fulltext import KeywordQuery
 from desktop_search.core.store.maintenance import Maintenance, dir_bytes
 from desktop_search.core.location import IndexLocation
 from desktop_search.core.store.mirror import TableMirror
-from desktop_search.core.store.meta import META_FILE, open_meta, open_remote_meta, write_meta
+from desktop_search.core.store.meta import META_FILE, open_meta, open_remote_meta, read_meta, write_meta
 from desktop_search.core.store.keys import is_under
 from desktop_search.core.store.tables import FileRecord, Tables, fresh_retry
 
@@ -67,7 +67,12 @@ class Store:
 
     # -- meta -------------------------------------------------------------------------------------------
     def refresh(self) -> None:
-        """Move every table to its latest committed version (what another process wrote) and drop caches."""
+        """Move every table to its latest committed version (what another process wrote), re-read the description
+        (a model bound meanwhile) and drop caches."""
+        if self._client is None:  # (a shared index's description is re-read by its own lease logic)
+            meta, _problem = read_meta(self.index_dir)
+            if meta is not None and meta.get("schema_version") == self.meta.get("schema_version"):
+                self.meta = meta
         self._tables.checkout_latest()
         self._caches.invalidate()
 
@@ -348,12 +353,33 @@ class Store:
     def has_fts_index(self) -> bool:
         return self._tables.has_fts_index()
 
+    def broken_indexes(self) -> dict[str, str]:
+        """Tables whose search indexes exist but fail when queried, with the error."""
+        from desktop_search.core.store.tables import index_errors
+
+        out = {}
+        for name, column in (("chunks", "text"), ("vectors", "dense")):
+            table = self._tables.all().get(name)
+            err = index_errors(table, column) if table is not None else None
+            if err:
+                out[name] = err
+        return out
+
+    def rebuild_indexes(self) -> None:
+        self._maintenance.rebuild_indexes()
+        self._caches.invalidate()
+
     def has_dense_index(self) -> bool:
         return self._tables.has_dense_index()
 
     # -- maintenance ------------------------------------------------------------------------------------
     def ensure_fts_index(self) -> None:
         self._maintenance.ensure_fts_index()
+
+    def keep_searchable(self) -> None:
+        """After a commit: what was committed is found by keyword search (see ``Maintenance.keep_searchable``)."""
+        self._maintenance.keep_searchable()
+        self._caches.forget_versions()
 
     def ensure_vector_indexes(self) -> None:
         """Indexes that keep queries fast on large tables: B-trees on the text hash columns (lookups by hash)

@@ -183,15 +183,43 @@ def index_names(table: Any) -> set[str]:
         return set()
 
 
+def _describe_read_error(e: BaseException) -> str:
+    return f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+
+
 def table_read_error(table: Any) -> str | None:
-    """None if every row of ``table`` can be read, else the error."""
+    """None if every value of every column of ``table`` can be read, else the error. Column by column, so a wide
+    column (ColBERT blobs) is never held in memory with the others; a Rust panic in LanceDB's runtime (a
+    ``PanicException``, not an ``Exception``) is a finding too."""
     try:
         if table.count_rows():
-            cols = [f.name for f in table.schema][:2]
-            table.search().select(cols).limit(None).to_arrow()
+            for name in table.schema.names:
+                table.search().select([name]).limit(None).to_arrow()
         return None
-    except Exception as e:  # noqa: BLE001 - any read failure is the finding
-        return f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as e:  # noqa: BLE001 - any read failure is the finding
+        return _describe_read_error(e)
+
+
+def index_errors(table: Any, column: str) -> str | None:
+    """None if the search indexes on ``table`` answer a query, else the error: an index whose files are gone
+    (a deleted ``_indices`` folder) or damaged is listed in the manifest but makes every query that uses it fail."""
+    names = index_names(table)
+    try:
+        if column == "text" and FTS_INDEX in names:
+            table.search(fulltext_query(KeywordQuery(should=("desktopsearchdoctorprobe",)))).limit(1).to_arrow()
+        elif column == "text" and any("text" in n for n in names):  # an index from before keyword analysis
+            table.search("desktopsearchdoctorprobe", query_type="fts").limit(1).to_arrow()
+        if any(n == HASH_INDEX for n in names):
+            table.search().where("text_hash = 'desktop-search-doctor-probe'").select(["text_hash"]).limit(1).to_arrow()
+        for ix in table.list_indices():
+            table.index_stats(getattr(ix, "name", ""))
+        return None
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as e:  # noqa: BLE001
+        return _describe_read_error(e)
 
 
 class Tables:
@@ -263,6 +291,8 @@ class Tables:
         if self._mirror is not None:
             self._mirror_checked = 0.0
             self.follow_mirror()
+        if self.vectors is None and "vectors" in self._table_names():  # created by another process meanwhile
+            self.vectors = self._db.open_table("vectors")
         for table in self.all().values():
             try:
                 table.checkout_latest()
@@ -384,8 +414,10 @@ class Tables:
         try:
             return self.chunks.search(query, query_type="fts").limit(limit).to_arrow().to_pylist()
         except Exception as e:
-            if vanished(e):
-                raise  # retried on the latest version by @fresh_retry
+            from desktop_search.core.errors import is_damage
+
+            if vanished(e) or is_damage(e):
+                raise  # retried on the latest version by @fresh_retry; a damaged index is said, not hidden
             # Queries with syntax the FTS parser rejects (stray quotes, operators) fall back to plain words.
             words = " ".join(w for w in query.replace('"', " ").split() if w not in ("AND", "OR", "NOT"))
             if not words or words == query:
