@@ -107,7 +107,7 @@ class Services(QObject):
 
         # A shared index is searched, never written, from the window: the team's indexing machine writes it.
         self.store = Store(self.settings.index, create=not self.shared,
-                           read_consistency_s=self.settings.read_consistency_s)
+                           read_consistency_s=self.settings.read_consistency_s, mirror_dir=self.settings.mirror_dir)
         self.searcher = Searcher(
             self.store,
             None,
