@@ -121,6 +121,16 @@ class Settings:
         return self.index_dir
 
     @property
+    def mirror_dir(self) -> Path | None:
+        """Where a reader of the shared index keeps its local copy of the chunks table (core/store/mirror.py)."""
+        if not self.index_uri:
+            return None
+        import hashlib
+
+        key = hashlib.sha1(IndexLocation.parse(self.index_uri).uri.encode("utf-8")).hexdigest()[:16]
+        return default_cache_dir() / "shared-index" / key
+
+    @property
     def paths(self) -> PathMap:
         return PathMap(self.path_map)
 

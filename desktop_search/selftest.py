@@ -202,8 +202,10 @@ def _since_start() -> float:
 _IMPORTED = time.monotonic()
 
 
-def gui_smoke(seconds: float) -> int:
-    """Open the real window, wait until the index is open, then quit; exit code 0 if that happened."""
+def gui_smoke(seconds: float, query: str = "", wait_model: bool = False) -> int:
+    """Open the real window and quit once it is ready; exit code 0 if that happened. Prints when (seconds since
+    process start) the window was shown, the index open, and, with ``query`` typed at once as an impatient user
+    would, when its first keyword results were on screen; with ``wait_model``, when semantic search was ready."""
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
@@ -213,21 +215,36 @@ def gui_smoke(seconds: float) -> int:
     services, window = create(start=False)
     window.show()
     app.processEvents()
-    state = {"ready": False, "window_shown_s": round(_since_start(), 3)}
+    state: dict[str, object] = {"ready": False, "window_shown_s": round(_since_start(), 3)}
+    waiting = {"index"} | ({"results"} if query else set()) | ({"model"} if wait_model else set())
+
+    def done(what: str, key: str) -> None:
+        state.setdefault(key, round(_since_start(), 3))
+        waiting.discard(what)
+        if not waiting:
+            QTimer.singleShot(200, window.close)
 
     def ready() -> None:
         state["ready"] = True
-        state["index_ready_s"] = round(_since_start(), 3)
-        QTimer.singleShot(200, window.close)
+        done("index", "index_ready_s")
+
+    def shown(_stage: str) -> None:
+        if window.model.rowCount():
+            done("results", "first_results_s")
 
     services.store_ready.connect(ready)
     services.store_failed.connect(lambda e: (print(f"index failed: {e}", file=sys.stderr), window.close()))
+    services.semantic_ready.connect(lambda _d: done("model", "model_ready_s"))
+    services.semantic_unavailable.connect(lambda why: (print(f"no model: {why}", file=sys.stderr), window.close()))
+    window.results_shown.connect(shown)
     window.destroyed.connect(app.quit)
     QTimer.singleShot(int(seconds * 1000), window.close)
-    services.start(load_model=False)
+    if query:
+        window.search_field.setText(query)
+    services.start(load_model=wait_model)
     app.exec()
     services.shutdown()
     print(json.dumps({"gui_smoke": {"window_shown": True, "index_ready": state["ready"],
-                                    "window_shown_s": state["window_shown_s"],
+                                    **{k: v for k, v in state.items() if k.endswith("_s")},
                                     "index_ready_s": state.get("index_ready_s")}}))
-    return 0 if state["ready"] else 1
+    return 0 if state["ready"] and not waiting else 1

@@ -103,7 +103,9 @@ def open_store(settings: config.Settings, *, create: bool) -> Any:
     from desktop_search.core.store import IndexIncompatible, IndexMissing, Store
 
     try:
-        return Store(settings.index, create=create, read_consistency_s=settings.read_consistency_s)
+        # A reader of a shared index keeps a local copy of the chunks table; a writer works on the bucket.
+        return Store(settings.index, create=create, read_consistency_s=settings.read_consistency_s,
+                     mirror_dir=None if create else settings.mirror_dir)
     except (IndexMissing, IndexIncompatible, RemoteError) as e:
         raise CliError(str(e)) from None
 

@@ -285,7 +285,9 @@ def _rebuild_empty(index_dir: Path) -> None:
 
 
 def _rewrite_meta(index_dir: Path) -> None:
-    import lancedb
+    from desktop_search.core.lancedb_import import import_lancedb
+
+    lancedb = import_lancedb()
 
     db = lancedb.connect(str(index_dir / "lance"))
     try:
@@ -296,7 +298,9 @@ def _rewrite_meta(index_dir: Path) -> None:
 
 
 def _restore_tables(index_dir: Path) -> list[str]:
-    import lancedb
+    from desktop_search.core.lancedb_import import import_lancedb
+
+    lancedb = import_lancedb()
 
     db = lancedb.connect(str(index_dir / "lance"))
     actions = []

@@ -39,11 +39,11 @@ from desktop_search.core.extract import Extraction, ExtractOptions, extract, is_
 from desktop_search.core.failures import Failure, Reason
 from desktop_search.core.lease import writer_lock
 from desktop_search.core.lock import IndexBusy
+from desktop_search.core.paths import is_under, under_any
 from desktop_search.core.store import (
     FileRecord,
     Store,
     chunk_id,
-    is_under,
     path_key,
     quantize_colbert,
     text_hash,
@@ -62,7 +62,7 @@ class IndexWriteError(UserError, RuntimeError):
     readable and searchable; the next run continues from there."""
 
 
-IndexPhase = Literal["scanning", "indexing", "paused", "encoding", "optimizing", "done"]
+IndexPhase = Literal["scanning", "indexing", "encoding", "paused", "optimizing", "done"]
 
 
 @dataclass
@@ -344,19 +344,22 @@ class Indexer:
 
     def _known_under(self, roots: list[str], watched: bool) -> dict[str, FileRecord]:
         if not watched:
-            return {p: r for p, r in self.store.file_records().items() if is_under(p, roots)}
+            return {p: r for p, r in self.store.file_records().items() if under_any(p, roots)}
         # A watcher batch names a few paths: ask for their rows instead of reading the whole table.
         return self.store.records_under(roots)
 
     def _reconcile(self, paths, progress, cancel, pause, include, exclude, *, watched: bool) -> IndexReport:
         t0 = time.monotonic()
         self._pause = pause
+        self._phase_before_pause = "indexing"
         self.store.upgrade_terms()  # an index from before keyword analysis gets its terms (vectors are kept)
         report = IndexReport(semantic=self.encoder is not None)
         prog = Progress("scanning")
         cancel = cancel or threading.Event()
 
         def tick(**kw) -> None:
+            if kw.get("phase") == "paused" and prog.phase != "paused":
+                self._phase_before_pause = prog.phase
             for k, v in kw.items():
                 setattr(prog, k, v)
             prog.elapsed_s = time.monotonic() - t0
@@ -374,9 +377,9 @@ class Indexer:
         dir_errors: list[tuple[str, OSError]] = []
         files, unsupported = discover(paths, include, exclude, errors=dir_errors, strict_files=watched)
         # The index folder may sit inside a watched folder: its own files are never documents.
-        if isinstance(self.store.index_dir, Path):
-            own = os.path.abspath(self.store.index_dir) + os.sep
-            files = [p for p in files if not str(p).startswith(own)]
+        if isinstance(self.store.index_dir, Path):  # (an index on object storage has no folder here)
+            own = os.path.abspath(self.store.index_dir)
+            files = [p for p in files if not is_under(str(p), own)]
         roots = [path_key(os.path.abspath(p)) for p in paths]
         known = self._known_under(roots, watched)
         self._known_keys = set(known)
@@ -540,6 +543,18 @@ class Indexer:
             ex = extract(path, options)
         return _Prepared(path, st.st_size, st.st_mtime_ns, digest, ex)
 
+    def _hold_while_paused(self, cancel: threading.Event, tick) -> bool:
+        """Block while the user has paused indexing (reporting "paused" at once), then resume the phase that
+        was under way. Checked between files and between encoder batches, so a pause takes effect within one
+        batch. Returns whether the run was cancelled."""
+        if self._pause is not None and self._pause.is_set() and not cancel.is_set():
+            tick(phase="paused")
+            resume = self._phase_before_pause
+            while self._pause.is_set() and not cancel.is_set():
+                cancel.wait(0.1)
+            tick(phase=resume)
+        return cancel.is_set()
+
     def _run(self, todo, report: IndexReport, prog: Progress, tick, cancel: threading.Event) -> None:
         if not todo:
             return
@@ -567,10 +582,7 @@ class Indexer:
         group: list[tuple[_Prepared, list[Chunk]]] = []
         group_tokens = 0
         while queue and not cancel.is_set():
-            while self._pause is not None and self._pause.is_set() and not cancel.is_set():
-                tick(phase="paused")
-                cancel.wait(0.1)
-            if cancel.is_set():
+            if self._hold_while_paused(cancel, tick):
                 break
             tick(phase="indexing")
             prepared = self._next_prepared(queue, cancel)
@@ -751,11 +763,12 @@ class Indexer:
             return
         texts = [by_hash[h] for h in needed]
         t = time.monotonic()
+        tick(phase="encoding")
         encoded = self.encoder.encode(
             texts,
             batch_tokens=self.settings.batch_tokens,
             progress=lambda n: tick(phase="encoding", chunks_encoded=prog.chunks_encoded + n),
-            cancelled=cancel.is_set,
+            cancelled=lambda: self._hold_while_paused(cancel, tick),
         )
         report.encode_s += time.monotonic() - t
         vec_rows = []
@@ -788,9 +801,9 @@ class Indexer:
         for ref in self.store.chunk_refs(sorted(missing)):
             newest[ref["text_hash"]] = max(newest.get(ref["text_hash"], 0), mtimes.get(ref["path"], 0))
         order = sorted(missing, key=lambda h: (-newest.get(h, 0), h))
-        tick(chunks_to_encode=prog.chunks_to_encode + len(order))
+        tick(phase="encoding", chunks_to_encode=prog.chunks_to_encode + len(order))
         for start in range(0, len(order), 256):
-            if cancel.is_set():
+            if self._hold_while_paused(cancel, tick):
                 return
             part = order[start : start + 256]
             rank = {h: i for i, h in enumerate(part)}
@@ -818,7 +831,7 @@ def folder_counts(records: dict[str, FileRecord], folders: Sequence[str]) -> dic
     for folder in folders:
         counts = {"indexed": 0, "failed": 0, "pending": 0}
         for path, rec in records.items():
-            if is_under(path, (folder,)):
+            if is_under(path, folder):
                 counts[rec.status if rec.status in counts else "pending"] += 1
         out[folder] = counts
     return out

@@ -39,6 +39,7 @@ from watchdog.observers.polling import PollingObserverVFS
 
 from desktop_search.core.extract import is_supported
 from desktop_search.core.indexer import is_ignored_name
+from desktop_search.core.paths import is_under
 
 __all__ = ["ChangeBatch", "FolderWatcher", "NETWORK_FILESYSTEMS", "is_network_path"]
 
@@ -72,7 +73,7 @@ class ChangeBatch:
 
 
 def _inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+    return is_under(path, root)
 
 
 def _mount_fstype(path: str) -> str | None:

@@ -37,10 +37,14 @@ class Key(str, enum.Enum):
     PATH_MAP = "path_map"
     REFRESH_S = "refresh_s"
     MODEL_DIR = "model_dir"
+    MANIFEST = "manifest"
     ENDPOINT = "endpoint"
     PROXY = "proxy"
     SHOW_SCORES = "show_scores"
     WINDOW_GEOMETRY = "window_geometry"
+    WINDOW_STATE = "window_state"
+    SPLITTER_SIZES = "splitter_sizes"
+    RESULTS_COLUMNS = "results_columns"
 
 
 @dataclass
@@ -69,10 +73,14 @@ class Prefs:
         Key.PATH_MAP: [],  # ["/srv/docs=/Volumes/docs"]
         Key.REFRESH_S: int(setting_default("read_consistency_s")),
         Key.MODEL_DIR: "",  # "": the default folder (or DESKTOP_SEARCH_MODEL_DIR)
+        Key.MANIFEST: "",  # "": the bundled BGE-M3 manifest; else a mirror's or a fine-tuned model's
         Key.ENDPOINT: "",
         Key.PROXY: "",
         Key.SHOW_SCORES: False,
         Key.WINDOW_GEOMETRY: b"",
+        Key.WINDOW_STATE: b"",  # docks and toolbars
+        Key.SPLITTER_SIZES: [],  # results | preview
+        Key.RESULTS_COLUMNS: [],  # column widths of the results list
     }
 
     def __init__(self, path: Path | None = None) -> None:

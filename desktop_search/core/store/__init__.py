@@ -14,6 +14,7 @@ Parts, in the order a query meets them:
                    them, with their own lock and version memo.
 - ``fulltext``     the analysed ``lang``/``terms`` columns, their BM25 index and full-text queries (``KeywordQuery``).
 - ``maintenance``  optimize: drop unused vectors, compact, clean old versions, build FTS / B-tree / ANN indexes.
+- ``mirror``       a reader of a shared index (s3://...): a local copy of the chunks table, synced from the bucket.
 
 Nothing here imports Qt or torch.
 """

@@ -19,6 +19,7 @@ from desktop_search.core.store.caches import QueryCaches
 from desktop_search.core.store.fulltext import KeywordQuery
 from desktop_search.core.store.maintenance import Maintenance, dir_bytes
 from desktop_search.core.location import IndexLocation
+from desktop_search.core.store.mirror import TableMirror
 from desktop_search.core.store.meta import META_FILE, open_meta, open_remote_meta, read_meta, write_meta
 from desktop_search.core.store.keys import is_under
 from desktop_search.core.store.tables import FileRecord, Tables, fresh_retry
@@ -30,17 +31,19 @@ class Store:
     """One index directory. Reads are safe from any thread; writes go through one writer at a time."""
 
     def __init__(self, index_dir: "Path | IndexLocation", *, create: bool = True,
-                 read_consistency_s: float = 5.0) -> None:
+                 read_consistency_s: float = 5.0, mirror_dir: Path | None = None) -> None:
         """``index_dir`` a folder, or a shared index in a bucket (an ``IndexLocation``, core/location.py): then
         ``index_dir`` is that location, the description is an object beside the tables, and this Store sees
-        other machines' commits within ``read_consistency_s``."""
+        other machines' commits within ``read_consistency_s``. A reader of a shared index passes ``mirror_dir``
+        (a cache folder of its own): the chunks table is then read from a local copy (mirror.py)."""
         self._client: Any = None
         if isinstance(index_dir, IndexLocation):
             self.index_dir: Any = index_dir
             self._client = index_dir.client()
             self.meta: dict[str, Any] = open_remote_meta(index_dir, self._client, create=create)
+            mirror = TableMirror(self._client, "lance/chunks.lance", mirror_dir) if mirror_dir is not None else None
             self._tables = Tables(index_dir.lance_uri, storage_options=index_dir.lance_options(),
-                                  read_consistency_s=read_consistency_s, lease_uri=index_dir.uri)
+                                  read_consistency_s=read_consistency_s, lease_uri=index_dir.uri, mirror=mirror)
         else:
             self.index_dir = Path(index_dir)
             self.meta = open_meta(self.index_dir, create=create)
@@ -193,7 +196,7 @@ class Store:
     def fts(self, query: str, limit: int) -> list[dict[str, Any]]:
         """BM25 for plain words (analysed as a query is); rows carry ``_score``. Never an error for odd input."""
         if not self._tables.has_terms:
-            return self._tables.fts(query, limit, self._caches.fts_rows if self._tables.remote else None)
+            return self._tables.fts(query, limit)
         keys = [k for lang in self.query_languages(query) for k in analysis.query_keys(query, lang)]
         return self.keyword_rows(KeywordQuery(should=tuple(dict.fromkeys(keys))), limit)
 

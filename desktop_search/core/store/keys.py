@@ -11,6 +11,8 @@ import os
 import re
 from typing import Iterable
 
+from desktop_search.core.paths import under_any
+
 __all__ = ["chunk_id", "fs_path", "is_under", "path_key", "text_hash"]
 
 
@@ -68,5 +70,5 @@ def chunk_id(path: str, ordinal: int) -> str:
 
 
 def is_under(path: str, roots: Iterable[str]) -> bool:
-    """Whether ``path`` is one of ``roots`` or inside one of them."""
-    return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+    """Whether ``path`` is one of ``roots`` or inside one of them (core/paths.py: the one answer, Windows too)."""
+    return under_any(path, roots)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -225,12 +226,15 @@ class Tables:
     """The LanceDB connection of one index and its three tables (``vectors`` is None until a model is bound)."""
 
     def __init__(self, lance_dir: Path | str, *, storage_options: dict[str, str] | None = None,
-                 read_consistency_s: float | None = None, lease_uri: str | None = None) -> None:
+                 read_consistency_s: float | None = None, lease_uri: str | None = None,
+                 mirror: Any = None) -> None:
         """``lance_dir`` a folder, or a URI (``s3://...``) with its ``storage_options``; readers of a URI see other
         writers' commits within ``read_consistency_s``, and writes stop once this process lost ``lease_uri``'s
-        lease (core/lease.py)."""
-        import lancedb
+        lease (core/lease.py). A reader may pass a ``mirror`` (mirror.py): the chunks table is then read from a
+        local copy kept in step with the bucket."""
+        from desktop_search.core.lancedb_import import import_lancedb
 
+        lancedb = import_lancedb()  # without the namespace REST client a local index never uses
         if storage_options is None:
             self._db = lancedb.connect(str(lance_dir))
         else:
@@ -246,7 +250,15 @@ class Tables:
             self.write_lock = GuardedWriteLock(lease_uri)
         names = set(self._table_names())
         self.files = self._open_or_create("files", FILES_SCHEMA, names)
-        self.chunks = self._open_or_create("chunks", CHUNKS_SCHEMA, names)
+        self._mirror = mirror if "chunks" in names else None
+        self._consistency_s = read_consistency_s or 5.0
+        self._mirror_checked = time.monotonic()
+        if self._mirror is not None:
+            self._mirror.sync()
+            self.chunks = lancedb.connect(str(self._mirror.local_root)).open_table("chunks")
+        else:
+            self.chunks = self._open_or_create("chunks", CHUNKS_SCHEMA, names)
+
         self.vectors = self._db.open_table("vectors") if "vectors" in names else None
 
     def _open_or_create(self, name: str, schema: pa.Schema, names: set[str]) -> Any:
@@ -268,7 +280,18 @@ class Tables:
         """Tables some of whose rows cannot be read, with the error."""
         return {name: err for name, t in self.all().items() if (err := table_read_error(t))}
 
+    def follow_mirror(self) -> None:
+        """Bring the local copy of the chunks table up to date, at most once per refresh interval."""
+        if self._mirror is None or time.monotonic() - self._mirror_checked < self._consistency_s:
+            return
+        self._mirror_checked = time.monotonic()
+        if self._mirror.sync():
+            self.chunks.checkout_latest()
+
     def checkout_latest(self) -> None:
+        if self._mirror is not None:
+            self._mirror_checked = 0.0
+            self.follow_mirror()
         if self.vectors is None and "vectors" in self._table_names():  # created by another process meanwhile
             self.vectors = self._db.open_table("vectors")
         for table in self.all().values():
@@ -353,6 +376,7 @@ class Tables:
             self.chunks = self._db.create_table("chunks", table, schema=CHUNKS_SCHEMA)
 
     def _chunk_query(self, where: str | None, columns: Sequence[str] | None) -> list[dict[str, Any]]:
+        self.follow_mirror()
         q = self.chunks.search()
         if where is not None:
             q = q.where(where)
@@ -374,6 +398,7 @@ class Tables:
         return self._chunk_query(None, columns) if self.chunks.count_rows() else []
 
     def chunk_columns(self, columns: Sequence[str]) -> pa.Table:
+        self.follow_mirror()
         return self.chunks.search().select(list(columns)).limit(None).to_arrow()
 
     def chunks_at(self, offsets: Sequence[int]) -> list[dict[str, Any]]:
@@ -385,23 +410,13 @@ class Tables:
             return set()
         return set(self.chunk_columns(["text_hash"]).column("text_hash").to_pylist())
 
-    def fts(self, query: str, limit: int,
-            complete: Callable[[pa.Table], list[dict[str, Any]] | None] | None = None) -> list[dict[str, Any]]:
-        """BM25 over chunk text; rows carry ``_score``. An unparsable query yields no rows, never an error.
-        ``complete`` (a shared index) turns hits read as ids into rows from RAM, or gives None to read them."""
+    def fts(self, query: str, limit: int) -> list[dict[str, Any]]:
+        """BM25 over chunk text; rows carry ``_score``. An unparsable query yields no rows, never an error."""
+        self.follow_mirror()
         if not query.strip() or not self.chunks.count_rows():  # (not the chunk map: 0.25 s to build at 100k)
             return []
-
-        def run(text: str) -> list[dict[str, Any]]:
-            if complete is not None:
-                rows = complete(self.fts_ids(text, limit))
-                if rows is not None:
-                    return rows
-            found: list[dict[str, Any]] = self.chunks.search(text, query_type="fts").limit(limit).to_arrow().to_pylist()
-            return found
-
         try:
-            return run(query)
+            return self._fts(query, limit)
         except Exception as e:
             from desktop_search.core.errors import is_damage
 
@@ -412,7 +427,7 @@ class Tables:
             if not words or words == query:
                 return []
             try:
-                return run(words)
+                return self._fts(words, limit)
             except Exception as e:
                 if vanished(e):
                     raise
@@ -425,6 +440,7 @@ class Tables:
 
     def keyword_rows(self, kq: KeywordQuery, limit: int) -> list[dict[str, Any]]:
         """The best ``limit`` chunks for an analysed query by BM25 over ``terms``; rows carry ``_score``."""
+        self.follow_mirror()
         if not (kq.should or kq.phrases) or not self.chunks.count_rows():
             return []
         if not self.has_terms:
@@ -441,6 +457,7 @@ class Tables:
 
     def has_key(self, key: str) -> bool:
         """Whether any chunk has this index key (one posting list)."""
+        self.follow_mirror()
         if not self.has_terms or not self.chunks.count_rows():
             return False
         try:
@@ -459,9 +476,9 @@ class Tables:
                 counts[lang or "und"] = counts.get(lang or "und", 0) + 1
         return counts
 
-    def fts_ids(self, query: str, limit: int) -> pa.Table:
-        """BM25 hits as ``id`` and ``_score`` only (a shared index completes the rows from RAM)."""
-        return self.chunks.search(query, query_type="fts").limit(limit).select(["id", "_score"]).to_arrow()
+    def _fts(self, query: str, limit: int) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self.chunks.search(query, query_type="fts").limit(limit).to_arrow().to_pylist()
+        return rows
 
     def has_fts_index(self) -> bool:
         names = index_names(self.chunks)
