@@ -19,17 +19,15 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-# As the app's entry point does (desktop_search/__main__.py), before anything imports numpy or transformers.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("TRANSFORMERS_NO_TF", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+from desktop_search.environment import prepare_process  # noqa: E402
+
+# As the app's entry point does (desktop_search/__main__.py), before anything imports numpy or transformers.
+prepare_process(offline=True)
 
 CACHE = BENCH_DIR / ".cache"
 DEFAULT_MODEL = CACHE / "bge-m3-full"

@@ -8,8 +8,8 @@ store on another machine):
 
 - ``local``: the index folder on disk;
 - ``s3``: the bucket through a counting proxy that adds nothing (it keeps the immutable Lance files it has fetched
-  once from moto in memory and answers ranged reads from there: moto reads a whole object for every ranged GET,
-  which would make this a benchmark of moto);
+  once from moto in memory, loaded before any measurement, and answers ranged reads from there: moto reads a
+  whole object for every ranged GET, which would make this a benchmark of moto);
 - ``s3_20ms``: the same proxy adding ``--delay-ms`` (20) to every request, like a store across a WAN.
 
 Per place: ``first_open_s`` (Store() + building the query caches, as the window does after opening),
@@ -38,17 +38,24 @@ import _common as c  # first: it sets the app's environment before numpy loads
 from bench_query import StoreTimer, StubEncoder, build_store, make_queries
 
 
-def upload(local: Path, client) -> tuple[int, int]:
-    """Every file below ``local`` as an object with the same relative key; (objects, bytes)."""
+def upload(local: Path, endpoint: str, bucket: str, prefix: str) -> tuple[int, int, list[str]]:
+    """Every file below ``local`` as an object with the same relative key; (objects, bytes, keys)."""
     import obstore
+    from obstore.store import S3Store
 
+    # Generous timeouts: moto assembles a multi-part upload of a 1 GB data file slowly.
+    client = S3Store(bucket, prefix=prefix, endpoint=endpoint, region="us-east-1", access_key_id="k",
+                     secret_access_key="s", client_options={"allow_http": True, "timeout": "900s"})
     n = size = 0
+    keys = []
     for path in sorted(local.rglob("*")):
         if path.is_file():
-            data = path.read_bytes()
-            obstore.put(client, path.relative_to(local).as_posix(), data)
-            n, size = n + 1, size + len(data)
-    return n, size
+            rel = path.relative_to(local).as_posix()
+            with open(path, "rb") as fh:
+                obstore.put(client, rel, fh)
+            n, size = n + 1, size + path.stat().st_size
+            keys.append(rel)
+    return n, size, keys
 
 
 def create_bucket(endpoint: str) -> str:
@@ -58,7 +65,8 @@ def create_bucket(endpoint: str) -> str:
     return "team-bucket"
 
 
-def measure(where, queries: dict, warmup: dict, rounds: int, proxy: str | None = None) -> dict:
+def measure(where, queries: dict, warmup: dict, rounds: int, proxy: str | None = None,
+            mirror_dir: Path | None = None) -> dict:
     from desktop_search.core.search import Searcher
     from desktop_search.core.store import Store
     from desktop_search.devtools.s3_server import proxy_counts
@@ -66,7 +74,7 @@ def measure(where, queries: dict, warmup: dict, rounds: int, proxy: str | None =
     if proxy is not None:
         proxy_counts(proxy, reset=True)
     t0 = time.perf_counter()
-    store = Store(where, create=False, read_consistency_s=5.0)
+    store = Store(where, create=False, read_consistency_s=5.0, mirror_dir=mirror_dir)
     t_open = time.perf_counter() - t0
     store.warm()
     t_warm = time.perf_counter() - t0
@@ -106,16 +114,18 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--queries", type=int, default=None, help="distinct queries (default 40, quick 20)")
     p.add_argument("--rounds", type=int, default=2, help="timed rounds over the queries with warm caches")
     p.add_argument("--work-dir", type=Path, default=None)
+    p.add_argument("--no-mirror", action="store_true", help="read the chunks table from the bucket too "
+                   "(the app's readers keep a local copy of it)")
     args = p.parse_args(argv)
     n = args.chunks or (20_000 if args.quick else 100_000)
     n_queries = args.queries or (20 if args.quick else 40)
 
     from desktop_search.core.location import IndexLocation
-    from desktop_search.devtools.s3_server import ACCESS_KEY, SECRET_KEY
+    from desktop_search.devtools.s3_server import ACCESS_KEY, SECRET_KEY, prime
 
     os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"] = ACCESS_KEY, SECRET_KEY
     os.environ["DESKTOP_SEARCH_NO_KEYCHAIN"] = "1"
-    result: dict = {"benchmark": "s3", "machine": c.machine(), "chunks": n, "colbert_tokens_per_chunk": args.colbert_tokens,
+    result: dict = {"benchmark": "s3", "machine": c.machine(), "chunks": n, "chunks_mirrored": not args.no_mirror, "colbert_tokens_per_chunk": args.colbert_tokens,
                     "queries": n_queries, "rounds": args.rounds, "delay_ms": args.delay_ms}
     work = Path(tempfile.mkdtemp(prefix="bench-s3-", dir=args.work_dir))
     try:
@@ -137,14 +147,17 @@ def main(argv: list[str] | None = None) -> dict:
             ends = json.loads(server.stdout.readline())
             bucket = create_bucket(ends["moto"])
             direct = IndexLocation.parse(f"s3://{bucket}/team-index", [("endpoint", ends["moto"])])
-            t_up, (objects, size) = c.timed(lambda: upload(work / "idx", direct.client()))
+            t_up, (objects, size, keys) = c.timed(lambda: upload(work / "idx", ends["moto"], bucket, "team-index"))
             result["upload"] = {"objects": objects, "mb": round(size / 1e6, 1), "s": round(t_up, 1)}
+            proxied = IndexLocation.parse(direct.uri, [("endpoint", ends["proxy"])])
+            prime(proxied.client(), [k for k in keys if "/data/" in k or "/_indices/" in k])
             c.log("local")
             result["local"] = measure(work / "idx", queries, warmup, args.rounds)
             for name, proxy in (("s3", ends["proxy"]), (f"s3_{args.delay_ms:g}ms", ends["proxy_delay"])):
                 c.log(name)
                 where = IndexLocation.parse(direct.uri, [("endpoint", proxy)])
-                result[name] = measure(where, queries, warmup, args.rounds, proxy)
+                mirror = None if args.no_mirror else work / f"mirror-{name}"  # as the app's readers do
+                result[name] = measure(where, queries, warmup, args.rounds, proxy, mirror)
         finally:
             server.stdin.close()
             server.wait(timeout=60)

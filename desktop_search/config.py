@@ -7,6 +7,7 @@ settings before anything heavy loads.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from dataclasses import dataclass, field, replace
@@ -89,6 +90,10 @@ class Settings:
     colbert_storage: str = "int8"
     batch_tokens: int = 0  # padded tokens per forward pass; 0: the encoder's own (8192 on CPU, from GPU memory)
     max_file_bytes: int = 512 * 1024**2
+    # A text file is decoded whole and cut into passages in memory: past these it fails as ``too_large``
+    # (64 MiB of text is about 30,000 passages of prose; 20,000 passages bound memory to a few hundred MB).
+    max_text_bytes: int = 64 * 1024**2
+    max_chunks_per_file: int = 20_000
     extract_time_limit_s: float = 120.0
     extract_workers: int = 2
     # OCR of scanned pages and images (on by default; --no-ocr / the settings dialog turn it off). Recognised
@@ -112,6 +117,16 @@ class Settings:
         return self.index_dir
 
     @property
+    def mirror_dir(self) -> Path | None:
+        """Where a reader of the shared index keeps its local copy of the chunks table (core/store/mirror.py)."""
+        if not self.index_uri:
+            return None
+        import hashlib
+
+        key = hashlib.sha1(IndexLocation.parse(self.index_uri).uri.encode("utf-8")).hexdigest()[:16]
+        return default_cache_dir() / "shared-index" / key
+
+    @property
     def paths(self) -> PathMap:
         return PathMap(self.path_map)
 
@@ -125,7 +140,8 @@ class Settings:
             raise ValueError(f"unknown CPU precision {self.cpu_precision!r}; choose one of {', '.join(CPU_PRECISIONS)}")
         if self.colbert_storage not in COLBERT_STORAGE:
             raise ValueError(f"unknown ColBERT storage {self.colbert_storage!r}; choose one of {', '.join(COLBERT_STORAGE)}")
-        if len(self.weights) != 3 or any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
+        if (len(self.weights) != 3 or not all(math.isfinite(w) and w >= 0 for w in self.weights)
+                or sum(self.weights) <= 0):
             raise ValueError("weights must be three non-negative numbers (dense, sparse, colbert) with a positive sum")
         if not 16 <= self.chunk_tokens <= 8192:
             raise ValueError("chunk size must be between 16 and 8192 tokens")

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-os.environ["TRANSFORMERS_NO_TF"] = "1"
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["TRANSFORMERS_OFFLINE"] = "1"
-os.environ["TOKENIZERS_PARALLELISM"] = "false"
+from desktop_search.environment import prepare_process
+
+prepare_process(offline=True)  # before anything imports numpy or transformers, as the app does
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 REPO = Path(__file__).resolve().parents[1]

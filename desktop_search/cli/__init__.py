@@ -14,7 +14,6 @@ code, never a traceback.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -22,6 +21,7 @@ from typing import Sequence
 from desktop_search import config
 from desktop_search.cli import credentials, doctor, gui, index, model, search
 from desktop_search.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, CliError, Parser
+from desktop_search.environment import prepare_process
 
 __all__ = ["build_parser", "main"]
 
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    os.environ.setdefault("TRANSFORMERS_NO_TF", "1")
+    prepare_process()  # also when called without __main__ (tests, scripts)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -60,3 +60,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("desktop-search: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`desktop-search search x | head -1`): not an error worth a word. stdout is
+        # pointed at devnull so the flush at exit does not fail again.
+        _quiet_stdout()
+        return 128 + 13  # as if killed by SIGPIPE, like other command-line tools
+    except BaseException as e:  # noqa: BLE001 - only failures of the surroundings are turned into one line
+        from desktop_search.core.errors import describe
+
+        message = describe(e, _index_dir_of(args))
+        if message is None:
+            raise
+        print(f"desktop-search: error: {message}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _index_dir_of(args: argparse.Namespace) -> Path | None:
+    try:
+        return config.load_settings(index_dir=getattr(args, "index_dir", None)).index_dir
+    except Exception:  # noqa: BLE001 - only for wording a message
+        return getattr(args, "index_dir", None)  # type: ignore[no-any-return]
+
+
+def _quiet_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import sys
 import time
 from pathlib import Path
@@ -101,7 +102,9 @@ def open_store(settings: config.Settings, *, create: bool) -> Any:
     from desktop_search.core.store import IndexIncompatible, IndexMissing, Store
 
     try:
-        return Store(settings.index, create=create, read_consistency_s=settings.read_consistency_s)
+        # A reader of a shared index keeps a local copy of the chunks table; a writer works on the bucket.
+        return Store(settings.index, create=create, read_consistency_s=settings.read_consistency_s,
+                     mirror_dir=None if create else settings.mirror_dir)
     except (IndexMissing, IndexIncompatible, RemoteError) as e:
         raise CliError(str(e)) from None
 
@@ -117,6 +120,50 @@ def index_errors() -> Iterator[None]:
         yield
     except (IndexBusy, IndexWriteError, RemoteError) as e:
         raise CliError(str(e)) from None
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities become null: JSON has no such numbers, and a bare NaN breaks every JSON parser."""
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def json_line(obj: Any) -> str:
+    """One line of strict JSON (what every --json output prints)."""
+    return json.dumps(_finite(obj), ensure_ascii=False, allow_nan=False)
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[Any]:
+    """An event set by Ctrl+C or SIGTERM (``.signum`` says which): the run ends after the group being written,
+    so what was committed stays committed. A second Ctrl+C stops at once."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    previous: dict[int, Any] = {}
+
+    def handler(signum: int, _frame: Any) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.signum = signum  # type: ignore[attr-defined]
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        for name in ("SIGINT", "SIGTERM", "SIGBREAK", "SIGHUP"):
+            sig = getattr(signal, name, None)
+            if sig is not None:
+                previous[sig] = signal.signal(sig, handler)
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def note(msg: str) -> None:

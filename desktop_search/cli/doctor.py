@@ -4,10 +4,9 @@ when the index is consistent."""
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
-from desktop_search.cli.common import EXIT_ERROR, EXIT_OK, CliError, add_common, settings_from_args
+from desktop_search.cli.common import EXIT_ERROR, EXIT_OK, CliError, add_common, json_line, settings_from_args
 
 
 def add_parsers(sub: Any) -> None:
@@ -32,7 +31,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     except (IndexMissing, IndexBusy) as e:
         raise CliError(str(e)) from None
     if args.json:
-        print(json.dumps(report.as_json(), ensure_ascii=False))
+        print(json_line(report.as_json()))
         return EXIT_OK if report.ok else EXIT_ERROR
     st = report.stats
     line = f"index:   {report.index_dir} (schema {report.schema_version})"

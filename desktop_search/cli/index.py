@@ -4,7 +4,6 @@ follow the folders until Ctrl+C or SIGTERM). Both write the index, so both hold 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +13,12 @@ from desktop_search.cli.common import (
     ProgressPrinter,
     add_common,
     index_errors,
+    json_line,
     load_encoder,
     note,
     open_store,
     settings_from_args,
+    stop_on_signals,
 )
 
 
@@ -54,10 +55,16 @@ def cmd_index(args: argparse.Namespace) -> int:
     store = open_store(settings, create=True)
     from desktop_search.core.indexer import Indexer
 
-    with index_errors():
-        report = Indexer(store, settings, encoder).index(args.paths, progress=ProgressPrinter())
+    printer = ProgressPrinter()
+    with index_errors(), stop_on_signals() as stopped:
+        report = Indexer(store, settings, encoder).index(args.paths, progress=printer, cancel=stopped)
+    if stopped.is_set():
+        printer.end()
+        note(f"interrupted: {report.indexed} files committed and searchable, {report.failed} failed; "
+             "run the same command again to continue")
+        return 128 + getattr(stopped, "signum", 2)
     if args.json:
-        print(json.dumps(report.as_json(), ensure_ascii=False))
+        print(json_line(report.as_json()))
     else:
         print(
             f"indexed {report.indexed} files ({report.chunks_written} chunks, {report.chunks_encoded} encoded), "

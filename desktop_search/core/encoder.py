@@ -32,6 +32,7 @@ import numpy as np
 
 from desktop_search.config import CPU_PRECISIONS
 from desktop_search.core.tokenizer import pad_rows
+from desktop_search.environment import prepare_process
 
 if TYPE_CHECKING:
     from desktop_search.core.quantize import BuildProgress
@@ -100,6 +101,18 @@ def model_problem(model_dir: Path) -> str | None:
     return verification_problem(model_dir, must_cover=loaded)
 
 
+def model_state(model_dir: Path) -> str:
+    """In a few words, for a status line: "ready", "not installed", "incomplete" or "not verified" (files there,
+    but never checked against the manifest, or changed since) - never "not installed" for a model that is there."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir() or not any(model_dir.iterdir()):
+        return "not installed"
+    if any(not (model_dir / f).is_file() for f in REQUIRED_FILES) or not any(
+            (model_dir / f).is_file() for f in WEIGHT_FILES):
+        return "incomplete"
+    return "ready" if model_problem(model_dir) is None else "not verified"
+
+
 def model_fingerprint(model_dir: Path) -> str:
     """A cheap identity of the weights: vectors from another model must never be mixed into the index."""
     h = hashlib.sha256()
@@ -151,13 +164,7 @@ def resolve_device(device: str) -> str:
 
 def _force_offline() -> None:
     # After setup the app makes no network access: hub libraries must resolve everything locally.
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
-    # Loading progress bars are noise on a CLI's stderr and invisible in a windowed app.
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("TRANSFORMERS_NO_TF", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    prepare_process(offline=True)
 
 
 class Encoder:

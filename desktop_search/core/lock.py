@@ -16,12 +16,13 @@ from __future__ import annotations
 import errno
 import json
 import os
+import stat
 import sys
 import threading
 import time
 from pathlib import Path
 
-__all__ = ["LOCK_FILE", "IndexBusy", "IndexLock", "holder", "pid_alive"]
+__all__ = ["LOCK_FILE", "IndexBusy", "IndexLock", "LockFileUnsafe", "holder", "pid_alive"]
 
 LOCK_FILE = "writer.lock"
 # Windows locks byte ranges, and a locked range cannot be read by others: lock a byte past the PID text.
@@ -81,7 +82,12 @@ def holder(index_dir: Path) -> dict | None:
     """What the lock file says about its last holder ({pid, command, since}), or None. Informational only:
     whether it is held is decided by the OS lock."""
     try:
-        text = (Path(index_dir) / LOCK_FILE).read_text("utf-8").strip()
+        fd = os.open(Path(index_dir) / LOCK_FILE, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        try:
+            raw = os.read(fd, 4096) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+        finally:
+            os.close(fd)
+        text = raw.decode("utf-8").strip()
         info = json.loads(text) if text else None
     except (OSError, ValueError):
         return None
@@ -127,7 +133,7 @@ class IndexLock:
                 self._held = True
                 return self
             self.index_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = _open_lock_file(self.path)
             try:
                 if not _try_lock(fd):
                     info = holder(self.index_dir) or {}
@@ -167,6 +173,30 @@ class IndexLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+class LockFileUnsafe(OSError):
+    """``writer.lock`` is not a plain file of its own (a symbolic link, a folder, a device): never written."""
+
+
+def _open_lock_file(path: Path) -> int:
+    """Open (or create) the lock file without following a symbolic link: the lock is truncated and written, and a
+    link planted in the index folder must not turn that into a write to its target."""
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.EMLINK) or os.path.islink(path):
+            raise LockFileUnsafe(
+                errno.ELOOP, f"{path} is a symbolic link, not the app's lock file; remove it and try again"
+            ) from None
+        raise
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
+        os.close(fd)
+        raise LockFileUnsafe(errno.EINVAL, f"{path} is not a plain file of its own (a link or a device); "
+                                           "remove it and try again")
+    return fd
 
 
 def _write_info(fd: int, command: str) -> None:

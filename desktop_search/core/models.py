@@ -190,7 +190,12 @@ def verification_problem(model_dir: Path, *, must_cover: Iterable[str] = ()) -> 
 
     marker = verified_marker(model_dir)
     if marker is None:
-        return problem("no verification record")
+        # Model files copied in by hand (or a mirror's folder passed with --model-dir): nothing proves they are
+        # the pinned ones. Say which command checks them, rather than only "not verified".
+        return (f"the model files at {model_dir} have not been verified (no verification record, so they are not "
+                f"loaded): run `desktop-search model import {model_dir}` to check them against the manifest and "
+                f"install them (add `--manifest FILE` for another model), or `desktop-search model verify "
+                f"--model-dir {model_dir}` to check them where they are")
     listed = set()
     try:
         for entry in marker["files"]:

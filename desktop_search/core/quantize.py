@@ -81,12 +81,24 @@ def cpu_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def import_onnxruntime():  # noqa: ANN201 - the module
+    """ONNX Runtime with its telemetry off: ``ORT_DISABLE_TELEMETRY`` (environment.py) must be set before the
+    first import, which starts its 1DS uploader on Linux and macOS; ``disable_telemetry_events`` turns off the ETW
+    events of its Windows builds."""
+    from desktop_search.environment import prepare_process
+
+    prepare_process()
+    import onnxruntime
+
+    onnxruntime.disable_telemetry_events()
+    return onnxruntime
+
+
 class OnnxM3:
     """The int8 graph in an ONNX Runtime session: (input_ids, attention_mask) -> (dense, token weights, colbert)."""
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
+        ort = import_onnxruntime()
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3  # ONNX Runtime's warnings are advice for graph authors, not for users
@@ -356,8 +368,7 @@ def _machine_key(out_dir: Path) -> str:
     import hashlib
     import platform
 
-    import onnxruntime
-
+    onnxruntime = import_onnxruntime()
     flags = ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import threading
+import unicodedata
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 import dataclasses
@@ -214,7 +215,7 @@ class Searcher:
         self, query: str, k: int = 10, mode: str = "hybrid", flt: SearchFilter | None = None
     ) -> Iterator[SearchResult]:
         """Keyword result first; in hybrid mode then the hybrid ranking and the ColBERT-reranked one."""
-        pq = parse_query(query)
+        pq = parse_query(unicodedata.normalize("NFC", query))  # indexed text is NFC too (extract.py)
         semantic = mode != "keyword" and self.encoder is not None
         # The query encoding and the dense and lexical-weight candidates (numpy with one BLAS thread, the
         # encoder) run on a helper thread while BM25 runs in LanceDB here, and later the rerank set's vectors

@@ -66,7 +66,7 @@ class S3Proxy:
     """An HTTP proxy in front of ``upstream`` (``http://127.0.0.1:PORT``) on its own loopback port."""
 
     def __init__(self, upstream: str, *, delay_s: float = 0.0, strip_conditional: bool = False,
-                 cache_immutable: bool = False) -> None:
+                 cache_immutable: bool = False, cache: dict | None = None) -> None:
         self.upstream = upstream.split("://", 1)[1].rstrip("/")
         self.delay_s = delay_s
         self.strip_conditional = strip_conditional
@@ -74,7 +74,7 @@ class S3Proxy:
         # with this, the proxy fetches each immutable Lance file (data files, indexes) once and answers ranged
         # GETs from memory, so a benchmark measures the client and the added latency, not moto.
         self.cache_immutable = cache_immutable
-        self._cache: dict[str, tuple[bytes, list[tuple[str, str]]]] = {}
+        self._cache: dict[str, tuple[bytes, list[tuple[str, str]]]] = {} if cache is None else cache
         self.requests = 0
         self.bytes_out = 0  # response bytes sent back to the client (bodies)
         self.log: list[tuple[float, str, str, str]] | None = None  # (time, method, path, range) when a list
@@ -227,6 +227,16 @@ def proxy_counts(endpoint: str, reset: bool = False) -> dict:
         return json.loads(resp.read())
 
 
+def prime(client: object, keys: list[str]) -> None:
+    """Have a caching proxy load these objects from moto now (``client``: an obstore store whose endpoint is the
+    proxy), so that a measurement after it sees only what the client fetches (each object is read whole once;
+    ranged reads are then served from memory)."""
+    import obstore
+
+    for key in keys:
+        obstore.get_range(client, key, start=0, end=1)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Serve moto and two proxies (no delay, and ``--delay-ms``) in this process until stdin closes; print one
     JSON line with their endpoints first. Benchmarks run the server side here, so that its threads do not share
@@ -236,8 +246,9 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=main.__doc__)
     p.add_argument("--delay-ms", type=float, default=20.0)
     args = p.parse_args(argv)
-    with LocalS3() as s3, S3Proxy(s3.endpoint, cache_immutable=True) as fast, \
-            S3Proxy(s3.endpoint, delay_s=args.delay_ms / 1000, cache_immutable=True) as slow:
+    cache: dict = {}  # shared: each immutable file is fetched from moto once (see prime())
+    with LocalS3() as s3, S3Proxy(s3.endpoint, cache_immutable=True, cache=cache) as fast, \
+            S3Proxy(s3.endpoint, delay_s=args.delay_ms / 1000, cache_immutable=True, cache=cache) as slow:
         print(json.dumps({"moto": s3.endpoint, "proxy": fast.endpoint, "proxy_delay": slow.endpoint}), flush=True)
         sys.stdin.read()
 

@@ -33,6 +33,7 @@ class Prefs:
         "weights": [0.4, 0.2, 0.4],
         "chunk_tokens": 512,
         "colbert_storage": "int8",
+        "ocr": True,
         "cpu_precision": "",  # "": the default (int8, or DESKTOP_SEARCH_CPU_PRECISION)
         "index_dir": "",
         # A shared index (s3://bucket/prefix) this window searches read-only; "": the own index. Only options
@@ -42,10 +43,14 @@ class Prefs:
         "path_map": [],  # ["/srv/docs=/Volumes/docs"]
         "refresh_s": 5,
         "model_dir": "",
+        "manifest": "",  # "": the bundled BGE-M3 manifest; else a mirror's or a fine-tuned model's
         "endpoint": "",
         "proxy": "",
         "show_scores": False,
         "window_geometry": b"",
+        "window_state": b"",  # docks and toolbars
+        "splitter_sizes": [],  # results | preview
+        "results_columns": [],  # column widths of the results list
     }
 
     def __init__(self, path: Path | None = None) -> None:
@@ -112,4 +117,5 @@ class Prefs:
             chunk_tokens=self.get("chunk_tokens"),
             colbert_storage=self.get("colbert_storage"),
             cpu_precision=self.get("cpu_precision") or None,
+            ocr=self.get("ocr"),
         )

@@ -16,8 +16,22 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from desktop_search import config
+from desktop_search.core.paths import under_any
 from desktop_search.gui.prefs import Prefs, WatchedFolder
 from desktop_search.gui.workers import Pools, Task
+
+
+def bad_files_message(bad, src_dir: str) -> str:
+    """First line: which file failed and why, for the model page; the following lines: every detail."""
+    first = bad[0]
+    why = {"missing": "is missing"}.get(first.actual, "does not match the manifest"
+                                        if len(first.actual) == 64 else f"cannot be used ({first.actual})")
+    more = f" (and {len(bad) - 1} more file{'s' if len(bad) > 2 else ''})" if len(bad) > 1 else ""
+    head = f"{first.path} in {src_dir} {why}{more}"
+    return "\n".join([head, *(b.describe() for b in bad)])
+
+
+MODEL_WATCH_MS = 3000  # how often a window without a model looks for one installed meanwhile
 
 
 def settle_heap() -> None:
@@ -68,7 +82,12 @@ class Services(QObject):
         self.pause_event = threading.Event()
         self._closing = False
         self._model_task: Task | None = None
-        self.manifest_path = None  # None: the pinned BGE-M3 manifest shipped in resources/
+        # None: the pinned BGE-M3 manifest shipped in resources/; Settings → Model manifest picks another.
+        self.manifest_path = Path(prefs.get("manifest")) if prefs.get("manifest") else None
+        # A model installed meanwhile by the CLI (`model download/import`) is noticed without a restart.
+        self._model_watch = QTimer(self)
+        self._model_watch.setInterval(MODEL_WATCH_MS)
+        self._model_watch.timeout.connect(self._check_model_appeared)
 
     @property
     def shared(self) -> bool:
@@ -88,7 +107,7 @@ class Services(QObject):
 
         # A shared index is searched, never written, from the window: the team's indexing machine writes it.
         self.store = Store(self.settings.index, create=not self.shared,
-                           read_consistency_s=self.settings.read_consistency_s)
+                           read_consistency_s=self.settings.read_consistency_s, mirror_dir=self.settings.mirror_dir)
         self.searcher = Searcher(
             self.store,
             None,
@@ -110,7 +129,10 @@ class Services(QObject):
         problem = model_problem(self.settings.model_dir)
         if problem:
             self.semantic_unavailable.emit(problem)
+            if not self._closing:
+                self._model_watch.start()
             return
+        self._model_watch.stop()
         task = Task(self._load_encoder, with_progress=True)
         task.signals.progress.connect(self.encoder_progress)
         task.signals.result.connect(self._on_encoder)
@@ -142,6 +164,18 @@ class Services(QObject):
         if self.prefs.folders() and not self.shared:
             self.index_folders(self.prefs.folders())
 
+    def _check_model_appeared(self) -> None:
+        """Every few seconds while there is no model: has one been installed (by the CLI) meanwhile?"""
+        if self.encoder is not None or self._model_task is not None or self._closing:
+            self._model_watch.stop()
+            return
+        from desktop_search.core.encoder import model_problem
+
+        if model_problem(self.settings.model_dir) is None:
+            self._model_watch.stop()
+            self.model_done.emit(True, "model installed and verified")
+            self.load_model()
+
     # -- model download / import --------------------------------------------------------------------------
     @property
     def model_busy(self) -> bool:
@@ -172,7 +206,7 @@ class Services(QObject):
         def run(progress, cancel):
             bad = models.import_model(Path(src_dir), manifest, model_dir, progress=progress, cancel=cancel)
             if bad:
-                raise models.ModelError("; ".join(b.describe() for b in bad), bad)
+                raise models.ModelError(bad_files_message(bad, src_dir), bad)
 
         self._start_model_job(Task(run, with_progress=True), "model imported and verified")
 
@@ -341,9 +375,10 @@ class Services(QObject):
         if self._index_task is not None:
             self._index_task.cancel()
 
-    def forget_paths(self, paths: list[str], then=None) -> None:
+    def forget_paths(self, paths: list[str], then=None, keep_under: list[str] = ()) -> None:
         """Drop index records of ``paths`` (a removed folder, or files to retry / rebuild) in the serial index
-        pool, so it never races an indexing run; ``then`` is called on the GUI thread afterwards."""
+        pool, so it never races an indexing run, except files inside a folder of ``keep_under`` (folders still
+        watched); ``then`` is called on the GUI thread afterwards."""
         if self.store is None or not paths or self.shared:
             return
         store = self.store
@@ -353,11 +388,13 @@ class Services(QObject):
 
             with writer_lock(store.index_dir):  # one writer per index, also against a CLI `watch` process
                 records = store.file_records()
-                gone = [p for p in records if any(p == r or p.startswith(r.rstrip("/\\") + "/") for r in paths)]
+                gone = [p for p in records if under_any(p, paths) and not under_any(p, keep_under)]
                 store.delete_files(gone)
 
         task = Task(run)
-        task.signals.finished.connect(then or self.refresh_stats)
+        task.signals.finished.connect(self.refresh_stats)
+        if then is not None:
+            task.signals.finished.connect(then)
         self.pools.start(self.pools.index, task)
 
     # -- stats ------------------------------------------------------------------------------------------
@@ -396,6 +433,7 @@ class Services(QObject):
     def shutdown(self, wait_ms: int = 30_000) -> None:
         self._closing = True
         self._stats_timer.stop()
+        self._model_watch.stop()
         self.stop_watching()
         self.cancel_indexing()
         self.cancel_model_job()

@@ -151,34 +151,11 @@ def make_ods(path: Path, sheets: dict[str, list[list[str]]]) -> Path:
     return path
 
 
-def make_epub(path: Path, chapters: list[str], title: str = "Book") -> Path:
-    """A minimal valid EPUB 3: mimetype stored first, container, package document, one XHTML file per chapter."""
-    with zipfile.ZipFile(_parent(path), "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr(zipfile.ZipInfo("mimetype"), "application/epub+zip", compress_type=zipfile.ZIP_STORED)
-        z.writestr(
-            "META-INF/container.xml",
-            '<?xml version="1.0"?><container version="1.0" xmlns="urn:oasis:names:tc:opendocument:xmlns:container">'
-            '<rootfiles><rootfile full-path="OEBPS/content.opf" media-type="application/oebps-package+xml"/>'
-            "</rootfiles></container>",
-        )
-        items = "".join(f'<item id="c{i}" href="c{i}.xhtml" media-type="application/xhtml+xml"/>'
-                        for i in range(len(chapters)))
-        spine = "".join(f'<itemref idref="c{i}"/>' for i in range(len(chapters)))
-        z.writestr(
-            "OEBPS/content.opf",
-            '<?xml version="1.0"?><package xmlns="http://www.idpf.org/2007/opf" version="3.0" '
-            'unique-identifier="id"><metadata xmlns:dc="http://purl.org/dc/elements/1.1/">'
-            f'<dc:title>{title}</dc:title><dc:identifier id="id">urn:test</dc:identifier><dc:language>en'
-            f"</dc:language></metadata><manifest>{items}</manifest><spine>{spine}</spine></package>",
-        )
-        for i, text in enumerate(chapters):
-            paras = "".join(f"<p>{p}</p>" for p in text.split("\n"))
-            z.writestr(
-                f"OEBPS/c{i}.xhtml",
-                '<?xml version="1.0" encoding="utf-8"?><html xmlns="http://www.w3.org/1999/xhtml"><head>'
-                f"<title>Chapter {i + 1}</title></head><body><h1>Chapter {i + 1}</h1>{paras}</body></html>",
-            )
-    return path
+def make_epub(path: Path, chapters: list[str]) -> Path:
+    """A minimal valid EPUB 3 (the self-test's builder: mimetype first, container, package, XHTML chapters)."""
+    from desktop_search.selftest import write_epub
+
+    return write_epub(_parent(path), chapters)
 
 
 def make_fb2(path: Path, sections: list[str]) -> Path:

@@ -171,6 +171,17 @@ def test_lease_of_a_killed_writer_is_taken_over_after_it_expires(tmp_path, s3, s
     assert json.loads(took.stdout)["unchanged"] == 2  # the killed writer's committed work is kept
 
 
+def search_until_found(searcher, query: str, timeout: float = 60) -> list:
+    """Keyword hits for ``query`` once there are any (polling, as a user re-running a search would), or []."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        hits = searcher.search(query, mode="keyword").hits
+        if hits:
+            return hits
+        time.sleep(0.5)
+    return []
+
+
 def test_a_reader_sees_a_new_file_within_the_refresh_interval(tmp_path, s3, shared, folder, watchers, aws_keys):
     from desktop_search.core.search import Searcher
     from desktop_search.core.store import Store
@@ -181,18 +192,21 @@ def test_a_reader_sees_a_new_file_within_the_refresh_interval(tmp_path, s3, shar
     w.wait_for("press Ctrl+C")
 
     location = IndexLocation.parse(shared, [("endpoint", s3.endpoint)])
-    store = Store(location, create=False, read_consistency_s=1.0)  # the reader stays open, as the window does
+    # The reader stays open, as the window does, with its local copy of the chunks table.
+    store = Store(location, create=False, read_consistency_s=1.0, mirror_dir=tmp_path / "laptop-cache")
     searcher = Searcher(store, None)
     assert searcher.search("photovoltaic", mode="keyword").hits
     assert not searcher.search("zeppelin", mode="keyword").hits
 
     write(folder / "airship.txt", "The zeppelin hangar at the edge of town is now a museum.")
-    deadline = time.monotonic() + 60
-    hits = []
-    while time.monotonic() < deadline and not hits:
-        time.sleep(0.5)
-        hits = searcher.search("zeppelin", mode="keyword").hits
+    hits = search_until_found(searcher, "zeppelin")
     assert hits and hits[0].path == str(folder / "airship.txt")
+
+    # An edited file keeps its chunk ids: the reader must show the new text, never the copy it had.
+    write(folder / "solar.txt", "Wind turbines on the ridge now feed the depot.")
+    hits = search_until_found(searcher, "turbines")
+    assert hits and hits[0].path == str(folder / "solar.txt") and "turbines" in hits[0].text
+    assert not searcher.search("photovoltaic", mode="keyword").hits
     assert w.stop() == 0
 
 
@@ -244,3 +258,26 @@ def test_bad_uri_and_option_are_one_line_errors(tmp_path):
         done = run(env, "status", *args, timeout=60)
         assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert needle in done.stderr
+
+
+def test_a_writer_that_lost_its_lease_stops_writing(monkeypatch, s3, shared, aws_keys):
+    import obstore
+
+    from desktop_search.core.lease import LEASE_OBJECT, LeaseLost, lease_holder, writer_lock
+    from desktop_search.core.store import Store
+
+    monkeypatch.setenv("DESKTOP_SEARCH_LEASE_S", "2")  # renewed every 0.7 s
+    location = IndexLocation.parse(shared, [("endpoint", s3.endpoint)])
+    store = Store(location, create=True)
+    told: list[str] = []
+    with writer_lock(location, command="desktop-search watch", on_lost=told.append):
+        # This machine stalled past its lease and another host took the index over meanwhile.
+        taker = {"host": "other", "pid": 4242, "command": "desktop-search watch", "expires": time.time() + 60}
+        obstore.put(location.client(), LEASE_OBJECT, json.dumps(taker).encode())
+        deadline = time.monotonic() + 20
+        while not told and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert told and "taken over by another writer" in told[0]
+        with pytest.raises(LeaseLost):
+            store.replace_chunks(["/srv/docs/a.txt"], [])
+    assert lease_holder(location)["host"] == "other"  # the taker's lease is left alone

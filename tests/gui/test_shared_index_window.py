@@ -59,3 +59,29 @@ def test_connected_window_searches_and_opens_through_the_path_mapping(
     assert urls == [str(mounted / "kitchen" / "bread.md")]  # nothing launched
     assert "not reachable from this machine" in window.statusBar().currentMessage()
     assert str(mounted / "de" / "berlin.txt") in window.statusBar().currentMessage()
+
+
+def test_connect_dialog_keeps_no_secret_in_the_settings_file(qtbot, prefs, monkeypatch):
+    from desktop_search.gui.shared_dialog import SharedIndexDialog
+
+    monkeypatch.setenv("DESKTOP_SEARCH_NO_KEYCHAIN", "1")  # a machine without a keychain
+    dlg = SharedIndexDialog(prefs)
+    qtbot.addWidget(dlg)
+    dlg.uri.setText("s3://team-bucket/docs-index/")
+    dlg.endpoint.setText("http://minio.lab:9000")
+    dlg.allow_http.setChecked(True)
+    dlg.path_map.setPlainText("/srv/docs=/Volumes/docs\n")
+    dlg.key_id.setText("AKIAEXAMPLE")
+    dlg.secret.setText("very-secret")
+    dlg.accept()
+    assert "no keychain" in dlg.error.text() and not prefs.get("shared_index")  # refused, dialog stays open
+
+    dlg.key_id.clear()
+    dlg.secret.clear()
+    dlg.accept()
+    assert prefs.get("shared_index") == "s3://team-bucket/docs-index"
+    assert prefs.get("storage_options") == ["allow_http=true", "endpoint=http://minio.lab:9000"]
+    assert prefs.get("path_map") == ["/srv/docs=/Volumes/docs"]
+    assert "very-secret" not in prefs.path.read_text("utf-8")
+    settings = prefs.to_settings()
+    assert settings.index_uri == "s3://team-bucket/docs-index" and settings.paths.to_local("/srv/docs/a.pdf") == "/Volumes/docs/a.pdf"

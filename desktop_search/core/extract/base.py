@@ -6,8 +6,8 @@ rule "errors are data", nothing raises for a bad input file: every failure comes
 reason code from ``REASONS`` and a human-readable ``detail``. Source files are only ever read: the bytes are read
 once into memory (``read_checked``, which also enforces the size limit and refuses folders, pipes and devices)
 and every library works on that copy, so a damaged document that a library repairs is repaired in memory, never
-on disk. The cleaning helpers (control characters out, line endings to ``\\n``) are shared so every kind yields
-text the chunker and the tokenizer can rely on.
+on disk. The cleaning helpers (control characters out, line endings to ``\\n``, NFC composition) are shared so
+every kind yields text the chunker and the tokenizer can rely on.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import errno
 import os
 import re
 import stat
+import unicodedata
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -102,7 +103,12 @@ class ExtractOptions:
 def _read_bytes(path: Path, limit: int) -> bytes:
     # Single place where source files are read (tests replace it to simulate I/O errors).
     # Reading limit+1 bytes detects a file that grew past the limit after stat().
-    with open(path, "rb") as fh:
+    # O_NONBLOCK and the fstat: a FIFO or device swapped in after the caller's stat neither blocks the open nor
+    # is read (a pipe would wait for a writer, /dev/zero never ends).
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (device, pipe or socket)", str(path))
         return fh.read(limit + 1)
 
 
@@ -179,7 +185,9 @@ _MANY_BLANK_LINES = re.compile(r"\n(?:[ \t]*\n){3,}")
 
 
 def clean_text(text: str) -> str:
-    return _CONTROLS.sub("", _LINE_BREAKS.sub("\n", text))
+    # NFC: the same word typed on a keyboard (composed) and written by macOS or some editors (decomposed, NFD)
+    # must be the same text for search; queries are normalised the same way (search.py).
+    return unicodedata.normalize("NFC", _CONTROLS.sub("", _LINE_BREAKS.sub("\n", text)))
 
 
 def squeeze_blank_lines(text: str) -> str:

@@ -30,10 +30,14 @@ from desktop_search.core.extract.registry import Extractor, Source
 
 __all__ = ["EXTRACTORS", "OcrLine", "OcrPage", "ENGINE_ID", "recognise", "cached_page", "available"]
 
-ENGINE_ID = "rapidocr-onnxruntime-1.4/PP-OCRv4-ch-en/r1"  # part of every cache key
+ENGINE_ID = "rapidocr-onnxruntime-1.4/PP-OCRv4-ch-en/r3"  # part of every cache key
 DPI = 200
 MIN_LONG_SIDE, MAX_LONG_SIDE = 1600, 2000  # pixels; the detector shrinks anything larger to 2000 itself
-MIN_CONFIDENCE = 0.6  # below this a line is reported as unreadable, not indexed
+MIN_CONFIDENCE = 0.5  # below this a line is reported as unreadable, not indexed
+# A page whose lines are mostly unreadable is tried once more upside down: the per-line angle classifier the
+# engine offers misreads upright lines often enough to lose several lines of a clean page, so it stays off and
+# orientation is decided per page instead.
+RETRY_BELOW = 0.5  # share of confidently read lines
 
 Box = tuple[float, float, float, float]
 
@@ -69,7 +73,8 @@ class OcrPage:
             while start >= 0:
                 end = start + len(needle)
                 if len(line.chars) == len(line.text) and end <= len(line.chars):
-                    out.append((line.chars[start][0], line.box[1], line.chars[end - 1][1], line.box[3]))
+                    first, last = line.chars[start], line.chars[end - 1]
+                    out.append((min(first[0], last[0]), line.box[1], max(first[1], last[1]), line.box[3]))
                 else:
                     out.append(line.box)
                 start = hay.find(needle, end)
@@ -177,23 +182,50 @@ def recognise(page: Any, cache_dir: str | None, threads: int = 0) -> OcrPage:
         return hit
     image = np.frombuffer(pix.samples, dtype=np.uint8).reshape(pix.height, pix.width, pix.n)
     image = np.ascontiguousarray(image[:, :, ::-1])  # the engine expects OpenCV's BGR order
-    result, _elapsed = _engine(threads)(image, return_word_box=True, text_score=0.0)
+    page_result = _read(image, zoom, threads, flipped=False)
+    found = len(page_result.lines) + page_result.unreadable
+    if found and len(page_result.lines) < RETRY_BELOW * found:
+        turned = _read(np.ascontiguousarray(image[::-1, ::-1]), zoom, threads, flipped=True)
+        if len(turned.lines) > len(page_result.lines):
+            page_result = turned
+    _cache_put(cache_dir, key, page_result)
+    return page_result
+
+
+def _read(image: Any, zoom: float, threads: int, flipped: bool) -> OcrPage:
+    result, _elapsed = _engine(threads)(image, use_cls=False, return_word_box=True, text_score=0.0)
+    height, width = image.shape[:2]
     lines: list[OcrLine] = []
     unreadable = 0
     for item in result or []:
         quad, text, score = item[0], str(item[1]), float(item[2])
         if not text.strip():
             continue
-        if score < MIN_CONFIDENCE:
+        if score < MIN_CONFIDENCE or _misread(text):
             unreadable += 1
             continue
-        xs = [p[0] / zoom for p in quad]
-        ys = [p[1] / zoom for p in quad]
+        points = [(width - x, height - y) if flipped else (x, y) for x, y in quad]
+        xs = [p[0] / zoom for p in points]
+        ys = [p[1] / zoom for p in points]
         box = (min(xs), min(ys), max(xs), max(ys))
-        lines.append(OcrLine(text, box, _char_spans(item, text, zoom)))
-    page_result = OcrPage(tuple(lines), unreadable)
-    _cache_put(cache_dir, key, page_result)
-    return page_result
+        spans = _char_spans(item, text, zoom)
+        if flipped:
+            spans = tuple((width / zoom - x1, width / zoom - x0) for x0, x1 in spans)
+        lines.append(OcrLine(text, box, spans))
+    if flipped:
+        lines.sort(key=lambda ln: (ln.box[1], ln.box[0]))  # reading order of the turned page
+    return OcrPage(tuple(lines), unreadable)
+
+
+_LONG_WORD = re.compile(r"[A-Za-z0-9]{4,}")
+_CASE_FLIP = re.compile(r"[a-z][A-Z]|[A-Za-z][0-9][A-Za-z]")
+
+
+def _misread(text: str) -> bool:
+    """A line of a script the models do not cover, read as Latin look-alikes ("TeXHHyeCKoro" for "техническо"):
+    most of its words switch case or mix in digits mid-word, which real words almost never do."""
+    words = _LONG_WORD.findall(text)
+    return len(words) >= 1 and sum(bool(_CASE_FLIP.search(w)) for w in words) > 0.5 * len(words)
 
 
 def _char_spans(item: list, text: str, zoom: float) -> tuple[tuple[float, float], ...]:

@@ -19,7 +19,7 @@ import re
 import sys
 import threading
 import unicodedata
-from typing import Any
+from typing import Any, Callable
 
 from desktop_search.core.extract.base import (
     Extraction,
@@ -106,50 +106,46 @@ def read_pdf(src: Source) -> Extraction:
 
 def read_paged(src: Source, filetype: str, label: str) -> Extraction:
     """A fixed-layout document (PDF, XPS, CBZ, images): one position per page; pages without text are OCR'd."""
-    with MUPDF_LOCK:
-        doc = _open(src, filetype, label)
-        if isinstance(doc, Extraction):
-            return doc
-        try:
-            return _read_pages(src, doc, label)
-        finally:
-            doc.close()
+    return _with_document(src, filetype, label, _read_pages)
 
 
 def read_chapters(src: Source, filetype: str, label: str) -> Extraction:
     """A reflowable document (EPUB, FB2): one position per chapter, laid out by MuPDF."""
+    return _with_document(src, filetype, label, _read_chapters)
+
+
+def _with_document(src: Source, filetype: str, label: str, read: Callable[[Source, Any, str], Extraction]
+                   ) -> Extraction:
+    pymupdf = pymupdf_module()
     with MUPDF_LOCK:
-        doc = _open(src, filetype, label)
-        if isinstance(doc, Extraction):
-            return doc
+        _quiet_mupdf()
+        pymupdf.TOOLS.reset_mupdf_warnings()
+        if len(src.data) == 0:
+            return src.fail("no_text", "empty file (0 bytes)")
         try:
-            if doc.needs_pass and not doc.authenticate(""):
-                return src.fail("encrypted", f"this {label} is protected (DRM or password); it cannot be read")
-            pages: list[Page] = []
-            flags = _text_flags()
-            count = doc.chapter_count
-            for chapter in range(count):
-                if src.over_time():
-                    return src.fail("timeout", f"stopped after {chapter} of {count} chapters "
-                                               f"(time limit {src.options.time_limit_s:g} s)", page_count=count)
-                texts = [doc.load_page((chapter, n)).get_text("text", flags=flags, sort=False)
-                         for n in range(doc.chapter_page_count(chapter))]
-                pages.append(Page(chapter + 1, _clean_pdf_text("\n".join(texts)).strip()))
-            return ok(src.path, src.kind, pages, count, what=label, warnings=[mupdf_warning_note()])
+            doc = open_document(src.data, filetype)
+        except Exception as exc:  # noqa: BLE001 - FileDataError, RuntimeError, ValueError...
+            return src.fail("corrupt", f"not a readable {label} ({describe(exc)})", mupdf_warning_note())
+        try:
+            return read(src, doc, label)
         finally:
             doc.close()
 
 
-def _open(src: Source, filetype: str, label: str) -> Any:
-    pymupdf = pymupdf_module()
-    _quiet_mupdf()
-    pymupdf.TOOLS.reset_mupdf_warnings()
-    if len(src.data) == 0:
-        return src.fail("no_text", "empty file (0 bytes)")
-    try:
-        return open_document(src.data, filetype)
-    except Exception as exc:  # noqa: BLE001 - FileDataError, RuntimeError, ValueError...
-        return src.fail("corrupt", f"not a readable {label} ({describe(exc)})", mupdf_warning_note())
+def _read_chapters(src: Source, doc: Any, label: str) -> Extraction:
+    if doc.needs_pass and not doc.authenticate(""):
+        return src.fail("encrypted", f"this {label} is protected (DRM or password); it cannot be read")
+    pages: list[Page] = []
+    flags = _text_flags()
+    count = doc.chapter_count
+    for chapter in range(count):
+        if src.over_time():
+            return src.fail("timeout", f"stopped after {chapter} of {count} chapters "
+                                       f"(time limit {src.options.time_limit_s:g} s)", page_count=count)
+        texts = [doc.load_page((chapter, n)).get_text("text", flags=flags, sort=False)
+                 for n in range(doc.chapter_page_count(chapter))]
+        pages.append(Page(chapter + 1, _clean_pdf_text("\n".join(texts)).strip()))
+    return ok(src.path, src.kind, pages, count, what=label, warnings=[mupdf_warning_note()])
 
 
 def _read_pages(src: Source, doc: Any, label: str) -> Extraction:
@@ -175,7 +171,7 @@ def _read_pages(src: Source, doc: Any, label: str) -> Extraction:
     garbage: list[int] = []  # a text layer that is not language (a bad OCR layer, broken encodings)
     failed: list[int] = []
     first_error = ""
-    unmapped = 0
+    unmapped_on: dict[int, int] = {}  # U+FFFD per page: glyphs whose font has no Unicode mapping
     flags = _text_flags()
     for index in range(page_count):
         # Checked between pages (a MuPDF call cannot be interrupted); a document whose last page
@@ -196,7 +192,7 @@ def _read_pages(src: Source, doc: Any, label: str) -> Extraction:
             first_error = first_error or describe(exc)
             continue
         text = _clean_pdf_text(raw)
-        unmapped += text.count("\ufffd")
+        unmapped_on[number] = text.count("\ufffd")
         if text.replace("\ufffd", "").strip():
             pages.append(Page(number=number, text=text))
             if _is_garbage(text):
@@ -215,13 +211,11 @@ def _read_pages(src: Source, doc: Any, label: str) -> Extraction:
         ocr_done = stats[0]
         textless = [n for n in textless if n not in ocr_done]
         glyphs_only = [n for n in glyphs_only if n not in ocr_done]
-        if not glyphs_only:
-            unmapped = 0
-            warnings[:] = [w for w in warnings if "Unicode mapping" not in w]
         ocr_fresh, ocr_cached = stats[1], stats[2]
     else:
         ocr_fresh = ocr_cached = 0
 
+    unmapped = sum(count for number, count in unmapped_on.items() if number not in ocr_done)
     # Checked after the pages: MuPDF may only notice a broken xref while loading them.
     if doc.is_repaired:
         warnings.insert(0, "recovered from damaged file (xref rebuilt)")

@@ -24,7 +24,6 @@ import pyarrow as pa
 
 from desktop_search.core.store import tiers
 from desktop_search.core.store.codecs import quantize_rows, sign_bits
-from desktop_search.core.store.rowcache import KEY_COLUMNS, carry_rows, rows_at
 from desktop_search.core.store.tables import Tables, fixed_list_matrix, rows_by_hash
 
 __all__ = ["ChunkMap", "QueryCaches", "VectorCache"]
@@ -65,8 +64,6 @@ class ChunkMap:
     positions: dict[str, list[int]]  # text hash -> row offsets in the chunks table
     ids: list[str]  # chunk id per row
     paths: list[str]  # file path per row
-    rows: Any = None  # a shared index: every row, all columns (pa.Table; core/rowcache.py)
-    id_pos: dict[str, int] | None = None  # chunk id -> row offset (built on first use)
 
 
 def return_freed_heap() -> None:
@@ -132,6 +129,8 @@ class QueryCaches:
         memo = self._versions.get(id(table))
         if memo is not None and now - memo[1] < VERSION_RECHECK_S:
             return memo[0]
+        if table is self._tables.chunks:
+            self._tables.follow_mirror()
         version = int(table.version)
         self._versions[id(table)] = (version, now)
         return version
@@ -258,41 +257,15 @@ class QueryCaches:
         ids: list[str] = []
         paths: list[str] = []
         rows = None
-        if self._tables.remote:  # a shared index: every row in RAM, carried from version to version
-            rows = tbl = carry_rows(
-                cached.rows if cached is not None else None, self._tables.chunk_columns(KEY_COLUMNS),
-                fetch=lambda offsets: chunks.take_offsets(offsets).to_arrow(),
-                read_all=lambda: chunks.search().limit(None).to_arrow(),
-            )
-            for k, h in enumerate(tbl.column("text_hash").to_pylist()):
-                positions.setdefault(h, []).append(k)
-            ids = tbl.column("id").to_pylist()
-            paths = tbl.column("path").to_pylist()
-        elif chunks.count_rows():
+        if chunks.count_rows():
             tbl = self._tables.chunk_columns(["text_hash", "id", "path"])
             for k, h in enumerate(tbl.column("text_hash").to_pylist()):
                 positions.setdefault(h, []).append(k)
             ids = tbl.column("id").to_pylist()
             paths = tbl.column("path").to_pylist()
-        cached = ChunkMap(version, positions, ids, paths, rows)
+        cached = ChunkMap(version, positions, ids, paths)
         self._chunk_map = cached
         return cached
-
-    def fts_rows(self, hits: pa.Table) -> list[dict[str, Any]] | None:
-        """BM25 hits read as ids -> full rows from the chunk map's rows (a shared index); None when a hit is
-        newer than the map (the caller then reads the rows)."""
-        cmap = self.chunk_map()
-        if cmap.rows is None:
-            return None
-        if cmap.id_pos is None:
-            cmap.id_pos = {cid: k for k, cid in enumerate(cmap.ids)}
-        found = [cmap.id_pos.get(cid, -1) for cid in hits.column("id").to_pylist()]
-        if any(k < 0 for k in found):
-            return None
-        rows = rows_at(cmap.rows, found)
-        for row, score in zip(rows, hits.column("_score").to_pylist()):
-            row["_score"] = score
-        return rows
 
     def chunk_refs(self, hashes: Sequence[str]) -> list[dict[str, Any]]:
         cmap = self.chunk_map()
@@ -307,11 +280,7 @@ class QueryCaches:
         if not by_offset:
             return []
         offsets = sorted(by_offset)
-        cmap = self._chunk_map
-        if cmap is not None and cmap.rows is not None:  # a shared index: from RAM (core/rowcache.py)
-            rows = rows_at(cmap.rows, offsets)
-        else:
-            rows = self._tables.chunks_at(offsets)
+        rows = self._tables.chunks_at(offsets)
         out, moved = [], set()
         for k, row in zip(offsets, rows):
             if row["id"] == by_offset[k]["id"] and row["text_hash"] == by_offset[k]["text_hash"]:
