@@ -19,6 +19,7 @@ from desktop_search.cli.common import (
     open_store,
     settings_from_args,
 )
+from desktop_search.core.extract.registry import position_name
 from desktop_search.formatting import format_bytes
 
 
@@ -89,7 +90,7 @@ def _print_result(result: Any, *, multiple: bool) -> None:
     if not result.hits:
         print("no results")
     for i, h in enumerate(result.hits, 1):
-        where = f" (page {h.page})" if h.page else ""
+        where = f" ({position_name(h.path) or 'page'} {h.page})" if h.page else ""
         more = f" [+{h.more} more]" if h.more else ""
         parts = ", ".join(f"{k} {v:.3f}" for k, v in h.scores.items() if v is not None)
         print(f"{i:>2}. {h.score:.3f}  {h.path}{where}{more}")

@@ -16,6 +16,8 @@ from PySide6.QtCore import QAbstractItemModel, QModelIndex, QRectF, QSize, Qt
 from PySide6.QtGui import QAbstractTextDocumentLayout, QPalette, QTextDocument
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
+from desktop_search.core.extract.registry import position_name
+
 COLUMNS = ("Name", "Page", "Snippet", "Modified", "Folder")
 COL_NAME, COL_PAGE, COL_SNIPPET, COL_MODIFIED, COL_FOLDER = range(5)
 HIT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -142,7 +144,7 @@ class ResultsModel(QAbstractItemModel):
         child = node.parent is not None
         if col == COL_NAME:
             if child:
-                return f"  page {hit.page}" if hit.page else "  passage"
+                return f"  {position_name(hit.path) or 'page'} {hit.page}" if hit.page else "  passage"
             name = os.path.basename(hit.path)
             return f"{name}  (+{hit.more} more)" if hit.more else name
         if col == COL_PAGE:
