@@ -20,6 +20,7 @@ from desktop_search.cli.common import (
     open_store,
     settings_from_args,
 )
+from desktop_search.core.extract.registry import position_name
 from desktop_search.formatting import format_bytes
 
 
@@ -97,7 +98,7 @@ def _print_result(result: Any, *, multiple: bool) -> None:
     from desktop_search.core.store import fs_path
 
     for i, h in enumerate(result.hits, 1):
-        where = f" (page {h.page})" if h.page else ""
+        where = f" ({position_name(h.path) or 'page'} {h.page})" if h.page else ""
         if not os.path.lexists(fs_path(h.path)):
             where += " [offline]"  # e.g. on a drive that is unplugged now: found, but cannot be opened
         more = f" [+{h.more} more]" if h.more else ""

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 # Tokens per byte of file come from the extractor registry (each reader declares its own ratio).
-# OCR: CPU-seconds per page (benchmarks/bench_ocr.py: A4 at 200 dpi, RapidOCR PP-OCRv4), divided by the cores.
+# OCR: CPU-seconds per page (benchmarks/bench_ocr.py: 14.5-15.0 CPU s per A4 page at 200 dpi), divided by the cores.
 # Images are counted as one page each; scanned PDFs cannot be told apart without opening them.
-OCR_CORE_SECONDS_PER_PAGE = 24.0
+OCR_CORE_SECONDS_PER_PAGE = 15.0
 # Index bytes per token with int8 ColBERT vectors (1 KB) plus dense/sparse/text/FTS overhead.
 INDEX_BYTES_PER_TOKEN = 1300
 # Default CPU speed (tokens/s for BGE-M3 on one laptop core class) when nothing has been measured yet.

@@ -17,6 +17,8 @@ from PySide6.QtCore import QAbstractItemModel, QModelIndex, QRect, QRectF, QSize
 from PySide6.QtGui import QAbstractTextDocumentLayout, QColor, QFont, QFontMetrics, QPalette, QTextDocument
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
+from desktop_search.core.extract.registry import position_name
+
 COLUMNS = ("Result", "Folder")
 COL_RESULT, COL_FOLDER = range(2)
 HIT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -142,7 +144,7 @@ class ResultsModel(QAbstractItemModel):
         """(name, details, count) of a result's first line; a child row (another passage) has no name."""
         node: _Node = index.internalPointer()
         hit = node.hit
-        page = f"page {hit.page}" if hit.page else ""
+        page = f"{position_name(hit.path) or 'page'} {hit.page}" if hit.page else ""
         if node.parent is not None:
             return "", page or "passage", ""
         details = " · ".join(x for x in (page, self._date(hit.path)) if x)

@@ -23,7 +23,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from desktop_search.core.extract.base import Extraction
 from desktop_search.core.extract.registry import Extractor, Source
@@ -171,8 +171,10 @@ def _engine(threads: int) -> Any:
         return _ENGINE
 
 
-def recognise(page: Any, cache_dir: str | None, threads: int = 0) -> OcrPage:
-    """OCR one MuPDF page (from the cache when this exact page was recognised before)."""
+def recognise(page: Any, cache_dir: str | None, threads: int = 0,
+              heartbeat: Callable[[], None] | None = None) -> OcrPage:
+    """OCR one MuPDF page (from the cache when this exact page was recognised before). ``heartbeat`` is called
+    before a second, upside-down pass, so the pool's per-step deadline restarts."""
     import numpy as np
 
     pix, zoom = _render(page)
@@ -185,6 +187,8 @@ def recognise(page: Any, cache_dir: str | None, threads: int = 0) -> OcrPage:
     page_result = _read(image, zoom, threads, flipped=False)
     found = len(page_result.lines) + page_result.unreadable
     if found and len(page_result.lines) < RETRY_BELOW * found:
+        if heartbeat is not None:
+            heartbeat()
         turned = _read(np.ascontiguousarray(image[::-1, ::-1]), zoom, threads, flipped=True)
         if len(turned.lines) > len(page_result.lines):
             page_result = turned

@@ -283,7 +283,8 @@ def _ocr_pages(src: Source, doc: Any, numbers: list[int], pages: list[Page],
     for i, number in enumerate(numbers, 1):
         src.note(f"OCR page {i}/{len(numbers)}")
         try:
-            result = ocr.recognise(doc[number - 1], src.options.ocr_cache_dir, src.options.ocr_threads)
+            result = ocr.recognise(doc[number - 1], src.options.ocr_cache_dir, src.options.ocr_threads,
+                                   heartbeat=lambda: src.note(f"OCR page {i}/{len(numbers)}, turned"))
         except Exception as exc:  # noqa: BLE001 - one page the engine chokes on must not lose the others
             warnings.append(f"OCR failed on page {number} ({describe(exc)})")
             continue
