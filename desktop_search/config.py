@@ -33,6 +33,8 @@ DEVICES: tuple[Device, ...] = get_args(Device)
 COLBERT_STORAGE: tuple[ColbertStorage, ...] = get_args(ColbertStorage)
 CPU_PRECISIONS: tuple[CpuPrecision, ...] = get_args(CpuPrecision)
 SEARCH_MODES: tuple[SearchMode, ...] = get_args(SearchMode)
+Fusion = Literal["rrf", "none"]  # how BM25 enters the final hybrid ranking (core/search.py)
+FUSIONS: tuple[Fusion, ...] = get_args(Fusion)
 
 
 def _env_path(name: str) -> Path | None:
@@ -91,6 +93,11 @@ class Settings:
     weights: tuple[float, float, float] = (0.4, 0.2, 0.4)
     candidates_per_mode: int = 100
     rerank_k: int = 50
+    # Final hybrid ranking: "rrf" fuses the semantic ranking with the keyword (BM25) one by reciprocal rank,
+    # 1/(rrf_k + semantic rank) + keyword_weight/(rrf_k + BM25 rank); "none" ranks by the semantic score alone.
+    fusion: Fusion = "rrf"
+    keyword_weight: float = 1.0
+    rrf_k: int = 60
     colbert_storage: ColbertStorage = "int8"
     batch_tokens: int = 0  # padded tokens per forward pass; 0: the encoder's own (8192 on CPU, from GPU memory)
     max_file_bytes: int = 512 * 1024**2
@@ -147,6 +154,10 @@ class Settings:
         if (len(self.weights) != 3 or not all(math.isfinite(w) and w >= 0 for w in self.weights)
                 or sum(self.weights) <= 0):
             raise ValueError("weights must be three non-negative numbers (dense, sparse, colbert) with a positive sum")
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"unknown fusion {self.fusion!r}; choose one of {', '.join(FUSIONS)}")
+        if self.keyword_weight < 0 or self.rrf_k < 1:
+            raise ValueError("the keyword weight must be at least 0 and rrf_k at least 1")
         if not 16 <= self.chunk_tokens <= 8192:
             raise ValueError("chunk size must be between 16 and 8192 tokens")
         if not 0 <= self.chunk_overlap_tokens < self.chunk_tokens // 2:

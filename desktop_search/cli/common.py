@@ -66,6 +66,8 @@ def settings_from_args(args: argparse.Namespace) -> config.Settings:
             cpu_precision=getattr(args, "precision", None),
             weights=weights,
             ocr=False if getattr(args, "no_ocr", False) else None,
+            fusion=getattr(args, "fusion", None),
+            keyword_weight=getattr(args, "keyword_weight", None),
         )
     except ValueError as e:
         raise CliError(str(e)) from None

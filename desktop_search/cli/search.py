@@ -32,6 +32,10 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--mode", choices=config.SEARCH_MODES, help="hybrid (default when a model is installed) or keyword")
     p.add_argument("--json", action="store_true", help="one JSON object per query")
     p.add_argument("--weights", type=str, help="dense,sparse,colbert weights (default 0.4,0.2,0.4)")
+    p.add_argument("--fusion", choices=config.FUSIONS,
+                   help="final hybrid ranking: rrf = semantic and BM25 rankings fused by reciprocal rank (default), "
+                        "none = semantic score only")
+    p.add_argument("--keyword-weight", type=float, metavar="W", help="weight of the BM25 ranking in rrf (default 1.0)")
     add_common(p)
     p.set_defaults(run=cmd_search)
 
@@ -75,6 +79,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         weights=settings.weights,
         candidates_per_mode=settings.candidates_per_mode,
         rerank_k=settings.rerank_k,
+        fusion=settings.fusion,
+        rrf_k=settings.rrf_k,
+        keyword_weight=settings.keyword_weight,
     )
     for q in queries:
         result = searcher.search(q, k=args.k, mode=mode)
@@ -93,6 +100,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 def _print_result(result: Any, *, multiple: bool) -> None:
     if multiple:
         print(f"## {result.query}")
+    if result.corrected is not None:
+        print(f"showing results for: {result.corrected}")
     if not result.hits:
         print("no results")
     from desktop_search.core.store import fs_path

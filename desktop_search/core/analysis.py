@@ -199,13 +199,15 @@ def _token_keys(tok: str, lang: str) -> tuple[str | None, list[str]]:
 
 
 def analyse(text: str, lang: str) -> list[str]:
-    """``text`` -> its index keys in order (an identifier's whole key comes before its parts)."""
+    """``text`` -> its index keys in order (an identifier's whole key comes before its parts). Single letters
+    (``a``, the ``s`` of ``John's``, Hindi postpositions stemmed to one letter) are left out: they match almost
+    everything and only lengthen documents."""
     out: list[str] = []
     for tok in tokens(dehyphenate(text)):
         whole, keys = _token_keys(tok.text, lang)
         if whole is not None:
             out.append(whole)
-        out.extend(keys)
+        out.extend(k for k in keys if len(k) > 1 or k.isdigit() or _NO_SPACE_RE.match(k))
     return out
 
 

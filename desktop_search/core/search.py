@@ -1,27 +1,31 @@
 """Query -> ranked hits, one per file: BM25 first, then hybrid dense + sparse, then a ColBERT MaxSim rerank.
 
-Candidates are the union of dense nearest neighbours, BGE-M3 lexical-weight (sparse) matches and BM25 matches.
-Every candidate gets exact dense (dot of unit vectors) and sparse (sum of weight products over shared token
-ids) scores; the best ``rerank_k`` by their weighted mix are rescored with ColBERT MaxSim (mean over query
-tokens of the best passage-token similarity). The final score is the weighted average of the three, exactly as
-``BGEM3FlagModel.compute_score(..., weights_for_different_modes=[w_dense, w_sparse, w_colbert])``.
+The keyword stage analyses the query as chunks were analysed (``core/analysis.py``) and asks the store for every
+chunk it matches, as many as it takes for ``k`` files to pass the filters: quoted phrases and ``-exclusions`` are
+part of the full-text query, then checked word by word on the text; a word that matches nothing is retried with
+typo tolerance and the result says which query it shows. Candidates for the semantic stages are the union of
+dense nearest neighbours, BGE-M3 lexical-weight (sparse) matches and the BM25 matches, filtered by the same
+phrase and exclusion checks. Every candidate gets exact dense (dot of unit vectors) and sparse (sum of weight
+products over shared token ids) scores; the best ``rerank_k`` by their weighted mix are rescored with ColBERT
+MaxSim (mean over query tokens of the best passage-token similarity). Their weighted average is FlagEmbedding's
+``BGEM3FlagModel.compute_score(..., weights_for_different_modes=[w_dense, w_sparse, w_colbert])``, reported as
+``scores["hybrid"]``; the final score fuses that ranking with the BM25 one (see :class:`Searcher`).
 ``stages()`` yields the intermediate rankings so a window can show keyword hits at once and refine them.
 """
 
 from __future__ import annotations
 
-import re
+import dataclasses
 import threading
 import unicodedata
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Literal, NamedTuple
 
 import numpy as np
 
-from desktop_search.config import SearchMode, setting_default
+from desktop_search.config import FUSIONS, SearchMode, setting_default
 from desktop_search.core import analysis
 from desktop_search.core.query import _CJK_RE, ParsedQuery, SearchFilter, parse_query  # noqa: F401 (re-exported)
 from desktop_search.core.store import KeywordQuery, Store, dequantize_colbert_many
@@ -202,8 +206,8 @@ class KeywordMatches:
     corrected: str | None = None  # the query as corrected by the typo fallback
 
 
-FUSIONS = ("rrf", "none")
 SECONDARY_LANGUAGE_BOOST = 0.3
+TYPO_MAX_WORDS = 4  # typo fallback for typed searches of up to this many words
 
 
 class Searcher:
@@ -228,6 +232,7 @@ class Searcher:
         fusion: str = "rrf",
         rrf_k: int = 60,
         keyword_weight: float = 1.0,
+        chunk_sum_weight: float = 0.0,
     ) -> None:
         if fusion not in FUSIONS:
             raise ValueError(f"unknown fusion {fusion!r}; choose one of {', '.join(FUSIONS)}")
@@ -239,6 +244,7 @@ class Searcher:
         self.fusion = fusion
         self.rrf_k = rrf_k
         self.keyword_weight = keyword_weight
+        self.chunk_sum_weight = chunk_sum_weight
         self._query_cache: OrderedDict[str, Any] = OrderedDict()
         self._cache_lock = threading.Lock()
 
@@ -285,9 +291,14 @@ class Searcher:
         ``Store.query_languages``), and the language it most likely is in (for corrections and snippets)."""
         langs = self.store.query_languages(pq.text) if pq.text else [analysis.UNKNOWN]
         should = [key for lang in langs for key in analysis.query_keys(pq.text, lang)]
-        primary = set(analysis.query_keys(pq.text, langs[0]))
-        # keys only another language of the index gives count less: the query is most likely in langs[0]
-        boosts = {key: SECONDARY_LANGUAGE_BOOST for key in should if key not in primary}
+        # A key counts as often as the query says it (long queries repeat what matters, as BM25's sum over query
+        # terms does); keys only another language of the index gives count less: the query is most likely in
+        # langs[0].
+        boosts: dict[str, float] = {}
+        for key in analysis.analyse(pq.text, langs[0]):
+            boosts[key] = boosts.get(key, 0.0) + 1.0
+        for key in should:
+            boosts.setdefault(key, SECONDARY_LANGUAGE_BOOST)
         phrases = []
         for p in pq.phrases:
             alternatives = tuple(dict.fromkeys(t for t in (tuple(analysis.analyse(p, lang)) for lang in langs) if t))
@@ -331,15 +342,16 @@ class Searcher:
 
     def _typo_keys(self, kq: KeywordQuery, rows: list[dict]) -> dict[str, int]:
         """Query keys that match nothing in the index and are long enough for typo tolerance -> edits allowed."""
-        if not self.store.has_terms:
-            return {}
+        if not self.store.has_terms or len(set(analysis.analyse(" ".join(kq.raw), "und"))) > TYPO_MAX_WORDS:
+            return {}  # a pasted question or passage: a word it has that the index lacks is no typo to fix
         seen: set[str] = set()
         for r in rows[:50]:
             seen.update((r.get("terms") or "").split())
         out: dict[str, int] = {}
         for key in kq.should:
             edits = analysis.fuzziness_for(key)
-            if edits and key not in seen and not analysis.is_unsegmented(key) and not self.store.has_key(key):
+            if (edits and "_" not in key and key not in seen and not analysis.is_unsegmented(key)
+                    and not self.store.has_key(key)):
                 out[key] = edits
         return out
 
@@ -372,11 +384,32 @@ class Searcher:
         snippets: dict | None = None,
     ) -> SearchResult:
         scored = []
-        for r in kw.rows:
-            s = float(r.get("_score") or 0.0)
-            scored.append(Candidate(s, r, ModeScores(bm25=s)))
+        for r, s in zip(kw.rows, self._file_scores(kw.rows)):
+            scored.append(Candidate(s, r, ModeScores(bm25=float(r.get("_score") or 0.0))))
         hits = self._group(scored, pq, k, keep, snippets=snippets, lang=kw.lang, corrected=kw.corrected)
         return SearchResult(query, mode, "keyword", hits, corrected=kw.corrected)
+
+    def _file_scores(self, rows: list[dict]) -> list[float]:
+        """Each chunk's score for ranking files: a file's best chunk gets the file's score, its best chunk's BM25
+        plus ``chunk_sum_weight`` times the BM25 of its other matching chunks (a document cut into chunks spreads
+        the query's words over them; see benchmarks/bench_quality.py), other chunks keep their own."""
+        own = [float(r.get("_score") or 0.0) for r in rows]
+        if not self.chunk_sum_weight:
+            return own
+        best: dict[str, int] = {}
+        extra: dict[str, float] = {}
+        for i, r in enumerate(rows):
+            p = r["path"]
+            if p not in best or own[i] > own[best[p]]:
+                if p in best:
+                    extra[p] = extra.get(p, 0.0) + own[best[p]]
+                best[p] = i
+            else:
+                extra[p] = extra.get(p, 0.0) + own[i]
+        out = list(own)
+        for p, i in best.items():
+            out[i] = own[i] + self.chunk_sum_weight * extra.get(p, 0.0)
+        return out
 
     # -- semantic ---------------------------------------------------------------------------------------
     def _encode_query(self, text: str):

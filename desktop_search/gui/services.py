@@ -133,6 +133,9 @@ class Services(QObject):
             weights=self.settings.weights,
             candidates_per_mode=self.settings.candidates_per_mode,
             rerank_k=self.settings.rerank_k,
+            fusion=self.settings.fusion,
+            rrf_k=self.settings.rrf_k,
+            keyword_weight=self.settings.keyword_weight,
         )
 
     def _on_store(self, store: Store, load_model: bool) -> None:
