@@ -79,6 +79,8 @@ def main() -> int:
     new = sorted(n for n in now if n not in lock and n not in ("pip", "setuptools", "desktop-search", "torch"))
     tests = run([py, "-m", "pytest", "-q", "-m", "not slow", "-p", "no:cacheprovider", "-rfE", *args.tests],
                 cwd=REPO, capture_output=True)
+    log = venv.parent / "pytest.log"
+    log.write_text(tests.stdout + tests.stderr, "utf-8")
     failures = [ln for ln in tests.stdout.splitlines() if ln.startswith(("FAILED", "ERROR"))]
     summary = tests.stdout.strip().splitlines()[-1] if tests.stdout.strip() else tests.stderr[-500:]
     print(json.dumps({
@@ -88,6 +90,7 @@ def main() -> int:
         "tests": summary,
         "failures": failures[:40],
         "venv": str(venv),
+        "pytest_log": str(log),
     }, indent=2))
     return 1 if tests.returncode else 0
 

@@ -3,7 +3,7 @@
 The model is the real BGE-M3 architecture (XLM-RoBERTa-large, 568M parameters) with random weights, built by
 ``desktop_search.devtools.random_bge_m3`` once and cached under ``--model-dir`` / ``DESKTOP_SEARCH_BENCH_MODEL``
 (default ``benchmarks/.cache/bge-m3-full``, git-ignored); speed and memory do not depend on the weights' values.
-The int8 CPU copy the app builds from it is cached beside it (``benchmarks/.cache/int8``).
+The int8 CPU copy the app builds from it is cached in ``benchmarks/.cache/int8`` (``DESKTOP_SEARCH_BENCH_INT8``).
 """
 
 from __future__ import annotations
@@ -19,21 +19,20 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-# As the app's entry point does (desktop_search/__main__.py), before anything imports numpy or transformers.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("TRANSFORMERS_NO_TF", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from desktop_search.environment import prepare_process  # noqa: E402
+
+# As the app's entry point does (desktop_search/__main__.py), before anything imports numpy or transformers.
+prepare_process(offline=True)
+
 CACHE = BENCH_DIR / ".cache"
 DEFAULT_MODEL = CACHE / "bge-m3-full"
-INT8_CACHE = CACHE / "int8"
+# The int8 copy the app derives from the model (DESKTOP_SEARCH_BENCH_INT8 to share one between checkouts).
+INT8_CACHE = Path(os.environ.get("DESKTOP_SEARCH_BENCH_INT8") or CACHE / "int8")
 CORPUS = Path(os.environ.get("DESKTOP_SEARCH_SHARED_CORPUS", REPO.parent / "shared" / "corpus"))
 
 
@@ -134,6 +133,14 @@ def percentiles(samples_s: Iterable[float]) -> dict[str, float]:
         "min_ms": round(xs[0] * 1000, 2),
         "mean_ms": round(statistics.fmean(xs) * 1000, 2),
     }
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process so far (all its threads)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:

@@ -73,22 +73,32 @@ def main(argv: list[str] | None = None) -> dict:
         "app_default": lambda: fast.encode(texts, max_tokens=max_len),
     }
     times: dict[str, list[float]] = {k: [] for k in variants}
+    cpu: dict[str, list[float]] = {k: [] for k in variants}
     outputs: dict[str, object] = {}
     for r in range(rounds):
         order = list(variants) if r % 2 == 0 else list(reversed(variants))
         for name in order:
             c.log(f"round {r + 1}/{rounds}: {name}")
+            before = c.cpu_seconds()
             dt, out = c.timed(variants[name])
+            cpu[name].append(c.cpu_seconds() - before)
             times[name].append(dt)
             outputs[name] = out
     speed = {}
     for name, ts in times.items():
         best = min(ts)
-        speed[name] = {"seconds": [round(t, 2) for t in ts], "tokens_per_s": round(tokens / best, 1)}
+        speed[name] = {"seconds": [round(t, 2) for t in ts], "tokens_per_s": round(tokens / best, 1),
+                       "cpu_seconds": [round(t, 2) for t in cpu[name]],
+                       "tokens_per_cpu_s": round(tokens / max(min(cpu[name]), 1e-9), 1)}
     result["throughput"] = speed
     base = speed["flag_fp32"]["tokens_per_s"]
     result["speedup_vs_flag_fp32"] = {k: round(v["tokens_per_s"] / base, 2) for k, v in speed.items()}
-    result["goal_speedup"] = 2.5
+    # On a machine other processes keep busy, wall time also measures how each engine's threads cope with
+    # losing their CPU (spinning OpenMP threads suffer most); CPU time is the cost of the work itself. On an
+    # idle machine the two ratios agree; under load, trust neither alone.
+    base_cpu = speed["flag_fp32"]["tokens_per_cpu_s"]
+    result["speedup_vs_flag_fp32_by_cpu_time"] = {k: round(v["tokens_per_cpu_s"] / base_cpu, 2) for k, v in speed.items()}
+    result["goal_speedup"] = 4.0
 
     # -- fidelity: the default path against plain FlagEmbedding fp32 ---------------------------------------------
     ref = outputs["flag_fp32"]

@@ -214,7 +214,7 @@ def query_encoding(model_dir: Path, n: int, with_fp32: bool) -> dict:
     out = {
         "query_tokens_mean": round(float(np.mean(lengths)), 1),
         "default": {"precision": fast.precision, **c.percentiles(t_fast)},
-        "goal_p50_ms": 60,
+        "goal_p50_ms": 30,
     }
     if exact is not None:
         out["fp32_exact"] = {"precision": exact.precision, **c.percentiles(t_exact)}

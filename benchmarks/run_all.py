@@ -15,7 +15,7 @@ from pathlib import Path
 
 import _common as c
 
-BENCHMARKS = ("encode", "query", "size", "index", "startup")
+BENCHMARKS = ("encode", "query", "size", "index", "startup", "s3")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 """Entry point for `python -m desktop_search`, the `desktop-search` script and the frozen app.
 
-Order matters here: multiprocessing's freeze support, TRANSFORMERS_NO_TF and OPENBLAS_NUM_THREADS must be in
-place before anything imports transformers or numpy, and a windowed build has no stdout/stderr, which would make the first print crash.
+Order matters here: multiprocessing's freeze support and the process environment (``environment.py``:
+TRANSFORMERS_NO_TF, OPENBLAS_NUM_THREADS, ...) must be in place before anything imports transformers or numpy, and a windowed build has no stdout/stderr, which would make the first print crash.
 """
 
 from __future__ import annotations
@@ -21,11 +21,9 @@ def _fix_std_streams() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     multiprocessing.freeze_support()
-    os.environ.setdefault("TRANSFORMERS_NO_TF", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    # numpy's OpenBLAS only runs the small query-time products (dense search, ColBERT rerank); waking its threads
-    # costs more than they save, and they would compete with the encoder's own threads. Read when numpy loads.
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from desktop_search.environment import prepare_process
+
+    prepare_process()
     _fix_std_streams()
     from desktop_search import cli
 

@@ -39,6 +39,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+if str(ROOT) not in sys.path:  # run as a script from a checkout: the app's own helpers
+    sys.path.insert(0, str(ROOT))
+
+from desktop_search.environment import process_env  # noqa: E402
+from desktop_search.formatting import format_bytes as human  # noqa: E402
+
 SPEC = HERE / "desktop_search.spec"
 APP = "desktop-search"
 FORBIDDEN_FILES = ("pytorch_model.bin", ".safetensors", "colbert_linear.pt", "sparse_linear.pt", "model.onnx")
@@ -48,14 +54,6 @@ FORBIDDEN_MODULES = ("desktop_search.devtools", "tests", "pytest", "_pytest", "p
 
 def log(msg: str) -> None:
     print(f"[build] {msg}", flush=True)
-
-
-def human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
 
 
 def platform_tag() -> str:
@@ -70,7 +68,7 @@ def build(dist: Path, work: Path, clean: bool) -> float:
            "--distpath", str(dist), "--workpath", str(work), str(SPEC)]
     if clean:
         cmd.insert(3, "--clean")
-    env = dict(os.environ, TRANSFORMERS_NO_TF="1", TOKENIZERS_PARALLELISM="false")
+    env = process_env()
     log("running " + " ".join(cmd))
     t0 = time.monotonic()
     subprocess.run(cmd, cwd=ROOT, env=env, check=True)
@@ -171,7 +169,7 @@ def linux_tarball(bundle: Path, dist: Path) -> Path:
 def tiny_model(dest: Path) -> Path:
     """A random BGE-M3-shaped model, marked verified (built with the dev tools of this checkout, not frozen)."""
     log(f"building a tiny random model in {dest}")
-    env = dict(os.environ, TRANSFORMERS_NO_TF="1")
+    env = process_env()
     subprocess.run([sys.executable, "-m", "desktop_search.devtools.random_bge_m3", str(dest), "--size", "tiny"],
                    cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
     code = ("import sys; from pathlib import Path; from desktop_search.core.models import *; d = Path(sys.argv[1]); "

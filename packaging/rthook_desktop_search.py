@@ -1,7 +1,7 @@
 """PyInstaller runtime hook: make the frozen process look like a normal one before any app code is imported.
 
 Runs before the launcher and before PyInstaller's own runtime hooks (custom hooks come first), so:
-- ``TRANSFORMERS_NO_TF`` / ``TOKENIZERS_PARALLELISM`` are set before transformers (or anything importing it) loads;
+- the process environment (``desktop_search/environment.py``: ``TRANSFORMERS_NO_TF``, ...) is prepared before transformers (or anything importing it) loads;
 - a windowed build's ``sys.stdout``/``sys.stderr`` (None) are replaced, since tqdm, logging and plain prints in
   the ML stack would raise on their first write;
 - ``multiprocessing.freeze_support`` is *not* called here: at this point it is still the standard library's
@@ -14,10 +14,9 @@ import sys
 
 
 def _rthook() -> None:
-    os.environ.setdefault("TRANSFORMERS_NO_TF", "1")
-    os.environ.setdefault("USE_TF", "0")
-    os.environ.setdefault("USE_FLAX", "0")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from desktop_search.environment import prepare_process
+
+    prepare_process()
     for name in ("stdout", "stderr"):
         if getattr(sys, name) is None:
             setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))

@@ -1,12 +1,13 @@
 """Regenerate the README screenshots from a real window under Xvfb.
 
     python packaging/screenshots.py            # writes resources/screenshots/*.png
+    python packaging/screenshots.py --out DIR  # somewhere else (e.g. a before/after comparison)
 
 Builds a demo library in a temporary folder (PDFs and multilingual texts from ../shared/corpus), a tiny random
 BGE-M3-shaped model (the real weights cannot be downloaded everywhere; rankings in the pictures therefore come
 from keyword and lexical matching more than from meaning), indexes it through the app itself, and captures the
-main window with results and preview, the folders panel and the setup wizard. Re-executes itself under
-``xvfb-run`` when no display is available.
+main window at its default size (1280x800) with results and preview, the folders panel and the setup wizard.
+Re-executes itself under ``xvfb-run`` when no display is available.
 """
 
 from __future__ import annotations
@@ -51,8 +52,15 @@ def _demo_library(root: Path) -> Path:
 
 
 def main() -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", type=Path, default=OUT, help="folder for the PNGs (default: resources/screenshots)")
+    out = ap.parse_args().out
+    from desktop_search.environment import prepare_process
+
     _ensure_display()
-    os.environ.setdefault("TRANSFORMERS_NO_TF", "1")
+    prepare_process()
     work = Path(tempfile.mkdtemp(prefix="ds-shots-"))
     os.environ["DESKTOP_SEARCH_DATA_DIR"] = str(work / "data")
     os.environ["DESKTOP_SEARCH_CONFIG_DIR"] = str(work / "config")
@@ -101,7 +109,7 @@ def main() -> int:
         loop.exec()
 
     services, window = create(prefs, start=False)
-    window.resize(1500, 900)
+    window.resize(1280, 800)  # the default size a new user meets
     window.show()
     services.start()
     wait_for(services.semantic_ready)
@@ -111,7 +119,7 @@ def main() -> int:
     services.refresh_stats()
     wait_for(services.stats_ready)
 
-    OUT.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     window.search_field.setText("trace compilation of JavaScript loops")
     wait_for(window.results_shown, check=lambda stage: stage == "reranked")
     row = next((i for i, p in enumerate(window.model.paths()) if p.endswith(".pdf")), 0)
@@ -119,25 +127,25 @@ def main() -> int:
     window.view.expand(window.model.index(row, 0))
     wait_for(window.preview.rendered)
     settle()
-    window.grab().save(str(OUT / "main_window.png"))
+    window.grab().save(str(out / "main_window.png"))
 
     window.folders_dock.resize(520, 300)
     settle()
-    window.folders_dock.grab().save(str(OUT / "folders_panel.png"))
+    window.folders_dock.grab().save(str(out / "folders_panel.png"))
     failures = window.show_failures()
     settle()
-    failures.grab().save(str(OUT / "failures.png"))
+    failures.grab().save(str(out / "failures.png"))
     failures.close()
 
     wizard = window.open_wizard()
     wizard.next()
     wizard.next()
     settle(800)
-    wizard.grab().save(str(OUT / "wizard_model.png"))
+    wizard.grab().save(str(out / "wizard_model.png"))
     wizard.close()
     services.shutdown()
-    for p in sorted(OUT.glob("*.png")):
-        print(p.relative_to(REPO), p.stat().st_size, "bytes")
+    for p in sorted(out.glob("*.png")):
+        print(p, p.stat().st_size, "bytes")
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

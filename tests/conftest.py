@@ -13,13 +13,21 @@ from pathlib import Path
 
 import pytest
 
-os.environ["TRANSFORMERS_NO_TF"] = "1"
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["TRANSFORMERS_OFFLINE"] = "1"
-os.environ["TOKENIZERS_PARALLELISM"] = "false"
+from desktop_search.environment import prepare_process
+
+prepare_process(offline=True)  # before anything imports numpy or transformers, as the app does
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 REPO = Path(__file__).resolve().parents[1]
+# Every test has the per-test ``timeout`` of pyproject.toml (300 s); the end-to-end tests marked ``slow`` (they
+# index real corpora with the model) get this much, unless they set their own.
+SLOW_TIMEOUT_S = 900
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT_S))
 
 
 def shared_corpus() -> Path:

@@ -40,7 +40,7 @@ def test_index_then_hybrid_search_json_contract(capsys, dirs):
     for h in res["hits"]:
         assert Path(h["path"]).is_absolute() and Path(h["path"]).exists()
         assert h["page"] is None or (isinstance(h["page"], int) and h["page"] >= 1)
-        assert set(h["scores"]) == {"dense", "sparse", "colbert", "bm25", "hybrid"}
+        assert set(h["scores"]) == {"dense", "sparse", "colbert", "bm25"}
         assert all(isinstance(h["scores"][k], float) for k in ("dense", "sparse", "colbert"))
         assert h["scores"]["bm25"] is None or isinstance(h["scores"]["bm25"], float)
         assert isinstance(h["snippet"], str) and h["text"]
@@ -130,9 +130,9 @@ def test_core_imports_without_qt(tmp_path):
     code = (
         "import sys, pkgutil; sys.modules['PySide6'] = None; sys.modules['shiboken6'] = None\n"
         "import desktop_search.core as core, desktop_search.cli, desktop_search.config, importlib\n"
-        "names = [m.name for m in pkgutil.iter_modules(core.__path__)]\n"
-        "assert len(names) >= 12, names\n"
-        "for n in names: importlib.import_module('desktop_search.core.' + n)\n"
+        "names = [m.name for m in pkgutil.walk_packages(core.__path__, 'desktop_search.core.')]\n"
+        "assert len(names) >= 30, names\n"
+        "for n in names: importlib.import_module(n)\n"
         "assert 'torch' not in sys.modules, 'importing the core must not import torch'\n"
         "print('ok')\n"
     )
@@ -147,6 +147,7 @@ def test_self_test_proves_an_installation_end_to_end(tiny_model_dir):
     report = json.loads(proc.stdout.strip().splitlines()[-1])["self_test"]
     assert report["ok"] and report["hybrid"]["all_modes"] and report["hybrid"]["pdf_page"] == 2
     assert report["keyword"]["top"] == "berlin.txt" and report["index"]["failed"] == 0
+    assert len(report["kinds"]) == 9 and all(report["kinds"].values()), report["kinds"]  # one file of each kind
 
 
 def test_self_test_without_a_model_is_a_one_line_error(tmp_path):

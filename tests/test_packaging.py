@@ -117,7 +117,11 @@ def test_spec_ships_the_manifest_but_no_screenshots_or_weights(spec):
     assert ("bge-m3.json", "resources/models") in dests
     assert not any("screenshots" in Path(src).parts for src, _ in datas)
     weights = (".bin", ".safetensors", ".pt", ".onnx")
-    assert not any(str(src).endswith(weights) for src, _ in datas), "model weights must not be bundled"
+    ocr_models = {Path(src).name for src, dest in datas if Path(dest).as_posix() == "rapidocr_onnxruntime/models"}
+    assert {"ch_PP-OCRv4_det_infer.onnx", "ch_PP-OCRv4_rec_infer.onnx"} <= ocr_models, "OCR works offline"
+    assert not any(str(src).endswith(weights) for src, dest in datas if "rapidocr_onnxruntime" not in dest), \
+        "BGE-M3 weights must not be bundled (the wizard downloads or imports them)"
+    assert any(Path(dest).as_posix() == "docx/templates" for _, dest in datas)
     assert any(dest == "lancedb.dist-info" for _, dest in datas), "lancedb reads its version from its metadata"
 
 

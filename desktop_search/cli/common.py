@@ -6,19 +6,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import sys
 import time
 from pathlib import Path
 from typing import IO, Any, Iterator
 
 from desktop_search import config
+from desktop_search.errors import UserError
 from desktop_search.formatting import format_duration
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130
 
 
-class CliError(Exception):
+class CliError(UserError):
     """An expected failure: printed as one line, exit code EXIT_ERROR."""
 
 
@@ -28,7 +30,13 @@ class Parser(argparse.ArgumentParser):
 
 
 def add_common(p: argparse.ArgumentParser, *, model: bool = True) -> None:
-    p.add_argument("--index-dir", type=Path, help="index folder (default: per-user data dir; env DESKTOP_SEARCH_INDEX_DIR)")
+    p.add_argument("--index-dir", help="index folder, or a shared index s3://bucket/prefix (default: per-user data "
+                   "dir; env DESKTOP_SEARCH_INDEX_DIR)")
+    p.add_argument("--storage-option", action="append", metavar="KEY=VALUE", dest="storage_options",
+                   help="for a shared index: endpoint=URL, region=R, profile=NAME, allow_http=true ... (repeatable; "
+                   "env DESKTOP_SEARCH_STORAGE_OPTIONS=k=v,k=v)")
+    p.add_argument("--refresh-interval", type=float, metavar="S", dest="read_consistency_s",
+                   help="a reader of a shared index sees new commits within S seconds (default 5)")
     if model:
         p.add_argument("--model-dir", type=Path, help="BGE-M3 model folder (env DESKTOP_SEARCH_MODEL_DIR)")
         p.add_argument("--device", choices=config.DEVICES, help="where to run the model (default: auto = GPU if any)")
@@ -47,12 +55,17 @@ def settings_from_args(args: argparse.Namespace) -> config.Settings:
         except ValueError:
             raise CliError(f"--weights must be three numbers like 0.4,0.2,0.4, not {args.weights!r}") from None
     try:
+        from desktop_search.core.location import parse_options
+
         return config.load_settings(
             index_dir=getattr(args, "index_dir", None),
+            storage_options=parse_options(getattr(args, "storage_options", None)) or None,
+            read_consistency_s=getattr(args, "read_consistency_s", None),
             model_dir=getattr(args, "model_dir", None),
             device=getattr(args, "device", None),
             cpu_precision=getattr(args, "precision", None),
             weights=weights,
+            ocr=False if getattr(args, "no_ocr", False) else None,
             fusion=getattr(args, "fusion", None),
             keyword_weight=getattr(args, "keyword_weight", None),
         )
@@ -78,7 +91,7 @@ def load_encoder(settings: config.Settings, *, required: bool, fallback: str = "
     try:
         from desktop_search.core.encoder import Encoder
 
-        return Encoder(settings.model_dir, settings.device, settings.cpu_precision)
+        return Encoder(settings.model_dir, settings.device, settings.cpu_precision, progress=BuildPrinter())
     except Exception as e:  # a damaged model or a broken install must be named, not dumped as a traceback
         why = load_failure(e, settings.model_dir)
         if required:
@@ -88,11 +101,14 @@ def load_encoder(settings: config.Settings, *, required: bool, fallback: str = "
 
 
 def open_store(settings: config.Settings, *, create: bool) -> Any:
+    from desktop_search.core.location import RemoteError
     from desktop_search.core.store import IndexIncompatible, IndexMissing, Store
 
     try:
-        return Store(settings.index_dir, create=create)
-    except (IndexMissing, IndexIncompatible) as e:
+        # A reader of a shared index keeps a local copy of the chunks table; a writer works on the bucket.
+        return Store(settings.index, create=create, read_consistency_s=settings.read_consistency_s,
+                     mirror_dir=None if create else settings.mirror_dir)
+    except (IndexMissing, IndexIncompatible, RemoteError) as e:
         raise CliError(str(e)) from None
 
 
@@ -100,12 +116,57 @@ def open_store(settings: config.Settings, *, create: bool) -> Any:
 def index_errors() -> Iterator[None]:
     """Index-in-use and index-write failures are expected: one line, exit 1."""
     from desktop_search.core.indexer import IndexWriteError
+    from desktop_search.core.location import RemoteError
     from desktop_search.core.lock import IndexBusy
 
     try:
         yield
-    except (IndexBusy, IndexWriteError) as e:
+    except (IndexBusy, IndexWriteError, RemoteError) as e:
         raise CliError(str(e)) from None
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities become null: JSON has no such numbers, and a bare NaN breaks every JSON parser."""
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def json_line(obj: Any) -> str:
+    """One line of strict JSON (what every --json output prints)."""
+    return json.dumps(_finite(obj), ensure_ascii=False, allow_nan=False)
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[Any]:
+    """An event set by Ctrl+C or SIGTERM (``.signum`` says which): the run ends after the group being written,
+    so what was committed stays committed. A second Ctrl+C stops at once."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    previous: dict[int, Any] = {}
+
+    def handler(signum: int, _frame: Any) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.signum = signum  # type: ignore[attr-defined]
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        for name in ("SIGINT", "SIGTERM", "SIGBREAK", "SIGHUP"):
+            sig = getattr(signal, name, None)
+            if sig is not None:
+                previous[sig] = signal.signal(sig, handler)
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def note(msg: str) -> None:
@@ -156,4 +217,13 @@ class ProgressPrinter(LinePrinter):
             f"{progress_bar(p.files_done / max(p.files_total, 1))} {p.files_done}/{p.files_total} files · "
             f"{p.chunks_done} chunks ({p.chunks_per_s:.1f}/s) · {p.files_failed} failed · "
             f"ETA {format_duration(p.eta_s)} · {p.phase}"
+            + (f" · {p.semantic_line}" if getattr(p, "chunks_to_encode", 0) else "")
+            + (f" · {p.note}" if getattr(p, "note", "") else "")
         )
+
+
+class BuildPrinter(LinePrinter):
+    """The one-time int8 build of the model (a minute or more, once per model): stage and layers."""
+
+    def line(self, p: Any) -> str:
+        return f"{progress_bar(p.overall)} {p.text()}"

@@ -4,10 +4,9 @@ when the index is consistent."""
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
-from desktop_search.cli.common import EXIT_ERROR, EXIT_OK, CliError, add_common, settings_from_args
+from desktop_search.cli.common import EXIT_ERROR, EXIT_OK, CliError, add_common, json_line, settings_from_args
 
 
 def add_parsers(sub: Any) -> None:
@@ -20,6 +19,9 @@ def add_parsers(sub: Any) -> None:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
+    if settings.index_uri:
+        raise CliError("doctor checks local indexes only; for a shared index run `desktop-search status` "
+                       "(LanceDB's commits on object storage are atomic, so a killed writer leaves no partial version)")
     from desktop_search.core.doctor import check, repair
     from desktop_search.core.lock import IndexBusy
     from desktop_search.core.store import IndexMissing
@@ -29,7 +31,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     except (IndexMissing, IndexBusy) as e:
         raise CliError(str(e)) from None
     if args.json:
-        print(json.dumps(report.as_json(), ensure_ascii=False))
+        print(json_line(report.as_json()))
         return EXIT_OK if report.ok else EXIT_ERROR
     st = report.stats
     line = f"index:   {report.index_dir} (schema {report.schema_version})"

@@ -4,7 +4,6 @@ follow the folders until Ctrl+C or SIGTERM). Both write the index, so both hold 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,25 +13,32 @@ from desktop_search.cli.common import (
     ProgressPrinter,
     add_common,
     index_errors,
+    json_line,
     load_encoder,
     note,
     open_store,
     settings_from_args,
+    stop_on_signals,
 )
 
 
-def add_parsers(sub: Any) -> None:
-    p = sub.add_parser("index", help="index folders or files (incremental: unchanged files are skipped)")
-    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+def _writer_parser(sub: Any, name: str, help: str, metavar: str) -> argparse.ArgumentParser:
+    """The arguments index and watch share: what to index, where, with which model, and what to leave out."""
+    p: argparse.ArgumentParser = sub.add_parser(name, help=help)
+    p.add_argument("paths", nargs="+", type=Path, metavar=metavar)
     add_common(p)
-    p.add_argument("--json", action="store_true", help="print the run report as JSON")
     p.add_argument("--keyword-only", action="store_true", help="do not load the model; build the keyword index only")
+    p.add_argument("--no-ocr", action="store_true", help="do not recognise text in scanned pages and images")
+    return p
+
+
+def add_parsers(sub: Any) -> None:
+    p = _writer_parser(sub, "index", "index folders or files (incremental: unchanged files are skipped)", "PATH")
+    p.add_argument("--json", action="store_true", help="print the run report as JSON")
     p.set_defaults(run=cmd_index)
 
-    p = sub.add_parser("watch", help="index folders, then keep the index in step with them until stopped (Ctrl+C)")
-    p.add_argument("paths", nargs="+", type=Path, metavar="FOLDER")
-    add_common(p)
-    p.add_argument("--keyword-only", action="store_true", help="do not load the model; build the keyword index only")
+    p = _writer_parser(sub, "watch", "index folders, then keep the index in step with them until stopped (Ctrl+C)",
+                       "FOLDER")
     p.add_argument("--poll", action="store_true", help="poll for changes instead of native change notification")
     p.add_argument("--poll-interval", type=float, default=3.0, metavar="S", help="seconds between polls (default 3)")
     p.add_argument("--debounce", type=float, default=1.0, metavar="S",
@@ -52,10 +58,16 @@ def cmd_index(args: argparse.Namespace) -> int:
     store = open_store(settings, create=True)
     from desktop_search.core.indexer import Indexer
 
-    with index_errors():
-        report = Indexer(store, settings, encoder).index(args.paths, progress=ProgressPrinter())
+    printer = ProgressPrinter()
+    with index_errors(), stop_on_signals() as stopped:
+        report = Indexer(store, settings, encoder).index(args.paths, progress=printer, cancel=stopped)
+    if stopped.is_set():
+        printer.end()
+        note(f"interrupted: {report.indexed} files committed and searchable, {report.failed} failed; "
+             "run the same command again to continue")
+        return 128 + getattr(stopped, "signum", 2)
     if args.json:
-        print(json.dumps(report.as_json(), ensure_ascii=False))
+        print(json_line(report.as_json()))
     else:
         print(
             f"indexed {report.indexed} files ({report.chunks_written} chunks, {report.chunks_encoded} encoded), "
@@ -88,7 +100,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     )
     store = open_store(settings, create=True)
     from desktop_search.core.indexer import Indexer
-    from desktop_search.core.lock import IndexLock
+    from desktop_search.core.lease import writer_lock
     from desktop_search.core.watcher import FolderWatcher
 
     stop = threading.Event()
@@ -99,13 +111,19 @@ def cmd_watch(args: argparse.Namespace) -> int:
             previous[sig] = signal.signal(sig, lambda *_: stop.set())
     batches: queue.Queue[Any] = queue.Queue()
     folders = [p.resolve() for p in args.paths]
+    lost: list[str] = []
+
+    def on_lost(why: str) -> None:  # a shared index's lease was taken over: stop, and say so
+        lost.append(why)
+        stop.set()
+
     try:
         # The lock is held for the whole session: one watcher (or indexer) per index.
-        with index_errors(), IndexLock(settings.index_dir, command="desktop-search watch"):
+        with index_errors(), writer_lock(settings.index, command="desktop-search watch", on_lost=on_lost):
             indexer = Indexer(store, settings, encoder)
             watcher = FolderWatcher(
                 folders, batches.put, debounce_s=args.debounce, force_polling=args.poll,
-                poll_interval_s=args.poll_interval, ignore_dirs=[settings.index_dir],
+                poll_interval_s=args.poll_interval, ignore_dirs=[] if settings.index_uri else [settings.index_dir],
             )
             watcher.start()  # before the first pass, so changes made during it are not missed
             try:
@@ -132,5 +150,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if lost:
+        raise CliError(lost[0])
     note("stopped watching")
     return EXIT_OK

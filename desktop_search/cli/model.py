@@ -20,7 +20,8 @@ from desktop_search.formatting import format_bytes, format_duration
 def add_parsers(sub: Any) -> None:
     p = sub.add_parser("model", help="download, verify or import the BGE-M3 model, or show its state")
     p.set_defaults(run=cmd_model)
-    actions = p.add_subparsers(dest="model_action", metavar="{download,verify,import,status}", parser_class=type(p))
+    actions = p.add_subparsers(dest="model_action", metavar="{download,verify,import,status,manifest}",
+                               parser_class=type(p))
     actions.required = True
 
     def common(q: argparse.ArgumentParser, *, manifest: bool = True) -> None:
@@ -45,6 +46,13 @@ def add_parsers(sub: Any) -> None:
     q = actions.add_parser("status", help="is the model installed and verified")
     q.add_argument("--json", action="store_true")
     common(q)
+
+    q = actions.add_parser("manifest", help="write a manifest (size + SHA-256 of every file) for the model in DIR, "
+                                            "e.g. a mirror's copy or a fine-tuned BGE-M3, for `import --manifest`")
+    q.add_argument("src_dir", type=Path, metavar="DIR")
+    q.add_argument("--out", type=Path, metavar="FILE", help="where to write it (default: DIR/manifest.json)")
+    q.add_argument("--repo", default="local/model", help="model name recorded in it (default: local/model)")
+    q.add_argument("--revision", default="0" * 40, help="revision recorded in it (default: forty zeros)")
 
 
 class TransferPrinter(LinePrinter):
@@ -81,6 +89,8 @@ def cmd_model(args: argparse.Namespace) -> int:
     action = args.model_action
     if action == "status":
         return _status(args, model_dir)
+    if action == "manifest":
+        return _write_manifest(args)
     manifest = _manifest(args)
     printer = TransferPrinter()
     try:
@@ -114,6 +124,20 @@ def cmd_model(args: argparse.Namespace) -> int:
     except models.ModelError as e:
         printer.end()
         raise CliError(str(e)) from None
+    return EXIT_OK
+
+
+def _write_manifest(args: argparse.Namespace) -> int:
+    src = args.src_dir
+    if not src.is_dir():
+        raise CliError(f"no such folder: {src}")
+    try:
+        out = models.write_manifest_for(src, repo=args.repo, revision=args.revision, out=args.out)
+        n = len(models.Manifest.load(out).files)
+    except (models.ModelError, OSError) as e:
+        raise CliError(f"cannot write a manifest for {src}: {e}") from None
+    print(f"manifest written: {out} ({n} files); install with "
+          f"`desktop-search model import {src} --manifest {out}` or choose it in Settings → Model manifest")
     return EXIT_OK
 
 

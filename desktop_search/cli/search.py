@@ -5,7 +5,7 @@ keyword work, so both answer in about a second."""
 from __future__ import annotations
 
 import argparse
-import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +14,13 @@ from desktop_search.cli.common import (
     EXIT_OK,
     CliError,
     add_common,
+    json_line,
     load_encoder,
     note,
     open_store,
     settings_from_args,
 )
+from desktop_search.core.extract.registry import position_name
 from desktop_search.formatting import format_bytes
 
 
@@ -84,7 +86,12 @@ def cmd_search(args: argparse.Namespace) -> int:
     for q in queries:
         result = searcher.search(q, k=args.k, mode=mode)
         if args.json:
-            print(json.dumps(result.as_json(), ensure_ascii=False))
+            from desktop_search.core.store import fs_path
+
+            out = result.as_json()
+            for hit in out["hits"]:
+                hit["offline"] = not os.path.lexists(fs_path(hit["path"]))
+            print(json_line(out))
         else:
             _print_result(result, multiple=len(queries) > 1)
     return EXIT_OK
@@ -97,8 +104,12 @@ def _print_result(result: Any, *, multiple: bool) -> None:
         print(f"showing results for: {result.corrected}")
     if not result.hits:
         print("no results")
+    from desktop_search.core.store import fs_path
+
     for i, h in enumerate(result.hits, 1):
-        where = f" (page {h.page})" if h.page else ""
+        where = f" ({position_name(h.path) or 'page'} {h.page})" if h.page else ""
+        if not os.path.lexists(fs_path(h.path)):
+            where += " [offline]"  # e.g. on a drive that is unplugged now: found, but cannot be opened
         more = f" [+{h.more} more]" if h.more else ""
         parts = ", ".join(f"{k} {v:.3f}" for k, v in h.scores.items() if v is not None)
         print(f"{i:>2}. {h.score:.3f}  {h.path}{where}{more}")
@@ -122,7 +133,7 @@ def status_dict(settings: config.Settings) -> dict[str, Any]:
     chunks = store.count_chunks()
     vectors_ok = store.count_vectors()
     return {
-        "index_dir": str(settings.index_dir),
+        "index_dir": str(settings.index),
         "files": {"total": len(records), **by_status},
         "chunks": chunks,
         "failures": failures,
@@ -143,7 +154,7 @@ def status_dict(settings: config.Settings) -> dict[str, Any]:
 def cmd_status(args: argparse.Namespace) -> int:
     st = status_dict(settings_from_args(args))
     if args.json:
-        print(json.dumps(st, ensure_ascii=False))
+        print(json_line(st))
         return EXIT_OK
     f = st["files"]
     print(f"index:   {st['index_dir']} ({format_bytes(st['index_bytes'])})")

@@ -180,8 +180,10 @@ def chunk_pages(
     *,
     max_tokens: int = 512,
     overlap_tokens: int = 48,
+    max_chunks: int | None = None,
 ) -> list[Chunk]:
-    """Cut every page into chunks of at most ``max_tokens`` tokens (special tokens included)."""
+    """Cut every page into chunks of at most ``max_tokens`` tokens (special tokens included). Raises
+    :class:`TooManyChunks` as soon as there would be more than ``max_chunks``, before cutting the rest."""
     budget = max(8, max_tokens - _SPECIAL_TOKENS)
     overlap = min(overlap_tokens, budget // 4)
     chunks: list[Chunk] = []
@@ -202,7 +204,17 @@ def chunk_pages(
                         n_tokens=ntok + _SPECIAL_TOKENS,
                     )
                 )
+            if max_chunks is not None and len(chunks) > max_chunks:
+                raise TooManyChunks(max_chunks)
     return chunks
+
+
+class TooManyChunks(ValueError):
+    """A document would make more passages than the per-file limit."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"more than {limit:,} passages")
+        self.limit = limit
 
 
 def _trim(seg: str, cs: int, ce: int) -> tuple[int, int]:

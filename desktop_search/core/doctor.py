@@ -15,6 +15,8 @@ indexed again, and never touches a document. Checks, in the order a repair appli
 - ``vector_dim``: stored vectors of another size than the bound model's -> dropped (re-encoded on the next run).
 - ``duplicate_vectors`` / ``orphan_vectors``: repeated or unused vectors -> deleted.
 - ``missing_indexes``: no full-text (or, for large tables, vector) index -> rebuilt.
+- ``broken_indexes``: an index listed but unusable (its files deleted or damaged) -> dropped and rebuilt.
+- every column of every table is read (``table_unreadable``), so a damaged data page anywhere is found.
 - ``missing_vectors`` and ``pending_files`` are reported for information: the next ``index`` run encodes and
   indexes them (it needs the model, which doctor does not load).
 A repair holds the writer lock; checking alone does not, so it may run beside a writer (and then report a
@@ -40,10 +42,12 @@ from desktop_search.core.store import (
     IndexIncompatible,
     IndexMissing,
     Store,
+    foreign_content,
     read_meta,
     tiers,
     write_meta,
 )
+from desktop_search.core.store.meta import IndexNotOurs
 from desktop_search.core.store.tables import table_read_error
 
 __all__ = ["Problem", "DoctorReport", "check", "repair"]
@@ -99,12 +103,17 @@ def _add(report: DoctorReport, code: str, severity: str, items: list[str] | int,
 
 
 # -- meta -------------------------------------------------------------------------------------------------------
-def _check_meta(index_dir: Path, report: DoctorReport) -> dict | None:
+def _check_meta(index_dir: Path, report: DoctorReport) -> dict[str, Any] | None:
     """Problems that prevent opening the index. Returns the meta when the index can be opened."""
     meta, problem = read_meta(index_dir)
     if meta is None:
         if problem == "missing" and not (index_dir / "lance").is_dir():
             raise IndexMissing(f"no index at {index_dir}")
+        why = foreign_content(index_dir) if problem == "missing" else None
+        if why is not None:
+            # Without the description file only the folder's content can say whose it is: another program's
+            # LanceDB tables must never be dropped or "repaired".
+            raise IndexNotOurs(f"{why}; doctor only checks and repairs desktop-search indexes (nothing was changed)")
         report.problems.append(Problem(
             "meta", "error", 1, f"the index description file {META_FILE} is {problem}",
             "write a new one; stored vectors are dropped (their model is unknown) and re-encoded by the next run",
@@ -189,6 +198,9 @@ def _check_tables(store: Store, report: DoctorReport) -> dict[str, Any] | None:
         missing_ix.append("vectors: dense vector index")
     _add(report, "missing_indexes", "error", missing_ix, "search indexes are missing (search is slower or "
          "finds nothing by keyword)", "rebuild them")
+    broken_ix = [f"{name}: {err}" for name, err in store.broken_indexes().items()]
+    _add(report, "broken_indexes", "error", broken_ix, "search indexes that cannot be read (their files are "
+         "missing or damaged: searches that use them fail)", "rebuild them from the table data")
 
     report.stats = {
         "files": len(records),
@@ -228,6 +240,7 @@ def repair(index_dir: Path) -> DoctorReport:
     """Fix what :func:`check` finds (holding the writer lock), then check again. The returned report lists the
     problems found before the repair (``fixed`` set on those that are gone) and the ``actions`` taken."""
     index_dir = Path(index_dir)
+    _check_meta(index_dir, DoctorReport(str(index_dir)))  # no index, or not ours: raised before anything is written
     with IndexLock(index_dir, command="desktop-search doctor --repair"):
         before = check(index_dir)
         actions: list[str] = []
@@ -272,7 +285,9 @@ def _rebuild_empty(index_dir: Path) -> None:
 
 
 def _rewrite_meta(index_dir: Path) -> None:
-    import lancedb
+    from desktop_search.core.lancedb_import import import_lancedb
+
+    lancedb = import_lancedb()
 
     db = lancedb.connect(str(index_dir / "lance"))
     try:
@@ -283,7 +298,9 @@ def _rewrite_meta(index_dir: Path) -> None:
 
 
 def _restore_tables(index_dir: Path) -> list[str]:
-    import lancedb
+    from desktop_search.core.lancedb_import import import_lancedb
+
+    lancedb = import_lancedb()
 
     db = lancedb.connect(str(index_dir / "lance"))
     actions = []
@@ -294,6 +311,8 @@ def _restore_tables(index_dir: Path) -> list[str]:
             table = None
         if table is not None and table_read_error(table) is None:
             continue
+        if table is None and name == "vectors":
+            continue  # none yet: nothing to restore
         restored = False
         if table is not None:
             try:
@@ -389,6 +408,9 @@ def _fix_rows(store: Store, data: dict[str, Any]) -> list[str]:
         dups = [h for h, n in Counter(data["vectors"]).items() if n > 1]
         store.dedupe_vectors(dups)
         actions.append(f"kept one vector for each of {len(dups)} texts stored more than once")
+    if "broken_indexes" in found:
+        store.rebuild_indexes()  # before optimize(), which updates the indexes and would fail on them
+        actions.append("rebuilt damaged search indexes")
     # optimize() drops unused vectors, rebuilds missing indexes and compacts.
     store.optimize()
     if "orphan_vectors" in found:

@@ -1,26 +1,42 @@
 """Chunks -> BGE-M3 representations: dense vector, learned lexical (sparse) weights and ColBERT vectors.
 
-The model is loaded through FlagEmbedding's ``BGEM3FlagModel`` from a local directory only (hub libraries are
-forced offline first), so the weights, heads and tokenizer are exactly the ones FlagEmbedding uses. Encoding
-calls that model's own forward pass once per batch for all three outputs and post-processes them the way
+Two engines behind one ``Encoder``:
+
+* on a CPU by default, the int8 ONNX Runtime copy of the model (``quantize.py``), with the tokenizer FlagEmbedding
+  uses saved beside it (``tokenizer.py``): the app process then imports neither torch nor transformers (seconds
+  of import and ~400 MB of libraries); the copy is built once, in a child process, with progress reported;
+* on a GPU, or with ``precision="fp32"``, or when the int8 copy cannot be built or fails its fidelity check,
+  FlagEmbedding's ``BGEM3FlagModel`` loaded from a local directory only (hub libraries are forced offline
+  first), so weights, heads and tokenizer are exactly the ones FlagEmbedding uses.
+
+Both run the model's forward pass once per batch for all three outputs and post-process them the way
 ``BGEM3FlagModel.encode`` does (max weight per token id without special tokens; ColBERT vectors without the CLS
-position), but batches by a token budget over length-sorted inputs instead of a fixed count: less padding, no
+position), but batch by a token budget over length-sorted inputs instead of a fixed count: less padding, no
 probe batch run twice, and no retry loop that can spin forever on a non-memory RuntimeError.
-torch/transformers/FlagEmbedding are imported only when an Encoder is built: they take ~10 s to import.
+torch/transformers/FlagEmbedding are imported only when the torch engine is loaded: they take ~10 s to import.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import platform
+import shutil
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
 from desktop_search.config import CPU_PRECISIONS
+from desktop_search.core.tokenizer import pad_rows
+from desktop_search.environment import prepare_process
+from desktop_search.errors import UserError
+
+if TYPE_CHECKING:
+    from desktop_search.core.quantize import BuildProgress
 
 REQUIRED_FILES = ("config.json", "tokenizer.json", "colbert_linear.pt", "sparse_linear.pt")
 WEIGHT_FILES = ("pytorch_model.bin", "model.safetensors")
@@ -50,7 +66,7 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in text or "failed to allocate" in text
 
 
-class ModelUnavailable(RuntimeError):
+class ModelUnavailable(UserError, RuntimeError):
     """No usable model in the model directory; the message says what is missing and what to do."""
 
 
@@ -86,6 +102,18 @@ def model_problem(model_dir: Path) -> str | None:
     return verification_problem(model_dir, must_cover=loaded)
 
 
+def model_state(model_dir: Path) -> str:
+    """In a few words, for a status line: "ready", "not installed", "incomplete" or "not verified" (files there,
+    but never checked against the manifest, or changed since) - never "not installed" for a model that is there."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir() or not any(model_dir.iterdir()):
+        return "not installed"
+    if any(not (model_dir / f).is_file() for f in REQUIRED_FILES) or not any(
+            (model_dir / f).is_file() for f in WEIGHT_FILES):
+        return "incomplete"
+    return "ready" if model_problem(model_dir) is None else "not verified"
+
+
 def model_fingerprint(model_dir: Path) -> str:
     """A cheap identity of the weights: vectors from another model must never be mixed into the index."""
     h = hashlib.sha256()
@@ -101,8 +129,22 @@ def model_fingerprint(model_dir: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def _gpu_may_exist() -> bool:
+    """Whether 'auto' could find a GPU here; only then is torch imported to ask (its import takes seconds)."""
+    if "torch" in sys.modules:
+        return True
+    if sys.platform == "darwin" and platform.machine() == "arm64":
+        return True  # Apple silicon: MPS
+    if any(os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")):
+        return True  # NVIDIA, ROCm, WSL's GPU bridge
+    return shutil.which("nvidia-smi") is not None
+
+
 def resolve_device(device: str) -> str:
-    """'auto' -> the best available of cuda, mps, cpu; explicit names are checked and kept."""
+    """'auto' -> the best available of cuda, mps, cpu; explicit names are checked and kept. torch is imported
+    only when a GPU is asked for or may exist."""
+    if device == "cpu" or (device == "auto" and not _gpu_may_exist()):
+        return "cpu"
     import torch
 
     if device == "auto":
@@ -123,13 +165,7 @@ def resolve_device(device: str) -> str:
 
 def _force_offline() -> None:
     # After setup the app makes no network access: hub libraries must resolve everything locally.
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
-    # Loading progress bars are noise on a CLI's stderr and invisible in a windowed app.
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("TRANSFORMERS_NO_TF", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    prepare_process(offline=True)
 
 
 class Encoder:
@@ -143,49 +179,55 @@ class Encoder:
     """
 
     def __init__(
-        self, model_dir: Path, device: str = "auto", precision: str = "int8", cache_dir: Path | None = None
+        self,
+        model_dir: Path,
+        device: str = "auto",
+        precision: str = "int8",
+        cache_dir: Path | None = None,
+        progress: Callable[[BuildProgress], None] | None = None,
     ) -> None:
+        """``progress`` hears from the one-time int8 build (minutes), if one is needed."""
         problem = model_problem(model_dir)
         if problem:
             raise ModelUnavailable(problem)
         if precision not in CPU_PRECISIONS:
             raise ValueError(f"unknown CPU precision {precision!r}; choose one of {', '.join(CPU_PRECISIONS)}")
         _force_offline()
-        import torch
 
         self.model_dir = Path(model_dir)
         self.device = resolve_device(device)
         self.fp16 = self.device != "cpu"
         self.fingerprint = model_fingerprint(self.model_dir)
-        self._torch = torch
+        self._torch = None
+        self.tokenizer = None
         self._lock = threading.Lock()
         self._flag = None
-        self._net = None
+        self._net: Any = None
         self._onnx = None
         self.precision = "fp16" if self.fp16 else "fp32"
         self.precision_note = f"fp16 on {self.device}" if self.fp16 else "fp32 (exact FlagEmbedding path)"
         if self.device == "cpu" and precision == "int8":
-            self._load_int8(Path(cache_dir) if cache_dir is not None else _default_cache_dir())
+            self._load_int8(Path(cache_dir) if cache_dir is not None else _default_cache_dir(), progress)
         if self._onnx is None:
             self._load_torch()
         self.batch_tokens = CPU_BATCH_TOKENS
         if self.device == "cuda":
-            free, _total = torch.cuda.mem_get_info(torch.device(self.device))
+            free, _total = self._torch.cuda.mem_get_info(self._torch.device(self.device))
             self.batch_tokens = gpu_batch_tokens(free, self.dim)
-        tok = self.tokenizer
-        self._unused = {
-            tok.convert_tokens_to_ids(tok.special_tokens_map[name])
-            for name in ("cls_token", "eos_token", "pad_token", "unk_token")
-            if name in tok.special_tokens_map
-        }
 
     def _load_torch(self) -> None:
+        import torch
         from FlagEmbedding import BGEM3FlagModel
 
+        from desktop_search.core.tokenizer import special_ids_of
+
+        self._torch = torch
         self._flag = BGEM3FlagModel(
             str(self.model_dir), use_fp16=self.fp16, devices=[self.device], normalize_embeddings=True
         )
         self.tokenizer = self._flag.tokenizer
+        self._pad_id = int(self.tokenizer.pad_token_id)
+        self._unused = frozenset(special_ids_of(self.tokenizer))
         self._net = self._flag.model
         if self.device == "cpu":
             self._net.float()
@@ -193,20 +235,18 @@ class Encoder:
         self._net.eval()
         self.dim = int(self._net.model.config.hidden_size)
 
-    def _load_int8(self, cache_dir: Path) -> None:
+    def _load_int8(self, cache_dir: Path, progress: Callable[[BuildProgress], None] | None) -> None:
         """Use the int8 graph when it is (or can be) built and passes the fidelity check; else leave a note."""
         from desktop_search.core import quantize
 
         out = quantize.int8_dir(cache_dir, self.fingerprint)
         try:
             if not quantize.is_built(out):
-                # Once per model (minutes for the full model), in a child process so that the fp32 weights and
-                # the quantizer's copies never weigh on this one.
-                quantize.build_int8_in_subprocess(self.model_dir, out)
-            from transformers import AutoTokenizer
-
-            self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))  # what BGEM3FlagModel loads
-            session, verdict = quantize.load_int8(out, self.tokenizer)
+                # Once per model (1-3 min for the full model), in a child process so that torch and the fp32
+                # reference pass never weigh on this one.
+                quantize.build_int8_in_subprocess(self.model_dir, out, progress)
+            tokenizer = quantize.load_tokenizer(out)  # FlagEmbedding's, saved by the build
+            session, verdict = quantize.load_int8(out)
         except Exception as e:  # no onnx/onnxruntime, unwritable cache, export failure: fp32 still works
             self.precision_note = f"int8 unavailable ({type(e).__name__}: {e}); using fp32"
             return
@@ -214,6 +254,9 @@ class Encoder:
             self.precision_note = verdict.note + "; using fp32"
             return
         self._onnx = session
+        self.tokenizer = tokenizer
+        self._pad_id = tokenizer.pad_token_id
+        self._unused = tokenizer.special_ids
         self.precision = "int8"
         self.precision_note = verdict.note
         self.dim = quantize.reference_dim(out)
@@ -249,7 +292,7 @@ class Encoder:
         n = len(texts)
         if n == 0:
             return Encoded(np.zeros((0, self.dim), np.float32), [], [])
-        enc = self.tokenizer(list(texts), truncation=True, max_length=max_tokens, return_token_type_ids=False)
+        enc = {"input_ids": self.tokenizer(list(texts), truncation=True, max_length=max_tokens)["input_ids"]}
         lengths = [len(ids) for ids in enc["input_ids"]]
         order = sorted(range(n), key=lambda i: -lengths[i])
         dense = np.zeros((n, self.dim), np.float32)
@@ -278,15 +321,13 @@ class Encoder:
         return Encoded(dense, sparse, colbert)
 
     def _encode_batch(self, enc, batch, dense, sparse, colbert) -> None:
-        features = [{"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i]} for i in batch]
+        ids, mask = pad_rows([enc["input_ids"][i] for i in batch], self._pad_id)
         if self._onnx is not None:
-            inputs = self.tokenizer.pad(features, padding=True, return_tensors="np")
-            ids, mask = inputs["input_ids"], inputs["attention_mask"]
             with self._lock:
                 d, w, c = self._onnx.run(ids, mask)
-            mask_len = mask.sum(axis=1)
         else:
-            d, w, c, ids, mask_len = self._torch_batch(features)
+            d, w, c = self._torch_batch(ids, mask)
+        mask_len = mask.sum(axis=1)
         for row, i in enumerate(batch):
             dense[i] = d[row]
             weights: dict[int, float] = {}
@@ -301,17 +342,16 @@ class Encoder:
         if self.device == "cuda":
             self._torch.cuda.empty_cache()
 
-    def _torch_batch(self, features):
+    def _torch_batch(self, ids: np.ndarray, mask: np.ndarray):
         torch = self._torch
-        inputs = self.tokenizer.pad(features, padding=True, return_tensors="pt").to(self.device)
+        inputs = {"input_ids": torch.from_numpy(ids).to(self.device),
+                  "attention_mask": torch.from_numpy(mask).to(self.device)}
         with self._lock, torch.inference_mode():
             out = self._net(inputs, return_dense=True, return_sparse=True, return_colbert_vecs=True)
         d = out["dense_vecs"].float().cpu().numpy()
         w = out["sparse_vecs"].squeeze(-1).float().cpu().numpy()
         c = out["colbert_vecs"].float().cpu().numpy()
-        ids = inputs["input_ids"].cpu().numpy()
-        mask_len = inputs["attention_mask"].sum(dim=1).cpu().numpy()
-        return d, w, c, ids, mask_len
+        return d, w, c
 
 
 def _default_cache_dir() -> Path:

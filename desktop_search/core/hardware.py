@@ -15,9 +15,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 # Tokens per byte of file come from the extractor registry (each reader declares its own ratio).
+# OCR: CPU-seconds per page (benchmarks/bench_ocr.py: 14.5-15.0 CPU s per A4 page at 200 dpi), divided by the cores.
+# Images are counted as one page each; scanned PDFs cannot be told apart without opening them.
+OCR_CORE_SECONDS_PER_PAGE = 15.0
 # Index bytes per token with int8 ColBERT vectors (1 KB) plus dense/sparse/text/FTS overhead.
 INDEX_BYTES_PER_TOKEN = 1300
 # Default CPU speed (tokens/s for BGE-M3 on one laptop core class) when nothing has been measured yet.
@@ -77,7 +80,7 @@ def _ram_gb() -> float | None:
     try:
         import psutil
 
-        return psutil.virtual_memory().total / 1024**3
+        return float(psutil.virtual_memory().total / 1024**3)
     except Exception:
         try:
             return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
@@ -120,6 +123,7 @@ class Estimate:
     index_bytes: int
     tokens_per_s: float
     measured: bool
+    ocr_pages: int = 0  # pages that will need OCR (images), counted in ``seconds``
 
     def describe(self) -> str:
         mins = self.seconds / 60
@@ -127,17 +131,20 @@ class Estimate:
         if mins >= 90:
             when = f"about {mins / 60:.1f} hours"
         basis = "measured on this machine" if self.measured else "a rough guess until the model is installed"
+        ocr = f", OCR of ≈ {self.ocr_pages} images included" if self.ocr_pages else ""
         return (f"{self.files} documents, ≈ {self.tokens / 1e6:.1f} M tokens: indexing takes {when} "
-                f"({self.tokens_per_s:.0f} tokens/s, {basis}); the index will need ≈ {self.index_bytes / 1e9:.2f} GB.")
+                f"({self.tokens_per_s:.0f} tokens/s, {basis}{ocr}); the index will need ≈ "
+                f"{self.index_bytes / 1e9:.2f} GB.")
 
 
 def estimate(folders: Iterable[Path], tokens_per_s: float | None, *, cpu_cores: int | None = None,
-             time_budget_s: float = 2.0) -> Estimate:
-    """Scan file sizes under ``folders`` (stops after ``time_budget_s``, extrapolating) and estimate the cost."""
+             time_budget_s: float = 2.0, ocr: bool = True) -> Estimate:
+    """Scan file sizes under ``folders`` (stops after ``time_budget_s``, extrapolating) and estimate the cost,
+    OCR of images included when ``ocr``."""
     from desktop_search.core.extract import for_path
 
     start = time.monotonic()
-    files = 0
+    files = ocr_pages = 0
     tokens = 0.0
     for folder in folders:
         for dirpath, dirnames, filenames in os.walk(folder):
@@ -152,14 +159,18 @@ def estimate(folders: Iterable[Path], tokens_per_s: float | None, *, cpu_cores: 
                     continue
                 files += 1
                 tokens += size * reader.tokens_per_byte
+                ocr_pages += ocr and reader.kind == "image"
             if time.monotonic() - start > time_budget_s:
                 break
     measured = tokens_per_s is not None and tokens_per_s > 0
-    speed = tokens_per_s if measured else FALLBACK_TOKENS_PER_S_PER_CORE * (cpu_cores or os.cpu_count() or 1)
-    return Estimate(files, int(tokens), tokens / speed, int(tokens * INDEX_BYTES_PER_TOKEN), speed, measured)
+    cores = cpu_cores or os.cpu_count() or 1
+    speed = tokens_per_s if tokens_per_s is not None and measured else FALLBACK_TOKENS_PER_S_PER_CORE * cores
+    ocr_s = ocr_pages * OCR_CORE_SECONDS_PER_PAGE / cores
+    return Estimate(files, int(tokens), tokens / speed + ocr_s, int(tokens * INDEX_BYTES_PER_TOKEN), speed, measured,
+                    ocr_pages)
 
 
-def benchmark_encoder(encoder, seconds: float = 3.0) -> float:
+def benchmark_encoder(encoder: Any, seconds: float = 3.0) -> float:
     """Tokens per second of ``encoder`` on realistic multilingual passages (runs at least one batch)."""
     text = (
         "The committee reviewed the annual budget and approved new funding for public libraries. "

@@ -1,11 +1,13 @@
 """Folders -> index: discover files, skip unchanged ones, extract, chunk, encode, store; report progress.
 
 Extraction runs ahead in a thread pool (file I/O; the kinds the extractor registry marks isolated go to worker
-processes, see ``isolate.py``, so a hostile document costs one file) while the encoder works on the previous group, so neither the CPU nor a GPU waits
-on the other. Files are committed in groups: an intent row (status ``pending``) for files new to the index,
-then chunks, then their vectors, then the files rows, so a file is never marked indexed without its chunks,
-no chunk is ever left without a files row, and a run killed at any moment simply redoes the files it had not
-committed. Unchanged files (same size and mtime, or same content hash) cost one stat; a moved or renamed file
+processes, see ``isolate.py``, so a hostile document costs one file) while the encoder works on the previous
+group, so neither the CPU nor a GPU waits on the other. Files are committed in groups: an intent row (status
+``pending``) for every file whose chunks are written or rewritten (new, modified, or now failing), then chunks,
+then their vectors, then the files rows, so a file is never marked indexed without its chunks, no chunk is ever
+left without a files row, and a run killed at any moment simply redoes the files it had not committed. Pipes,
+devices and sockets are never opened, empty files never read. Unchanged files (same size and mtime, or same
+content hash) cost one stat; a moved or renamed file
 (same size and content hash as a file gone from the index) keeps its chunks under the new path without being
 read again; text that was encoded before (same chunk text anywhere in the index) is never encoded again. Every
 file ends as ``indexed`` or ``failed`` with a reason; nothing here raises for a bad file. Only one process
@@ -19,29 +21,34 @@ import errno
 import fnmatch
 import hashlib
 import os
+import stat
 import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Literal, Sequence
 
 import numpy as np
 
 from desktop_search.config import Settings
-from desktop_search.core.chunk import Chunk, TokenSpans, chunk_pages, token_spans_for
+from desktop_search.core.chunk import Chunk, TokenSpans, TooManyChunks, chunk_pages, token_spans_for
 from desktop_search.core.extract import Extraction, ExtractOptions, extract, is_supported, kind_of, runs_isolated
-from desktop_search.core.lock import IndexBusy, IndexLock
+from desktop_search.core.failures import Failure, Reason
+from desktop_search.core.lease import writer_lock
+from desktop_search.core.lock import IndexBusy
+from desktop_search.core.paths import is_under, under_any
 from desktop_search.core.store import (
     FileRecord,
     Store,
     chunk_id,
-    is_under,
     path_key,
     quantize_colbert,
     text_hash,
 )
+from desktop_search.errors import UserError
 
 # Files whose names say they are temporary, partial or editor lock files.
 _IGNORED_PREFIXES = ("~$", ".~lock", ".")
@@ -50,22 +57,33 @@ GROUP_FILES = 32
 GROUP_TOKENS = 32_768
 
 
-class IndexWriteError(RuntimeError):
+class IndexWriteError(UserError, RuntimeError):
     """The index could not be written (disk full, read-only, I/O error). Everything committed before stays
     readable and searchable; the next run continues from there."""
 
 
+IndexPhase = Literal["scanning", "indexing", "encoding", "paused", "optimizing", "done"]
+
+
 @dataclass
 class Progress:
-    phase: str  # scanning | indexing | encoding | optimizing | done
+    phase: IndexPhase
     files_total: int = 0
     files_done: int = 0
     files_failed: int = 0
     files_skipped: int = 0
     chunks_done: int = 0
     chunks_encoded: int = 0
+    chunks_to_encode: int = 0  # chunks found so far that need vectors (grows while files are still read)
     elapsed_s: float = 0.0
     current: str = ""
+    note: str = ""  # what the reader of a slow file is doing, e.g. "scan.pdf: OCR page 3/40"
+
+    @property
+    def semantic_line(self) -> str:
+        """"semantic: 1,240 / 52,000 chunks"; "+" after the total while files remain that may add chunks."""
+        more = "+" if self.phase not in ("done", "optimizing") and self.files_done < self.files_total else ""
+        return f"semantic: {self.chunks_encoded:,} / {self.chunks_to_encode:,}{more} chunks"
 
     @property
     def files_per_s(self) -> float:
@@ -93,10 +111,13 @@ class IndexReport:
     chunks_written: int = 0
     chunks_encoded: int = 0
     encode_s: float = 0.0
+    ocr_pages: int = 0  # pages the OCR engine recognised in this run
+    ocr_cached: int = 0  # pages whose OCR text came from the cache (recognised in an earlier run)
     elapsed_s: float = 0.0
     cancelled: bool = False
     semantic: bool = False
     errors: list[str] = field(default_factory=list)
+    offline: list[str] = field(default_factory=list)  # named folders not found: their documents were kept
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # (path, reason, detail)
 
     def as_json(self) -> dict:
@@ -137,7 +158,7 @@ def discover(
 
     for root in paths:
         root = Path(os.path.abspath(root))
-        if root.is_file():
+        if os.path.lexists(root) and not os.path.isdir(root):  # a file, also a pipe, device or broken link
             if strict_files:
                 if is_supported(root) and not is_ignored_name(root.name) and matches_patterns(root, include, exclude):
                     found.setdefault(str(root), root)
@@ -157,11 +178,38 @@ def discover(
     return list(found.values()), unsupported
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+class NotRegularFile(OSError):
+    """The path is a pipe, device or socket: reading it could block or never end, so it is never read."""
+
+
+SPECIAL_FILE = Failure(Reason.UNSUPPORTED, "not a regular file (a pipe, device or socket); such files are never read")
+
+
+def open_regular(path: Path) -> int:
+    """A read-only descriptor of ``path`` that is certainly a regular file. ``O_NONBLOCK`` keeps the open
+    itself from waiting for a writer when a FIFO was swapped in after the caller's stat."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegularFile(errno.EINVAL, "not a regular file", str(path))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20, *, limit: int | None = None) -> str:
+    """SHA-256 of a regular file's content (``NotRegularFile`` for anything else); at most ``limit`` bytes are
+    read, so a file that grows while it is read cannot keep this busy."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
+    with os.fdopen(open_regular(path), "rb") as f:
+        left = limit
+        while block := f.read(chunk if left is None else min(chunk, left + 1)):
             h.update(block)
+            if left is not None:
+                left -= len(block)
+                if left < 0:
+                    break
     return h.hexdigest()
 
 
@@ -180,6 +228,12 @@ def _is_store_error(exc: BaseException) -> bool:
 
 
 def _write_error(index_dir: Path, exc: BaseException) -> IndexWriteError:
+    from desktop_search.core.errors import is_damage
+
+    if is_damage(exc) and not is_disk_full(exc):
+        first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        return IndexWriteError(f"the index at {index_dir} is damaged ({first}); run `desktop-search doctor --repair` "
+                               "(your documents are not touched), then index again")
     if is_disk_full(exc):
         return IndexWriteError(
             f"cannot write to the index at {index_dir}: the disk is full. Free some space and run again; "
@@ -189,17 +243,23 @@ def _write_error(index_dir: Path, exc: BaseException) -> IndexWriteError:
     return IndexWriteError(f"cannot write to the index at {index_dir}: {detail[:300]}")
 
 
-def _os_failure(path: Path, e: OSError) -> str:
-    """'reason|detail' for a file that could not even be opened or hashed."""
+def _os_failure(path: Path, e: OSError) -> Failure:
+    """Why a file could not even be opened or hashed."""
+    if isinstance(e, NotRegularFile):
+        return SPECIAL_FILE
     if isinstance(e, PermissionError):
-        return f"permission_denied|cannot read file: {e.strerror or e}"
+        return Failure(Reason.PERMISSION_DENIED, f"cannot read file: {e.strerror or e}")
     if e.errno == errno.ELOOP:
-        return "unsupported|symbolic link loop: the link leads back to itself"
+        return Failure(Reason.UNSUPPORTED, "symbolic link loop: the link leads back to itself")
     if isinstance(e, FileNotFoundError):
         if os.path.islink(path):
-            return "unsupported|broken symbolic link: its target does not exist"
-        return "corrupt|file disappeared before it could be read"
-    return f"corrupt|cannot read file: {e.strerror or e}"
+            return Failure(Reason.UNSUPPORTED, "broken symbolic link: its target does not exist")
+        return Failure(Reason.CORRUPT, "file disappeared before it could be read")
+    return Failure(Reason.CORRUPT, f"cannot read file: {e.strerror or e}")
+
+
+def _mib(n: int) -> str:
+    return f"{n / 1024**2:.1f} MiB"
 
 
 @dataclass
@@ -209,7 +269,7 @@ class _Prepared:
     mtime_ns: int
     sha256: str
     extraction: Extraction | None
-    error: str | None = None
+    error: Failure | None = None
 
 
 class Indexer:
@@ -228,11 +288,12 @@ class Indexer:
 
             extractor = shared_pool(settings.extract_workers, default_memory_limit(settings.max_file_bytes))
         self.extractor = extractor
+        self._note: Callable[[Path, str], None] | None = None  # the running pass's progress notes
         self._known_keys: set[str] = set()  # paths with a files row, so new ones get an intent row first
         if encoder is not None:
             current = store.model_fingerprint == encoder.fingerprint and store.dim == encoder.dim
             if not current or store.vectors is None:
-                with IndexLock(store.index_dir):  # binding writes (and may drop vectors): writers only
+                with writer_lock(store.index_dir):  # binding writes (and may drop vectors): writers only
                     store.bind_model(encoder.fingerprint, encoder.dim, settings.colbert_storage)
 
     # -- public -----------------------------------------------------------------------------------------
@@ -268,8 +329,11 @@ class Indexer:
         return self._locked(paths, progress, cancel, pause, include, exclude, watched=True)
 
     def _locked(self, paths, progress, cancel, pause, include, exclude, *, watched: bool) -> IndexReport:
-        with IndexLock(self.store.index_dir):
+        with writer_lock(self.store.index_dir):
             try:
+                # Lock first, then read: the view this Store opened with may predate another writer's whole run,
+                # and reconciling from it would add every one of that run's files a second time.
+                self.store.refresh()
                 return self._reconcile(paths, progress, cancel, pause, include, exclude, watched=watched)
             except (IndexBusy, IndexWriteError):
                 raise
@@ -280,19 +344,22 @@ class Indexer:
 
     def _known_under(self, roots: list[str], watched: bool) -> dict[str, FileRecord]:
         if not watched:
-            return {p: r for p, r in self.store.file_records().items() if is_under(p, roots)}
+            return {p: r for p, r in self.store.file_records().items() if under_any(p, roots)}
         # A watcher batch names a few paths: ask for their rows instead of reading the whole table.
         return self.store.records_under(roots)
 
     def _reconcile(self, paths, progress, cancel, pause, include, exclude, *, watched: bool) -> IndexReport:
         t0 = time.monotonic()
         self._pause = pause
+        self._phase_before_pause = "indexing"
         self.store.upgrade_terms()  # an index from before keyword analysis gets its terms (vectors are kept)
         report = IndexReport(semantic=self.encoder is not None)
         prog = Progress("scanning")
         cancel = cancel or threading.Event()
 
         def tick(**kw) -> None:
+            if kw.get("phase") == "paused" and prog.phase != "paused":
+                self._phase_before_pause = prog.phase
             for k, v in kw.items():
                 setattr(prog, k, v)
             prog.elapsed_s = time.monotonic() - t0
@@ -300,11 +367,19 @@ class Indexer:
                 progress(prog)
 
         tick()
+        if not watched:
+            # A folder that is not there (an unplugged drive, a share not mounted) is offline, not empty: its
+            # documents stay in the index (and searchable) until it is back. A watcher batch naming a missing path
+            # means it was deleted; the watcher itself keeps vanished watched folders out of its batches.
+            report.offline = [str(p) for p in paths if not os.path.lexists(p)]
+            paths = [p for p in paths if str(p) not in report.offline]
+        self._note = lambda path, message: tick(note=f"{path.name}: {message}")
         dir_errors: list[tuple[str, OSError]] = []
         files, unsupported = discover(paths, include, exclude, errors=dir_errors, strict_files=watched)
         # The index folder may sit inside a watched folder: its own files are never documents.
-        own = os.path.abspath(self.store.index_dir) + os.sep
-        files = [p for p in files if not str(p).startswith(own)]
+        if isinstance(self.store.index_dir, Path):  # (an index on object storage has no folder here)
+            own = os.path.abspath(self.store.index_dir)
+            files = [p for p in files if not is_under(str(p), own)]
         roots = [path_key(os.path.abspath(p)) for p in paths]
         known = self._known_under(roots, watched)
         self._known_keys = set(known)
@@ -313,6 +388,10 @@ class Indexer:
 
         todo: list[tuple[Path, os.stat_result | None]] = []
         touch: list[FileRecord] = []
+        # Files that fail on what one stat says (pipes, devices, sockets, empty files): recorded together in one
+        # write, without being opened - 50,000 empty files cost seconds, and a FIFO or a link to /dev/zero can
+        # neither block the run nor be read forever.
+        at_once: list[tuple[Path, os.stat_result, Failure]] = []
         for p in files:
             try:
                 st = p.stat()
@@ -320,6 +399,19 @@ class Indexer:
                 todo.append((p, None))  # extraction will record the reason
                 continue
             rec = known.get(path_key(str(p)))
+            instant = None
+            if not stat.S_ISREG(st.st_mode):
+                instant = SPECIAL_FILE
+            elif st.st_size == 0:
+                instant = Failure(Reason.NO_TEXT, "empty file")
+            if instant is not None:
+                reason = instant.reason.value
+                if not (rec is not None and rec.status == "failed" and rec.reason == reason
+                        and rec.size == st.st_size and rec.mtime_ns == st.st_mtime_ns):
+                    at_once.append((p, st, instant))
+                else:
+                    report.unchanged += 1
+                continue
             if rec is not None and rec.status in ("indexed", "failed") and rec.size == st.st_size:
                 if rec.mtime_ns == st.st_mtime_ns:
                     report.unchanged += 1
@@ -334,6 +426,9 @@ class Indexer:
                     pass
             todo.append((p, st))
         moved, todo = self._find_moves(todo, [known[p] for p in gone])
+        # Recently modified or opened files first: semantic search is useful on what the user works on within
+        # minutes of a first run over a large folder, long before the rest is encoded.
+        todo.sort(key=lambda item: _recency(item[1]), reverse=True)
         if moved:
             self._apply_moves(moved, report)
         if gone:
@@ -341,11 +436,16 @@ class Indexer:
             report.removed = len(gone)
         self.store.upsert_files(touch)
         report.files_seen = len(files)
+        failures: list[tuple[Path, str, str, os.stat_result | None]] = []
+        for p, st, why in at_once:
+            reason, detail = why.reason.value, why.detail
+            failures.append((p, reason, detail, st))
         for p in unsupported:
-            self._record_failure(report, p, "unsupported", f"not a supported document type ({p.suffix or 'no extension'})")
+            failures.append((p, "unsupported", f"not a supported document type ({p.suffix or 'no extension'})", None))
         for d, e in dir_errors:
-            reason = "permission_denied" if isinstance(e, PermissionError) else "unsupported"
-            self._record_failure(report, Path(d), reason, f"cannot open this folder: {e.strerror or e}")
+            reason = Reason.PERMISSION_DENIED if isinstance(e, PermissionError) else Reason.UNSUPPORTED
+            failures.append((Path(d), reason.value, f"cannot open this folder: {e.strerror or e}", None))
+        self._record_failures(report, failures)
 
         tick(phase="indexing", files_total=len(todo), files_skipped=report.unchanged)
         self._run(todo, report, prog, tick, cancel)
@@ -376,7 +476,7 @@ class Indexer:
             return [], todo
         moved, rest = [], []
         for p, st in todo:
-            candidates = by_size.get(st.st_size) if st is not None else None
+            candidates = by_size.get(st.st_size, []) if st is not None else []
             match = None
             if candidates:
                 try:
@@ -422,16 +522,40 @@ class Indexer:
         try:
             if st is None:
                 st = path.stat()
-            digest = sha256_file(path) if st.st_size <= self.settings.max_file_bytes else ""
+            if not stat.S_ISREG(st.st_mode):
+                raise NotRegularFile(errno.EINVAL, "not a regular file", str(path))
+            if kind_of(path) == "text" and st.st_size > self.settings.max_text_bytes:
+                limit = _mib(self.settings.max_text_bytes)
+                detail = f"text file is {_mib(st.st_size)}, larger than the limit of {limit} for text files"
+                return _Prepared(path, st.st_size, st.st_mtime_ns, "", None, Failure(Reason.TOO_LARGE, detail))
+            too_big = st.st_size > self.settings.max_file_bytes
+            digest = "" if too_big else sha256_file(path, limit=self.settings.max_file_bytes)
         except OSError as e:
             return _Prepared(path, 0, 0, "", None, _os_failure(path, e))
-        options = ExtractOptions(max_bytes=self.settings.max_file_bytes,
-                                 time_limit_s=self.settings.extract_time_limit_s)
+        options = ExtractOptions(
+            max_bytes=self.settings.max_file_bytes, time_limit_s=self.settings.extract_time_limit_s,
+            ocr=self.settings.ocr, ocr_cache_dir=str(self.settings.ocr_cache_dir),
+            # Each extraction worker may be recognising a page at once: share the cores instead of each taking all.
+            ocr_threads=max(1, (os.cpu_count() or 1) // max(1, self.settings.extract_workers)),
+        )
         if runs_isolated(path):
-            ex = self.extractor.extract(path, options)
+            note = self._note
+            ex = self.extractor.extract(path, options, progress=None if note is None else lambda m: note(path, m))
         else:
             ex = extract(path, options)
         return _Prepared(path, st.st_size, st.st_mtime_ns, digest, ex)
+
+    def _hold_while_paused(self, cancel: threading.Event, tick) -> bool:
+        """Block while the user has paused indexing (reporting "paused" at once), then resume the phase that
+        was under way. Checked between files and between encoder batches, so a pause takes effect within one
+        batch. Returns whether the run was cancelled."""
+        if self._pause is not None and self._pause.is_set() and not cancel.is_set():
+            tick(phase="paused")
+            resume = self._phase_before_pause
+            while self._pause.is_set() and not cancel.is_set():
+                cancel.wait(0.1)
+            tick(phase=resume)
+        return cancel.is_set()
 
     def _run(self, todo, report: IndexReport, prog: Progress, tick, cancel: threading.Event) -> None:
         if not todo:
@@ -460,15 +584,14 @@ class Indexer:
         group: list[tuple[_Prepared, list[Chunk]]] = []
         group_tokens = 0
         while queue and not cancel.is_set():
-            while self._pause is not None and self._pause.is_set() and not cancel.is_set():
-                tick(phase="paused")
-                cancel.wait(0.1)
-            if cancel.is_set():
+            if self._hold_while_paused(cancel, tick):
                 break
             tick(phase="indexing")
-            prepared = queue.popleft().result()
+            prepared = self._next_prepared(queue, cancel)
+            if prepared is None:
+                break
             refill()
-            tick(current=path_key(str(prepared.path)))
+            tick(current=path_key(str(prepared.path)), note="")
             chunks: list[Chunk] = []
             if prepared.extraction is not None and prepared.extraction.ok:
                 try:
@@ -477,9 +600,13 @@ class Indexer:
                         self.counter,
                         max_tokens=self.settings.chunk_tokens,
                         overlap_tokens=self.settings.chunk_overlap_tokens,
+                        max_chunks=self.settings.max_chunks_per_file,
                     )
+                except TooManyChunks as e:
+                    prepared.error = Failure(Reason.TOO_LARGE, f"this document would make {e}; the limit is "
+                                                               f"{e.limit:,} passages per file")
                 except Exception as e:  # a chunker bug must cost one file, not the run
-                    prepared.error = f"corrupt|internal error while chunking: {type(e).__name__}: {e}"
+                    prepared.error = Failure(Reason.CORRUPT, f"internal error while chunking: {type(e).__name__}: {e}")
             group.append((prepared, chunks))
             group_tokens += sum(c.n_tokens for c in chunks)
             if len(group) >= GROUP_FILES or group_tokens >= GROUP_TOKENS:
@@ -487,6 +614,21 @@ class Indexer:
                 group, group_tokens = [], 0
         if group:
             self._commit(group, report, prog, tick, cancel)
+
+    @staticmethod
+    def _next_prepared(queue, cancel: threading.Event) -> _Prepared | None:
+        """The next extracted file, waiting in short steps so that a cancel (Ctrl+C, SIGTERM, the window's
+        Stop) is seen while a slow file is being read; None once cancelled."""
+        fut = queue[0]
+        while True:
+            try:
+                prepared = fut.result(timeout=0.2)
+                break
+            except FutureTimeout:
+                if cancel.is_set():
+                    return None
+        queue.popleft()
+        return prepared
 
     def _commit(self, group, report: IndexReport, prog: Progress, tick, cancel: threading.Event) -> None:
         now = time.time()
@@ -496,14 +638,19 @@ class Indexer:
         for prepared, chunks in group:
             path = path_key(str(prepared.path))
             ex = prepared.extraction
+            if ex is not None:
+                report.ocr_pages += ex.ocr_pages
+                report.ocr_cached += ex.ocr_cached
             if prepared.error or ex is None or not ex.ok or not chunks:
                 if prepared.error:
-                    reason, _, detail = prepared.error.partition("|")
+                    reason, detail = prepared.error.reason.value, prepared.error.detail
                 elif ex is not None and not ex.ok:
                     reason, detail = ex.reason or "corrupt", ex.detail
                 else:
                     reason, detail = "no_text", "no text to index"
                 records.append(self._failed_record(prepared, reason, detail, now))
+                if path in self._known_keys:  # its old chunks are deleted below: pending until the row says failed
+                    intents.append(FileRecord(**{**records[-1].as_row(), "status": "pending", "reason": None}))
                 report.failed += 1
                 report.failures.append((path, reason, detail))
                 prog.files_failed += 1
@@ -537,16 +684,22 @@ class Indexer:
                 indexed_at=now,
             )
             records.append(record)
-            if path not in self._known_keys:
-                intents.append(FileRecord(**{**record.as_row(), "status": "pending", "detail": ""}))
+            # Every path whose chunks are about to be rewritten gets an intent row first, a modified file as much as
+            # a new one: killed between the deletion of its old chunks and the files row, it must read "pending"
+            # (redone by the next run), never "indexed" without chunks.
+            intents.append(FileRecord(**{**record.as_row(), "status": "pending", "detail": ""}))
             report.indexed += 1
         paths = [path_key(str(p.path)) for p, _ in group]
         # Order is the crash-safety contract: a "pending" row for paths new to the index (so no chunk is ever
         # without a files row, even if the file vanishes before the next run), chunks, vectors, then the files
         # rows that say "done".
-        if intents:
-            self.store.add_files(intents)
-            self._known_keys.update(r.path for r in intents)
+        fresh = [r for r in intents if r.path not in self._known_keys]
+        rewritten = [r for r in intents if r.path in self._known_keys]
+        if fresh:
+            self.store.add_files(fresh)  # an append: cheaper than an upsert, and these paths have no row yet
+            self._known_keys.update(r.path for r in fresh)
+        if rewritten:
+            self.store.upsert_files(rewritten)
         self.store.replace_chunks(paths, chunk_rows)
         report.chunks_written += len(chunk_rows)
         if self.encoder is not None and chunk_rows and not cancel.is_set():
@@ -559,6 +712,8 @@ class Indexer:
                     raise  # the index cannot be written: stop, not "encoding failed"
                 report.errors.append(f"encoding failed ({type(e).__name__}: {e}); will retry on the next run")
         self.store.upsert_files(records)
+        if chunk_rows:
+            self.store.keep_searchable()  # committed means searchable: no waiting for the run's final optimize
         tick(files_done=prog.files_done + len(group), chunks_done=prog.chunks_done + len(chunk_rows))
 
     def _failed_record(self, prepared: _Prepared, reason: str, detail: str, now: float) -> FileRecord:
@@ -578,30 +733,44 @@ class Indexer:
             indexed_at=now,
         )
 
-    def _record_failure(self, report: IndexReport, path: Path, reason: str, detail: str) -> None:
-        try:
-            st = path.stat()
-            size, mtime = st.st_size, st.st_mtime_ns
-        except OSError:
-            size, mtime = 0, 0
-        prepared = _Prepared(path, size, mtime, "", None)
-        self.store.upsert_files([self._failed_record(prepared, reason, detail, time.time())])
-        report.failed += 1
-        report.failures.append((path_key(str(path)), reason, detail))
+    def _record_failures(self, report: IndexReport, failures) -> None:
+        """Record ``(path, reason, detail, stat or None)`` failures found without reading the files: their old
+        chunks go first (a file that became empty), then one write of all their rows."""
+        now = time.time()
+        records: list[FileRecord] = []
+        for path, reason, detail, st in failures:
+            if st is None:
+                try:
+                    st = path.stat()
+                except OSError:
+                    st = None
+            size, mtime = (st.st_size, st.st_mtime_ns) if st is not None else (0, 0)
+            records.append(self._failed_record(_Prepared(path, size, mtime, "", None), reason, detail, now))
+            report.failed += 1
+            report.failures.append((path_key(str(path)), reason, detail))
+        stale = [r.path for r in records if r.path in self._known_keys]
+        if stale:
+            self.store.replace_chunks(stale, [])
+        for start in range(0, len(records), 5000):
+            self.store.upsert_files(records[start : start + 5000])
 
     # -- encoding ---------------------------------------------------------------------------------------
-    def _encode_rows(self, rows: list[dict], report: IndexReport, prog: Progress, tick, cancel) -> None:
+    def _encode_rows(self, rows: list[dict], report: IndexReport, prog: Progress, tick, cancel,
+                     counted: bool = False) -> None:
+        """Encode and store the rows' texts that have no vectors yet; ``counted``: already in the total."""
         by_hash = {r["text_hash"]: r["text"] for r in rows}
         needed = [h for h in by_hash if h not in self.store.present_hashes(by_hash)]
+        tick(chunks_to_encode=prog.chunks_to_encode + (len(needed) - len(by_hash) if counted else len(needed)))
         if not needed:
             return
         texts = [by_hash[h] for h in needed]
         t = time.monotonic()
+        tick(phase="encoding")
         encoded = self.encoder.encode(
             texts,
             batch_tokens=self.settings.batch_tokens,
             progress=lambda n: tick(phase="encoding", chunks_encoded=prog.chunks_encoded + n),
-            cancelled=cancel.is_set,
+            cancelled=lambda: self._hold_while_paused(cancel, tick),
         )
         report.encode_s += time.monotonic() - t
         vec_rows = []
@@ -625,18 +794,37 @@ class Indexer:
 
     def _encode_missing(self, report: IndexReport, prog: Progress, tick, cancel) -> None:
         """Encode chunks that have no vectors yet: indexed before a model was installed, or after a model change."""
-        missing = sorted(self.store.all_chunk_hashes() - self.store.vector_hashes())
-        for start in range(0, len(missing), 256):
-            if cancel.is_set():
+        missing = self.store.all_chunk_hashes() - self.store.vector_hashes()
+        if not missing:
+            return
+        # Most recently modified files' chunks first, as in the main pass.
+        mtimes = {path: rec.mtime_ns for path, rec in self.store.file_records().items()}
+        newest: dict[str, int] = {}
+        for ref in self.store.chunk_refs(sorted(missing)):
+            newest[ref["text_hash"]] = max(newest.get(ref["text_hash"], 0), mtimes.get(ref["path"], 0))
+        order = sorted(missing, key=lambda h: (-newest.get(h, 0), h))
+        tick(phase="encoding", chunks_to_encode=prog.chunks_to_encode + len(order))
+        for start in range(0, len(order), 256):
+            if self._hold_while_paused(cancel, tick):
                 return
-            rows = self.store.chunks_for_hashes(missing[start : start + 256])
+            part = order[start : start + 256]
+            rank = {h: i for i, h in enumerate(part)}
+            rows = sorted(self.store.chunks_for_hashes(part), key=lambda r: rank.get(r["text_hash"], len(rank)))
             try:
-                self._encode_rows(rows, report, prog, tick, cancel)
+                self._encode_rows(rows, report, prog, tick, cancel, counted=True)
             except InterruptedError:
                 return
             except Exception as e:
                 report.errors.append(f"encoding failed ({type(e).__name__}: {e}); will retry on the next run")
                 return
+
+
+def _recency(st: os.stat_result | None) -> int:
+    """When a file was last modified or opened (access times are coarse under relatime, but a file opened
+    today still shows it); unreadable files last."""
+    if st is None:
+        return -1
+    return max(st.st_mtime_ns, getattr(st, "st_atime_ns", 0))
 
 
 def folder_counts(records: dict[str, FileRecord], folders: Sequence[str]) -> dict[str, dict[str, int]]:
@@ -645,7 +833,7 @@ def folder_counts(records: dict[str, FileRecord], folders: Sequence[str]) -> dic
     for folder in folders:
         counts = {"indexed": 0, "failed": 0, "pending": 0}
         for path, rec in records.items():
-            if is_under(path, (folder,)):
+            if is_under(path, folder):
                 counts[rec.status if rec.status in counts else "pending"] += 1
         out[folder] = counts
     return out

@@ -302,11 +302,6 @@ class ExtractorPool:
         for w in idle:
             w.close()
 
-    @property
-    def worker_pids(self) -> list[int]:
-        with self._cond:
-            return [w.proc.pid for w in self._idle if w.proc.pid]
-
     # -- workers ----------------------------------------------------------------------------------------
     def _take(self) -> _Worker:
         with self._cond:

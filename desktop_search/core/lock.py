@@ -16,19 +16,23 @@ from __future__ import annotations
 import errno
 import json
 import os
+import stat
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
-__all__ = ["LOCK_FILE", "IndexBusy", "IndexLock", "holder", "pid_alive"]
+from desktop_search.errors import UserError
+
+__all__ = ["LOCK_FILE", "IndexBusy", "IndexLock", "LockFileUnsafe", "holder", "pid_alive"]
 
 LOCK_FILE = "writer.lock"
 # Windows locks byte ranges, and a locked range cannot be read by others: lock a byte past the PID text.
 _WIN_LOCK_OFFSET = 1 << 20
 
 
-class IndexBusy(RuntimeError):
+class IndexBusy(UserError, RuntimeError):
     """Another live process is writing to this index."""
 
     def __init__(self, index_dir: Path, pid: int | None, command: str = "") -> None:
@@ -65,10 +69,10 @@ def pid_alive(pid: int) -> bool:
 def _win_pid_alive(pid: int) -> bool:  # pragma: no cover - Windows only
     import ctypes
 
-    kernel32 = ctypes.windll.kernel32
+    kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
     handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
     if not handle:
-        return ctypes.GetLastError() == 5  # access denied: it exists
+        return bool(ctypes.GetLastError() == 5)  # type: ignore[attr-defined]  # access denied: it exists
     try:
         code = ctypes.c_ulong()
         kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
@@ -77,11 +81,16 @@ def _win_pid_alive(pid: int) -> bool:  # pragma: no cover - Windows only
         kernel32.CloseHandle(handle)
 
 
-def holder(index_dir: Path) -> dict | None:
+def holder(index_dir: Path) -> dict[str, Any] | None:
     """What the lock file says about its last holder ({pid, command, since}), or None. Informational only:
     whether it is held is decided by the OS lock."""
     try:
-        text = (Path(index_dir) / LOCK_FILE).read_text("utf-8").strip()
+        fd = os.open(Path(index_dir) / LOCK_FILE, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        try:
+            raw = os.read(fd, 4096) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+        finally:
+            os.close(fd)
+        text = raw.decode("utf-8").strip()
         info = json.loads(text) if text else None
     except (OSError, ValueError):
         return None
@@ -112,10 +121,6 @@ class IndexLock:
         self.command = command if command is not None else _command_line()
         self._held = False
 
-    @property
-    def held(self) -> bool:
-        return self._held
-
     def acquire(self) -> "IndexLock":
         if self._held:
             return self
@@ -127,7 +132,7 @@ class IndexLock:
                 self._held = True
                 return self
             self.index_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = _open_lock_file(self.path)
             try:
                 if not _try_lock(fd):
                     info = holder(self.index_dir) or {}
@@ -165,8 +170,32 @@ class IndexLock:
     def __enter__(self) -> "IndexLock":
         return self.acquire()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+class LockFileUnsafe(OSError):
+    """``writer.lock`` is not a plain file of its own (a symbolic link, a folder, a device): never written."""
+
+
+def _open_lock_file(path: Path) -> int:
+    """Open (or create) the lock file without following a symbolic link: the lock is truncated and written, and a
+    link planted in the index folder must not turn that into a write to its target."""
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.EMLINK) or os.path.islink(path):
+            raise LockFileUnsafe(
+                errno.ELOOP, f"{path} is a symbolic link, not the app's lock file; remove it and try again"
+            ) from None
+        raise
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
+        os.close(fd)
+        raise LockFileUnsafe(errno.EINVAL, f"{path} is not a plain file of its own (a link or a device); "
+                                           "remove it and try again")
+    return fd
 
 
 def _write_info(fd: int, command: str) -> None:
@@ -205,7 +234,7 @@ def _try_lock(fd: int) -> bool:
         return not (isinstance(pid, int) and pid != os.getpid() and pid_alive(pid))
 
 
-def _read_info(fd: int) -> dict | None:
+def _read_info(fd: int) -> dict[str, Any] | None:
     try:
         os.lseek(fd, 0, os.SEEK_SET)
         raw = os.read(fd, 4096)

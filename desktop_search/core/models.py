@@ -27,10 +27,11 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Literal
 from urllib.parse import quote
 
 from desktop_search import config
+from desktop_search.errors import UserError
 from desktop_search.formatting import format_bytes
 
 MARKER = ".desktop_search_verified.json"
@@ -49,7 +50,7 @@ MAX_BACKOFF_S = 60.0
 Progress = Callable[["TransferProgress"], None]
 
 
-class ModelError(RuntimeError):
+class ModelError(UserError, RuntimeError):
     """An expected failure; the message is one actionable line. ``bad_files`` lists hash failures, if any."""
 
     def __init__(self, message: str, bad_files: Iterable["BadFile"] = ()) -> None:
@@ -59,6 +60,9 @@ class ModelError(RuntimeError):
 
 class ModelCancelled(ModelError):
     """The cancel event was set; partial downloads are kept and resumed next time, no marker was written."""
+
+
+TransferPhase = Literal["download", "verify", "import", "done"]
 
 
 @dataclass(frozen=True)
@@ -127,7 +131,7 @@ def _check_relative(path: str) -> None:
 class TransferProgress:
     """One progress report. Bytes count the whole operation; speed is over the last few seconds."""
 
-    phase: str  # "download" | "verify" (hashing files already on disk) | "import" | "done"
+    phase: TransferPhase  # verify: hashing files already on disk
     file: str
     file_bytes: int
     file_total: int
@@ -190,7 +194,12 @@ def verification_problem(model_dir: Path, *, must_cover: Iterable[str] = ()) -> 
 
     marker = verified_marker(model_dir)
     if marker is None:
-        return problem("no verification record")
+        # Model files copied in by hand (or a mirror's folder passed with --model-dir): nothing proves they are
+        # the pinned ones. Say which command checks them, rather than only "not verified".
+        return (f"the model files at {model_dir} have not been verified (no verification record, so they are not "
+                f"loaded): run `desktop-search model import {model_dir}` to check them against the manifest and "
+                f"install them (add `--manifest FILE` for another model), or `desktop-search model verify "
+                f"--model-dir {model_dir}` to check them where they are")
     listed = set()
     try:
         for entry in marker["files"]:
@@ -260,7 +269,7 @@ def _trusted_files(model_dir: Path, manifest: Manifest) -> dict[str, os.stat_res
 class _Tracker:
     """Turns byte counts into TransferProgress reports, at most ten a second (plus file boundaries)."""
 
-    def __init__(self, callback: Progress | None, phase: str, manifest: Manifest, interval_s: float = 0.1) -> None:
+    def __init__(self, callback: Progress | None, phase: TransferPhase, manifest: Manifest, interval_s: float = 0.1) -> None:
         self.callback = callback
         self.phase = phase
         self.bytes_total = manifest.total_bytes()
@@ -277,7 +286,7 @@ class _Tracker:
         self._in_before = False
         self._last = 0.0
 
-    def start(self, f: ManifestFile, phase: str) -> None:
+    def start(self, f: ManifestFile, phase: TransferPhase) -> None:
         self.phase, self.file, self.file_total, self.file_bytes = phase, f.path, f.size, 0
         self._in_before = False
         self.emit(force=True)
@@ -644,7 +653,7 @@ class _Downloader:
         except requests.exceptions.RequestException as e:
             raise _Retry(_short_reason(e)) from None
 
-    def _stream(self, r, f: ManifestFile, part: Path, state: "_PartState") -> None:
+    def _stream(self, r: Any, f: ManifestFile, part: Path, state: "_PartState") -> None:
         import urllib3
 
         # read1 hands over whatever arrived, so bytes received just before a drop are kept and the resume

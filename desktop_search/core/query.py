@@ -6,9 +6,12 @@ pipeline itself (search.py) re-exports these names.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
+
+from desktop_search.core.paths import is_under, under_any
 
 if TYPE_CHECKING:
     from desktop_search.core.store import Store
@@ -50,28 +53,50 @@ def parse_query(raw: str) -> ParsedQuery:
     return ParsedQuery(text=text, phrases=phrases, excluded=excluded)
 
 
+_DIR_RE = re.compile(r'(?:^|\s)dir:(?:"([^"]+)"|(\S+))')
+
+
+def split_dirs(raw: str) -> tuple[str, tuple[str, ...]]:
+    """``dir:papers`` / ``dir:"My Files/2024"`` / ``dir:/abs/path`` tokens out of a query: (the rest, dirs)."""
+    dirs = tuple(m.group(1) or m.group(2) for m in _DIR_RE.finditer(raw))
+    return " ".join(_DIR_RE.sub(" ", raw).split()), dirs
+
+
+def in_dir(path: str, d: str) -> bool:
+    """``path`` is inside folder ``d``: an absolute folder, or a folder name / relative path such as
+    ``papers`` or ``work/2024`` matched against whole folder names anywhere in the path (case-insensitive)."""
+    if os.path.isabs(d):
+        return is_under(path, d)
+    parent = os.path.dirname(path).replace("\\", "/").casefold() + "/"
+    return "/" + d.strip("/\\").replace("\\", "/").casefold() + "/" in parent
+
+
 @dataclass(frozen=True)
 class SearchFilter:
-    """Narrows hits by folder, file type and modification time (seconds since the epoch)."""
+    """Narrows hits by folder (a watched folder, or any folder via ``dirs``), file type and modification time
+    (seconds since the epoch)."""
 
     folders: tuple[str, ...] = ()
     kinds: tuple[str, ...] = ()  # extractor registry kinds: "pdf", "text", ...
     modified_after: float | None = None
     modified_before: float | None = None
+    dirs: tuple[str, ...] = ()  # from ``dir:`` in the query: every one must hold
 
     @property
     def active(self) -> bool:
-        return bool(self.folders or self.kinds or self.modified_after or self.modified_before)
+        return bool(self.folders or self.kinds or self.modified_after or self.modified_before or self.dirs)
 
     def matcher(self, store: "Store") -> Callable[[str], bool]:
         """A path -> bool predicate; file facts are read once per search, only when a filter is active."""
         if not self.active:
             return lambda path: True
         records = store.file_records()
-        roots = [f.rstrip("/\\") for f in self.folders]
+        roots = list(self.folders)
 
         def keep(path: str) -> bool:
-            if roots and not any(path == r or path.startswith(r + "/") or path.startswith(r + "\\") for r in roots):
+            if roots and not under_any(path, roots):
+                return False
+            if self.dirs and not all(in_dir(path, d) for d in self.dirs):
                 return False
             rec = records.get(path)
             if rec is None:

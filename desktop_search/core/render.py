@@ -8,10 +8,14 @@ opened read-only from bytes and never saved, so previewing cannot modify a user'
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator, Sequence
 
 from desktop_search.core.extract import extract, runs_isolated
+from desktop_search.core.highlight import highlight_spans
 
 
 @dataclass
@@ -25,6 +29,8 @@ class RenderedPage:
     samples: bytes  # RGB888
     term_rects: list[tuple[float, float, float, float]] = field(default_factory=list)  # pixel coords
     passage_rects: list[tuple[float, float, float, float]] = field(default_factory=list)
+    zoom: float = 1.0  # pixels per PDF point
+    text: str = ""  # the page's text, for the text view (terms marked by the viewer)
 
 
 @dataclass
@@ -35,36 +41,85 @@ class TextContext:
     after: str
 
 
-def render_pdf_page(
-    path: str | Path, page: int, *, terms: list[str] = (), passage: str = "", zoom: float = 1.5,
-    fit_width: int | None = None,
-) -> RenderedPage:
-    """Render page ``page`` (1-based, clamped to the document) and locate the terms and the passage on it.
-    With ``fit_width`` (pixels) the zoom is chosen so the page fills that width."""
-    import pymupdf
+MIN_ZOOM, MAX_ZOOM = 0.25, 6.0
+
+
+@contextmanager
+def _document(path: str | Path) -> Iterator:
+    from desktop_search.core.extract.pdf import MUPDF_LOCK, open_document
 
     data = Path(path).read_bytes()
-    with pymupdf.open(stream=data, filetype="pdf") as doc:
+    with MUPDF_LOCK, open_document(data, Path(path).suffix.lower().lstrip(".") or "pdf") as doc:
         if doc.needs_pass and not doc.authenticate(""):
             raise ValueError("the document is password-protected")
+        yield doc
+
+
+def term_boxes(pg, terms: Sequence[str]) -> list[tuple[float, float, float, float]]:
+    """Boxes (PDF points) of the page's words that the highlight rule marks for ``terms``: whole words, and parts
+    of a word only where the script has no spaces (the span's share of the word box)."""
+    words = pg.get_text("words", sort=True)
+    if not words or not terms:
+        return []
+    starts, parts, pos = [], [], 0
+    for w in words:
+        starts.append(pos)
+        parts.append(w[4])
+        pos += len(w[4]) + 1
+    boxes = []
+    for a, b in highlight_spans(" ".join(parts), terms):
+        i = bisect_right(starts, a) - 1
+        while i < len(words) and starts[i] < b:
+            x0, y0, x1, y1, text = words[i][:5]
+            lo, hi = max(a - starts[i], 0), min(b - starts[i], len(text))
+            if hi > lo and text:
+                w = (x1 - x0) / len(text)
+                boxes.append((x0 + lo * w, y0, x0 + hi * w, y1))
+            i += 1
+    return boxes
+
+
+def pages_with_hits(path: str | Path, terms: Sequence[str]) -> list[int]:
+    """1-based numbers of the pages where the highlight rule marks something, for next/previous hit."""
+    if not terms:
+        return []
+    with _document(path) as doc:
+        return [i + 1 for i, pg in enumerate(doc) if highlight_spans(" ".join(pg.get_text().split()), terms)]
+
+
+def render_pdf_page(
+    path: str | Path, page: int, *, terms: Sequence[str] = (), passage: str = "", zoom: float = 1.5,
+    fit_width: int | None = None, fit_height: int | None = None, ocr_cache_dir: str | Path | None = None,
+) -> RenderedPage:
+    """Render page ``page`` (1-based, clamped to the document) and locate the terms and the passage on it.
+    With ``fit_width`` (pixels) the zoom is chosen so the page fills that width; with ``fit_height`` as well, so
+    that the whole page fits. Highlight boxes are in the rendered image's pixels at whatever zoom. A page whose
+    text came from OCR has no text layer to search: its words are located with the boxes the OCR cache kept."""
+    from desktop_search.core.extract.pdf import pymupdf_module
+
+    pymupdf = pymupdf_module()
+    with _document(path) as doc:
         count = doc.page_count
         number = min(max(1, page), count)
         pg = doc[number - 1]
         if fit_width:
-            zoom = max(0.3, min(4.0, fit_width / max(pg.rect.width, 1)))
+            zoom = fit_width / max(pg.rect.width, 1)
+            if fit_height:
+                zoom = min(zoom, fit_height / max(pg.rect.height, 1))
+        zoom = max(MIN_ZOOM, min(MAX_ZOOM, zoom))
         pix = pg.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), alpha=False)
 
         def scaled(rects) -> list[tuple[float, float, float, float]]:
-            return [(r.x0 * zoom, r.y0 * zoom, r.x1 * zoom, r.y1 * zoom) for r in rects]
+            return [(r[0] * zoom, r[1] * zoom, r[2] * zoom, r[3] * zoom) for r in rects]
 
-        term_rects = []
-        for t in terms:
-            if len(t.strip()) >= 2:
-                term_rects.extend(scaled(pg.search_for(t)))
+        term_rects = scaled(term_boxes(pg, terms))
         passage_rects = []
         # The passage is located line by line: a chunk spans many lines and search_for works within lines.
-        for line in [ln.strip() for ln in passage.splitlines() if len(ln.strip()) >= 8][:60]:
+        passage_lines = [ln.strip() for ln in passage.splitlines() if len(ln.strip()) >= 8][:60]
+        for line in passage_lines:
             passage_rects.extend(scaled(pg.search_for(line[:80])))
+        if not term_rects and not passage_rects and not pg.get_text("text").strip():
+            term_rects, passage_rects = _ocr_rects(pg, terms, passage_lines, zoom, ocr_cache_dir)
         return RenderedPage(
             path=str(path),
             page=number,
@@ -75,7 +130,26 @@ def render_pdf_page(
             samples=bytes(pix.samples),
             term_rects=term_rects,
             passage_rects=passage_rects,
+            zoom=zoom,
+            text=pg.get_text(sort=True),
         )
+
+
+def _ocr_rects(pg, terms, passage_lines, zoom, cache_dir) -> tuple[list, list]:
+    from desktop_search.config import default_cache_dir
+    from desktop_search.core.extract.ocr import cached_page
+
+    recognised, _ = cached_page(pg, str(cache_dir or default_cache_dir() / "ocr"))
+    if recognised is None:
+        return [], []
+
+    def scaled(boxes) -> list[tuple[float, float, float, float]]:
+        return [(x0 * zoom, y0 * zoom, x1 * zoom, y1 * zoom) for x0, y0, x1, y1 in boxes]
+
+    term_rects = [r for t in terms if len(t.strip()) >= 2 for r in scaled(recognised.find(t))]
+    wanted = set(passage_lines)
+    passage_rects = scaled([ln.box for ln in recognised.lines if ln.text.strip() in wanted])
+    return term_rects, passage_rects
 
 
 def text_context(

@@ -17,21 +17,52 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import unicodedata
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Iterator, Literal, NamedTuple
 
 import numpy as np
 
-from desktop_search.config import FUSIONS
+from desktop_search.config import FUSIONS, SearchMode, setting_default
 from desktop_search.core import analysis
 from desktop_search.core.query import _CJK_RE, ParsedQuery, SearchFilter, parse_query  # noqa: F401 (re-exported)
 from desktop_search.core.store import KeywordQuery, Store, dequantize_colbert_many
 
 SNIPPET_CHARS = 240
-SCORE_KEYS = ("dense", "sparse", "colbert", "bm25", "hybrid")
 MARK_OPEN, MARK_CLOSE = "**", "**"
+
+Stage = Literal["keyword", "hybrid", "reranked"]
+# The per-mode scores ``search --json`` reports (README); ``Hit.scores`` may also carry the fusion's ``hybrid``.
+JSON_SCORES = ("dense", "sparse", "colbert", "bm25")
+
+
+@dataclass(frozen=True)
+class ModeScores:
+    """A passage's score in each retrieval mode (None: not computed for it, e.g. dense in keyword mode), and for
+    a reranked passage the hybrid score it was ranked by before fusion."""
+
+    dense: float | None = None
+    sparse: float | None = None
+    colbert: float | None = None
+    bm25: float | None = None
+    hybrid: float | None = None
+
+    def as_dict(self) -> dict[str, float | None]:
+        """The ``scores`` of a hit (``hybrid`` only where it was computed)."""
+        out = {"dense": self.dense, "sparse": self.sparse, "colbert": self.colbert, "bm25": self.bm25}
+        if self.hybrid is not None:
+            out["hybrid"] = self.hybrid
+        return out
+
+
+class Candidate(NamedTuple):
+    """A chunk row with the score it is ranked by and its per-mode scores."""
+
+    score: float
+    row: dict[str, Any]
+    scores: ModeScores
 
 
 @dataclass
@@ -55,8 +86,7 @@ class Hit:
             "text": self.text,
             "snippet": self.snippet,
             "score": self.score,
-            # every mode's key, null where not computed; "hybrid" is FlagEmbedding's weighted dense+sparse+ColBERT
-            "scores": {**dict.fromkeys(SCORE_KEYS), **self.scores},
+            "scores": {mode: self.scores.get(mode) for mode in JSON_SCORES},
             "more_matches": self.more,
             "char_start": self.char_start,
             "char_end": self.char_end,
@@ -66,8 +96,8 @@ class Hit:
 @dataclass
 class SearchResult:
     query: str
-    mode: str  # hybrid | keyword
-    stage: str  # keyword | hybrid | reranked
+    mode: SearchMode
+    stage: Stage
     hits: list[Hit] = field(default_factory=list)
     corrected: str | None = None  # typo fallback: the query the hits are for ("showing results for ...")
 
@@ -155,6 +185,16 @@ def _helper() -> ThreadPoolExecutor:
         return _helper_pool
 
 
+def shutdown_helper(wait: bool = True) -> None:
+    """Stop the helper thread (the window's shutdown, the end of a test): queued jobs are cancelled, a running
+    one finishes when ``wait``. A later search starts a new helper."""
+    global _helper_pool
+    with _helper_lock:
+        pool, _helper_pool = _helper_pool, None
+    if pool is not None:
+        pool.shutdown(wait=wait, cancel_futures=True)
+
+
 @dataclass
 class KeywordMatches:
     """A query's keyword side: the analysed query, the language it was analysed in and the matching chunks
@@ -186,9 +226,9 @@ class Searcher:
         store: Store,
         encoder: Any | None = None,
         *,
-        weights: tuple[float, float, float] = (0.4, 0.2, 0.4),
-        candidates_per_mode: int = 100,
-        rerank_k: int = 50,
+        weights: tuple[float, float, float] = setting_default("weights"),
+        candidates_per_mode: int = setting_default("candidates_per_mode"),
+        rerank_k: int = setting_default("rerank_k"),
         fusion: str = "rrf",
         rrf_k: int = 60,
         keyword_weight: float = 1.0,
@@ -212,7 +252,7 @@ class Searcher:
     def semantic_ready(self) -> bool:
         return self.encoder is not None and self.store.count_vectors() > 0
 
-    def search(self, query: str, k: int = 10, mode: str = "hybrid", flt: SearchFilter | None = None) -> SearchResult:
+    def search(self, query: str, k: int = 10, mode: SearchMode = "hybrid", flt: SearchFilter | None = None) -> SearchResult:
         last = None
         for last in self.stages(query, k, mode, flt):
             pass
@@ -220,10 +260,10 @@ class Searcher:
         return last
 
     def stages(
-        self, query: str, k: int = 10, mode: str = "hybrid", flt: SearchFilter | None = None
+        self, query: str, k: int = 10, mode: SearchMode = "hybrid", flt: SearchFilter | None = None
     ) -> Iterator[SearchResult]:
         """Keyword result first; in hybrid mode then the hybrid ranking and the ColBERT-reranked one."""
-        pq = parse_query(query)
+        pq = parse_query(unicodedata.normalize("NFC", query))  # indexed text is NFC too (extract.py)
         semantic = mode != "keyword" and self.encoder is not None
         # The query encoding and the dense and lexical-weight candidates (numpy with one BLAS thread, the
         # encoder) run on a helper thread while BM25 runs in LanceDB here, and later the rerank set's vectors
@@ -340,12 +380,12 @@ class Searcher:
         return " ".join(words)
 
     def _keyword_result(
-        self, query: str, pq: ParsedQuery, kw: KeywordMatches, k: int, keep, mode: str = "keyword",
+        self, query: str, pq: ParsedQuery, kw: KeywordMatches, k: int, keep, mode: SearchMode = "keyword",
         snippets: dict | None = None,
     ) -> SearchResult:
         scored = []
         for r, s in zip(kw.rows, self._file_scores(kw.rows)):
-            scored.append((s, r, {"dense": None, "sparse": None, "colbert": None, "bm25": float(r.get("_score") or 0.0)}))
+            scored.append(Candidate(s, r, ModeScores(bm25=float(r.get("_score") or 0.0))))
         hits = self._group(scored, pq, k, keep, snippets=snippets, lang=kw.lang, corrected=kw.corrected)
         return SearchResult(query, mode, "keyword", hits, corrected=kw.corrected)
 
@@ -377,6 +417,7 @@ class Searcher:
             if text in self._query_cache:
                 self._query_cache.move_to_end(text)
                 return self._query_cache[text]
+        assert self.encoder is not None, "semantic search without an encoder"
         enc = self.encoder.encode_query(text)
         q = (enc.dense[0], enc.sparse[0], enc.colbert[0])
         with self._cache_lock:
@@ -393,21 +434,21 @@ class Searcher:
         candidates.update(dict.fromkeys(self.store.sparse_neighbours(q_sparse, n)))
         return q_dense, q_sparse, q_colbert, candidates
 
-    def _fuse(self, semantic: list[tuple[float, dict, dict]], keyword_rows: list[dict], unencoded: list) -> list:
+    def _fuse(self, semantic: list[Candidate], keyword_rows: list[dict], unencoded: list[Candidate]) -> list[Candidate]:
         """The final ordering of semantically scored chunks and keyword matches (see the class docstring); with
         ``fusion="none"`` the semantic order, then the keyword matches that have no vectors yet."""
         if self.fusion == "none":
             return semantic
         k = self.rrf_k
         kw_rank = {r["id"]: i for i, r in enumerate(keyword_rows, 1)}
-        fused: dict[str, tuple[float, dict, dict]] = {}
+        fused: dict[str, Candidate] = {}
         for i, (_s, r, sc) in enumerate(sorted(semantic, key=lambda t: t[0], reverse=True), 1):
             kr = kw_rank.get(r["id"])
             score = 1.0 / (k + i) + (self.keyword_weight / (k + kr) if kr else 0.0)
-            fused[r["id"]] = (score, r, sc)
+            fused[r["id"]] = Candidate(score, r, sc)
         for _s, r, sc in unencoded:
             if r["id"] not in fused and r["id"] in kw_rank:
-                fused[r["id"]] = (self.keyword_weight / (k + kw_rank[r["id"]]), r, sc)
+                fused[r["id"]] = Candidate(self.keyword_weight / (k + kw_rank[r["id"]]), r, sc)
         return list(fused.values())
 
     def _semantic(
@@ -444,17 +485,17 @@ class Searcher:
         chunk_rows = [r for r in chunk_rows if "text" not in r or self._passes(pq, kw.kq, kw.lang, r)]
         complete = self._completer()
 
-        hybrid_scored = []
+        hybrid_scored: list[Candidate] = []
         for r in chunk_rows:
             if r["text_hash"] not in pre:
                 continue
             mix, d, s = pre[r["text_hash"]]
-            hybrid_scored.append((mix, r, {"dense": d, "sparse": s, "colbert": None, "bm25": bm25_by_chunk.get(r["id"])}))
+            hybrid_scored.append(Candidate(mix, r, ModeScores(d, s, None, bm25_by_chunk.get(r["id"]))))
         # Keyword matches whose text has no vectors yet (indexed before the model was ready, encoding still
         # catching up) stay in the list: fused by their BM25 rank, or after the semantically scored ones in BM25
         # order without fusion; a refinement must never make a visible match disappear.
         unencoded = [
-            (0.0, r, {"dense": None, "sparse": None, "colbert": None, "bm25": bm25_by_chunk.get(r["id"])})
+            Candidate(0.0, r, ModeScores(bm25=bm25_by_chunk.get(r["id"])))
             for r in keyword_rows
             if r["text_hash"] not in pre
         ]
@@ -493,13 +534,12 @@ class Searcher:
             _mix, _d, s = pre[h]
             total = (wd * d + ws * s + wc * c) / (wd + ws + wc)
             final[h] = (total, d, s, c)
-        reranked = []
+        reranked: list[Candidate] = []
         for r in chunk_rows:
             if r["text_hash"] not in final:
                 continue
             total, d, s, c = final[r["text_hash"]]
-            reranked.append((total, r, {"dense": d, "sparse": s, "colbert": c, "bm25": bm25_by_chunk.get(r["id"]),
-                                        "hybrid": total}))
+            reranked.append(Candidate(total, r, ModeScores(d, s, c, bm25_by_chunk.get(r["id"]), hybrid=total)))
         # Keyword matches outside the reranked set keep their hybrid-stage scores for fusion.
         in_final = {r["id"] for _t, r, _sc in reranked}
         kw_ids = set(bm25_by_chunk)
@@ -540,7 +580,7 @@ class Searcher:
         return not any(x in keys for x in kq.excluded)
 
     def _group(
-        self, scored: list[tuple[float, dict, dict]], pq: ParsedQuery, k: int, keep, extra: list | None = None,
+        self, scored: list[Candidate], pq: ParsedQuery, k: int, keep, extra: list[Candidate] | None = None,
         tail: list | None = None, complete=None, prefetch: list | None = None, snippets: dict | None = None,
         lang: str = analysis.UNKNOWN, corrected: str | None = None,
     ) -> list[Hit]:
@@ -551,7 +591,7 @@ class Searcher:
         matched: dict[str, set[str]] = {}
         for _s, r, _sc in [*scored, *(extra or [])]:
             matched.setdefault(r["path"], set()).add(r["id"])
-        chosen: dict[str, list[tuple[float, dict, dict]]] = {}  # path -> best chunk, then up to 5 others
+        chosen: dict[str, list[Candidate]] = {}  # path -> best chunk, then up to 5 others
         for t in scored:
             path = t[1]["path"]
             if path in chosen:
@@ -576,7 +616,7 @@ class Searcher:
         return hits
 
     @staticmethod
-    def _hit(r: dict, s: float, sc: dict, terms: list[str], snippets: dict[str, str]) -> Hit:
+    def _hit(r: dict, s: float, sc: ModeScores, terms: list[str], snippets: dict[str, str]) -> Hit:
         snippet = snippets.get(r["id"])
         if snippet is None:
             snippet = snippets[r["id"]] = make_snippet(r["text"], terms, lang=r.get("lang") or analysis.UNKNOWN)
@@ -586,7 +626,7 @@ class Searcher:
             text=r["text"],
             snippet=snippet,
             score=float(s),
-            scores=sc,
+            scores=sc.as_dict(),
             char_start=r["char_start"],
             char_end=r["char_end"],
             chunk_id=r["id"],

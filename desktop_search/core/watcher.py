@@ -12,7 +12,13 @@ Events are debounced (``debounce_s`` of quiet) and bounded (``max_delay_s`` unde
 Native watching (inotify, FSEvents, ReadDirectoryChangesW) is used where it works. A folder on a network file
 system, or one whose watch fails (inotify watch or instance limit reached), is polled instead, and a native
 watch that dies later is replaced by polling plus a rescan of its folder; ``mode``/``modes`` and ``status``
-say which, so the window can show it. Nothing here imports Qt.
+say which, so the window can show it.
+
+A watched folder that goes away (a USB drive unplugged, a network share dropped, the folder deleted) is
+*offline*: its watch is dropped, no change under it is handed out (so its documents stay in the index and
+searchable), the status line says so, and the folder is looked for again with a growing back-off
+(``offline_retry_s`` doubling up to ``offline_retry_max_s``). When it is back it is watched again and queued
+whole for reconciliation, so what changed meanwhile is indexed. Nothing here imports Qt.
 """
 
 from __future__ import annotations
@@ -28,10 +34,12 @@ from typing import Callable, Iterable, Sequence
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserverVFS
 
 from desktop_search.core.extract import is_supported
 from desktop_search.core.indexer import is_ignored_name
+from desktop_search.core.paths import is_under
 
 __all__ = ["ChangeBatch", "FolderWatcher", "NETWORK_FILESYSTEMS", "is_network_path"]
 
@@ -65,7 +73,7 @@ class ChangeBatch:
 
 
 def _inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+    return is_under(path, root)
 
 
 def _mount_fstype(path: str) -> str | None:
@@ -151,6 +159,8 @@ class FolderWatcher:
         ignore_dirs: Sequence[Path | str] = (),
         on_status: Callable[[str], None] | None = None,
         on_error: Callable[[BaseException], None] | None = None,
+        offline_retry_s: float = 2.0,
+        offline_retry_max_s: float = 60.0,
     ) -> None:
         self.roots = [os.path.abspath(r) for r in roots]
         self.on_change = on_change
@@ -161,13 +171,17 @@ class FolderWatcher:
         self.ignore_dirs = [os.path.abspath(d) for d in ignore_dirs]
         self.on_status = on_status
         self.on_error = on_error
-        self.modes: dict[str, str] = {}  # root -> "native" | "polling" | "error"
+        self.offline_retry_s = offline_retry_s
+        self.offline_retry_max_s = max(offline_retry_max_s, offline_retry_s)
+        self.modes: dict[str, str] = {}  # root -> "native" | "polling" | "offline" | "error"
+        self._retry: dict[str, tuple[float, float]] = {}  # offline root -> (next look, current back-off)
+        self._polling_watches: dict[str, ObservedWatch] = {}
         self.reasons: dict[str, str] = {}  # root -> why it is polled / not watched
         self.batches = 0  # batches handed out (for tests and diagnostics)
         self._handler = _Handler(self)
-        self._native = None
-        self._polling = None
-        self._native_watches: dict[str, object] = {}
+        self._native: BaseObserver | None = None
+        self._polling: BaseObserver | None = None
+        self._native_watches: dict[str, ObservedWatch] = {}
         self._pending = _Pending()
         self._cond = threading.Condition()
         self._busy = False
@@ -183,6 +197,11 @@ class FolderWatcher:
     @property
     def status(self) -> str:
         return self._status
+
+    @property
+    def offline(self) -> list[str]:
+        """Watched folders that are not there now (looked for again with a back-off)."""
+        return [r for r, m in self.modes.items() if m == "offline"]
 
     @property
     def idle(self) -> bool:
@@ -233,7 +252,7 @@ class FolderWatcher:
     # -- observers --------------------------------------------------------------------------------------
     def _watch(self, root: str, *, polling: bool, reason: str = "") -> None:
         if not os.path.isdir(root):
-            self.modes[root], self.reasons[root] = "error", "folder not found"
+            self._go_offline(root)
             return
         if not polling and is_network_path(root):
             polling, reason = True, "network file system: changes are polled"
@@ -255,10 +274,52 @@ class FolderWatcher:
                 # lstat: links are not followed, so a symlink loop cannot make a poll walk forever.
                 self._polling = PollingObserverVFS(os.lstat, os.scandir, polling_interval=self.poll_interval_s)
                 self._polling.start()
-            self._polling.schedule(self._handler, root, recursive=True)
+            self._polling_watches[root] = self._polling.schedule(self._handler, root, recursive=True)
             self.modes[root], self.reasons[root] = "polling", reason
         except Exception as e:  # noqa: BLE001
             self.modes[root], self.reasons[root] = "error", f"cannot watch: {type(e).__name__}: {e}"
+
+    def _go_offline(self, root: str) -> None:
+        """Stop watching a folder that is gone and forget changes under it: its documents stay indexed."""
+        for observer, watches in ((self._native, self._native_watches), (self._polling, self._polling_watches)):
+            watch = watches.pop(root, None)
+            if watch is not None and observer is not None:
+                try:
+                    observer.unschedule(watch)
+                except Exception:  # noqa: BLE001 - the emitter may already have ended with its folder
+                    pass
+        with self._cond:
+            self._pending.paths = {p for p in self._pending.paths if not _inside(p, root)}
+        if self.modes.get(root) != "offline":
+            self._retry[root] = (time.monotonic() + self.offline_retry_s, self.offline_retry_s)
+        self.modes[root], self.reasons[root] = "offline", "folder not found, looking for it again"
+
+    def _check_roots(self) -> None:
+        """Watched folders that vanished go offline; offline ones that are back are watched and reconciled."""
+        now = time.monotonic()
+        changed = False
+        for root in self.roots:
+            mode = self.modes.get(root)
+            if mode != "offline":
+                if mode is not None and not os.path.isdir(root):
+                    self._go_offline(root)
+                    changed = True
+                continue
+            next_look, delay = self._retry.get(root, (0.0, self.offline_retry_s))
+            if now < next_look:
+                continue
+            if os.path.isdir(root):
+                self._retry.pop(root, None)
+                self.modes.pop(root, None)
+                self._watch(root, polling=self.force_polling,
+                            reason="polling requested" if self.force_polling else "")
+                self.rescan([root])  # whatever changed while it was away
+                changed = True
+            else:
+                delay = min(delay * 2, self.offline_retry_max_s)
+                self._retry[root] = (now + delay, delay)
+        if changed:
+            self._update_status()
 
     def _check_native(self) -> None:
         """A native emitter thread that died (e.g. watch limit hit when a new subfolder appeared) is replaced by
@@ -269,6 +330,8 @@ class FolderWatcher:
         for root, watch in list(self._native_watches.items()):
             if watch in alive:
                 continue
+            if not os.path.isdir(root):
+                continue  # gone with its folder: _check_roots takes it offline
             del self._native_watches[root]
             try:
                 self._native.unschedule(watch)
@@ -279,14 +342,17 @@ class FolderWatcher:
             self._update_status()
 
     def _update_status(self) -> None:
-        watched = [r for r, m in self.modes.items() if m != "error"]
+        watched = [r for r, m in self.modes.items() if m not in ("error", "offline")]
         polled = [r for r, m in self.modes.items() if m == "polling"]
         broken = [r for r, m in self.modes.items() if m == "error"]
+        away = self.offline
         n = len(watched)
         text = f"watching {n} folder{'s' if n != 1 else ''} for changes"
         if polled:
             why = "; ".join(sorted({self.reasons.get(r, "") for r in polled} - {""}))
             text += (f" ({len(polled)} by polling every {self.poll_interval_s:g} s" + (f": {why}" if why else "") + ")")
+        if away:
+            text += ("; offline (not found, retrying; its documents stay searchable): " + ", ".join(away))
         if broken:
             text += "; not watched: " + ", ".join(f"{r} ({self.reasons.get(r, '')})" for r in broken)
         if text != self._status:
@@ -300,7 +366,7 @@ class FolderWatcher:
     # -- events -----------------------------------------------------------------------------------------
     def _relevant(self, path: str, is_dir: bool) -> bool:
         root = next((r for r in self.roots if _inside(path, r)), None)
-        if root is None or any(_inside(path, d) for d in self.ignore_dirs):
+        if root is None or any(_inside(path, d) for d in self.ignore_dirs) or self.modes.get(root) == "offline":
             return False
         rel = path[len(root):].strip(os.sep)
         parts = rel.split(os.sep) if rel else []
@@ -359,6 +425,23 @@ class FolderWatcher:
                 kept_set.add(path)
         return ChangeBatch(tuple(sorted(kept)), tuple(p.moves), p.rescan, p.events)
 
+    def _without_vanished_roots(self, batch: ChangeBatch) -> ChangeBatch | None:
+        """A folder unplugged or deleted shows up as deletions of everything in it (or of itself): those must not
+        reach the indexer, which would drop its documents. Its root goes offline instead."""
+        gone = [r for r in self.roots if self.modes.get(r) != "offline" and not os.path.isdir(r)]
+        if not gone:
+            return batch
+        for root in gone:
+            self._go_offline(root)
+        self._update_status()
+        paths = tuple(p for p in batch.paths if not any(_inside(p, r) for r in gone))
+        if not paths:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+            return None
+        return ChangeBatch(paths, batch.moves, batch.rescan, batch.events)
+
     def _loop(self) -> None:
         next_check = time.monotonic() + 2.0
         while not self._stopped.is_set():
@@ -375,10 +458,13 @@ class FolderWatcher:
                 else:
                     batch = self._take()
                     self._busy = True
+            if batch is not None:
+                batch = self._without_vanished_roots(batch)
             if batch is None:
                 if time.monotonic() >= next_check:
-                    next_check = time.monotonic() + 2.0
+                    next_check = time.monotonic() + min(2.0, self.offline_retry_s)
                     try:
+                        self._check_roots()
                         self._check_native()
                     except Exception:  # noqa: BLE001
                         pass

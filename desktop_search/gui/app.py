@@ -8,6 +8,27 @@ On first launch the setup wizard opens over the window; Help → Setup wizard op
 from __future__ import annotations
 
 import sys
+import threading
+
+
+def preload_index_stack() -> threading.Thread:
+    """Start importing what opening the index needs (numpy, Arrow, LanceDB: ~1 s, far more on a busy machine)
+    on a helper thread while the main thread imports Qt and builds the window, so keyword search is ready
+    sooner. The worker that opens the index simply finds the modules imported (or waits on the import lock)."""
+
+    def run() -> None:
+        try:
+            from desktop_search.core.lancedb_import import import_lancedb
+
+            import_lancedb()
+            import desktop_search.core.search  # noqa: F401
+            import desktop_search.core.watcher  # noqa: F401  (else imported on the GUI thread once the index is open)
+        except Exception:  # noqa: BLE001 - the worker that opens the index reports any real failure
+            pass
+
+    t = threading.Thread(target=run, name="preload-index-stack", daemon=True)
+    t.start()
+    return t
 
 
 def show_wizard(services, parent=None):

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFileDialog,
     QFormLayout,
+    QGridLayout,
     QHBoxLayout,
     QHeaderView,
     QLineEdit,
@@ -60,6 +61,7 @@ class FolderDialog(QDialog):
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
+        self.setMinimumWidth(560)  # room for a few patterns and the placeholder examples
         self.folder = folder
 
     def result_folder(self) -> WatchedFolder:
@@ -81,13 +83,16 @@ class FoldersPanel(QWidget):
         self.tree.setRootIsDecorated(False)
         self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.tree.header().setStretchLastSection(False)
+        for col in (1, 2, 3):
+            self.tree.header().setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         self.add_btn = QPushButton("Add…")
         self.remove_btn = QPushButton("Remove")
         self.edit_btn = QPushButton("Patterns…")
         self.rebuild_btn = QPushButton("Rebuild")
-        row = QHBoxLayout()
-        for b in (self.add_btn, self.remove_btn, self.edit_btn, self.rebuild_btn):
-            row.addWidget(b)
+        row = QGridLayout()  # two by two: the panel stays narrow enough for results and preview at 1280 px
+        for i, b in enumerate((self.add_btn, self.remove_btn, self.edit_btn, self.rebuild_btn)):
+            row.addWidget(b, i // 2, i % 2)
         lay = QVBoxLayout(self)
         lay.addWidget(self.tree, 1)
         lay.addLayout(row)

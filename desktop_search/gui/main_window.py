@@ -13,6 +13,8 @@ from PySide6.QtGui import QAction, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
+    QDialog,
+    QDialogButtonBox,
     QDockWidget,
     QFileDialog,
     QHBoxLayout,
@@ -20,25 +22,35 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMainWindow,
-    QMessageBox,
     QProgressBar,
     QPushButton,
     QSplitter,
+    QTextBrowser,
     QTreeView,
     QVBoxLayout,
     QWidget,
 )
 
 from desktop_search.core.extract.registry import filter_choices
-from desktop_search.core.query import SearchFilter, parse_query
+from desktop_search.core.paths import is_under
+from desktop_search.core.progress import RecentRate
+from desktop_search.core.query import SearchFilter, parse_query, split_dirs
 from desktop_search.formatting import format_bytes
+from desktop_search.gui import help as help_pages
 from desktop_search.gui import opener
 from desktop_search.gui.folders import FailuresDialog, FoldersPanel
 from desktop_search.gui.prefs import WatchedFolder
 from desktop_search.gui.preview import PreviewPane
-from desktop_search.gui.results import COL_SNIPPET, HtmlDelegate, ResultsModel
+from desktop_search.gui.results import COL_FOLDER, COL_RESULT, ResultDelegate, ResultsModel
 
 DEBOUNCE_MS = 250
+NO_MODEL_TEXT = "no model — keyword search only"
+EMPTY_HINT = ('<p style="font-size:large">Nothing to search yet.</p><p><a href="add">Add a folder</a> '
+              "(File → Add folder…, or Add… in the Folders panel): its documents are indexed in the background "
+              "and searchable by keyword at once.</p>")
+GET_MODEL_TEXT = ("Semantic search needs the BGE-M3 model (2.3 GB, once): click here or use Help → Setup wizard "
+                  "to download it or import it from a folder, or run `desktop-search model download` "
+                  "(`desktop-search model import DIR` for a copy on a USB stick).")
 STAGE_TEXT = {
     "keyword": "keyword matches",
     "hybrid": "semantic matches (refining…)",
@@ -78,6 +90,16 @@ class SearchField(QLineEdit):
         super().keyPressEvent(event)
 
 
+def _fmt_duration(s: float) -> str:
+    s = int(round(s))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+
 class MainWindow(QMainWindow):
     results_shown = Signal(str)  # stage, after the results list was updated (tests, screenshots)
 
@@ -95,7 +117,7 @@ class MainWindow(QMainWindow):
 
         # search row
         self.search_field = SearchField()
-        self.search_field.setPlaceholderText('Search your documents…   "exact phrase"   -exclude')
+        self.search_field.setPlaceholderText('Search your documents…   "exact phrase"   -exclude   dir:folder')
         self.search_field.setClearButtonEnabled(True)
         self.folder_filter = QComboBox()
         self.type_filter = QComboBox()
@@ -116,15 +138,15 @@ class MainWindow(QMainWindow):
         self.model = ResultsModel(self)
         self.view = ResultsView()
         self.view.setModel(self.model)
-        self.view.setItemDelegateForColumn(COL_SNIPPET, HtmlDelegate(self.view))
+        self.view.setItemDelegateForColumn(COL_RESULT, ResultDelegate(self.view))
         self.view.setUniformRowHeights(False)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.view.setAlternatingRowColors(True)
+        self.view.setWordWrap(True)
         header = self.view.header()
-        header.setSectionResizeMode(COL_SNIPPET, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(COL_RESULT, QHeaderView.ResizeMode.Stretch)
         header.setStretchLastSection(False)
-        for col, width in ((0, 210), (1, 44), (3, 120), (4, 140)):
-            self.view.setColumnWidth(col, width)
+        self.view.setColumnWidth(COL_FOLDER, 150)
         self.view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.preview = PreviewPane(services.pools)
         self.open_btn = QPushButton("Open")
@@ -143,11 +165,18 @@ class MainWindow(QMainWindow):
         ll = QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
         ll.addWidget(self.stage_label)
+        self.empty_hint = QLabel(EMPTY_HINT)
+        self.empty_hint.setWordWrap(True)
+        self.empty_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_hint.setVisible(False)
+        self.empty_hint.linkActivated.connect(lambda _l: self.folders_panel._ask_add())
+        ll.addWidget(self.empty_hint)
         ll.addWidget(self.view, 1)
         self.splitter = QSplitter()
         self.splitter.addWidget(left)
         self.splitter.addWidget(right)
-        self.splitter.setSizes([820, 480])
+        self.splitter.setSizes([620, 440])
+        self.splitter.setObjectName("results-preview")
 
         central = QWidget()
         cl = QVBoxLayout(central)
@@ -167,7 +196,8 @@ class MainWindow(QMainWindow):
         self.failed_btn = QPushButton("0 failed")
         self.failed_btn.setFlat(True)
         self.size_label = QLabel("")
-        self.device_label = QLabel("model: loading…")
+        self.device_label = QLabel("model: checking…")
+        self.device_label.linkActivated.connect(lambda _link: self.open_wizard())
         self.watch_label = QLabel("")
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(220)
@@ -189,12 +219,43 @@ class MainWindow(QMainWindow):
         self._wire()
         self._refresh_folder_filter()
         self.folders_panel.set_folders(self.prefs.folders())
+        self.preview.path_map = services.settings.paths
+        if services.shared:  # search only: the team's indexing machine owns the folders
+            self.folders_dock.hide()
+            self.folders_dock.toggleViewAction().setEnabled(False)
+            self.add_folder_action.setEnabled(False)
+            self.setWindowTitle(f"{self.windowTitle()} — shared index {services.settings.index_uri}")
+        self._restore_layout()
+
+    # -- window layout, remembered between launches -------------------------------------------------------
+    def _restore_layout(self) -> None:
+        """Window size and position, dock, splitter and column widths as the user left them."""
+        if geometry := self.prefs.get("window_geometry"):
+            self.restoreGeometry(geometry)
+        if state := self.prefs.get("window_state"):
+            self.restoreState(state)
+        else:  # first launch: a narrow folders panel leaves the results and the preview room at 1280x800
+            QTimer.singleShot(0, lambda: self.resizeDocks([self.folders_dock], [250], Qt.Orientation.Horizontal))
+        if sizes := self.prefs.get("splitter_sizes"):
+            self.splitter.setSizes(sizes)
+        if widths := self.prefs.get("results_columns"):
+            for col, width in enumerate(widths[: self.model.columnCount()]):
+                if col != COL_RESULT:  # the result column takes whatever is left
+                    self.view.setColumnWidth(col, width)
+
+    def save_layout(self) -> None:
+        self.prefs.set("window_geometry", bytes(self.saveGeometry()))
+        self.prefs.set("window_state", bytes(self.saveState()))
+        self.prefs.set("splitter_sizes", self.splitter.sizes())
+        self.prefs.set("results_columns", [self.view.columnWidth(c) for c in range(self.model.columnCount())])
 
     # -- construction -----------------------------------------------------------------------------------
     def _build_menus(self) -> None:
         m = self.menuBar().addMenu("&File")
         self.add_folder_action = QAction("Add folder…", self)
         m.addAction(self.add_folder_action)
+        self.shared_action = QAction("Connect to a shared index…", self)
+        m.addAction(self.shared_action)
         quit_action = QAction("Quit", self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
@@ -209,6 +270,30 @@ class MainWindow(QMainWindow):
         h = self.menuBar().addMenu("&Help")
         self.wizard_action = QAction("Setup wizard…", self)
         h.addAction(self.wizard_action)
+        h.addSeparator()
+        for text, fn in (("Query syntax", help_pages.query_syntax_html), ("Keyboard shortcuts", help_pages.shortcuts_html),
+                         ("About desktop_search", lambda: help_pages.about_html(self.services.settings))):
+            action = QAction(text, self)
+            action.triggered.connect(lambda _c=False, t=text, f=fn: self.show_help(t, f()))
+            h.addAction(action)
+
+    def show_help(self, title: str, body: str) -> QDialog:
+        """A Help page in a small resizable window (text selectable, e.g. the paths in About)."""
+        dlg = QDialog(self)
+        dlg.setWindowTitle(title)
+        view = QTextBrowser()
+        view.setHtml(body)
+        view.setOpenExternalLinks(False)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(dlg.reject)
+        lay = QVBoxLayout(dlg)
+        lay.addWidget(view)
+        lay.addWidget(buttons)
+        dlg.resize(640, 460)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dlg.show()
+        self.help_dialog = dlg
+        return dlg
 
     def _wire(self) -> None:
         s = self.services
@@ -227,6 +312,7 @@ class MainWindow(QMainWindow):
         self.failed_btn.clicked.connect(self.show_failures)
         self.failures_action.triggered.connect(self.show_failures)
         self.settings_action.triggered.connect(self.show_settings)
+        self.shared_action.triggered.connect(self.show_shared_index)
         self.wizard_action.triggered.connect(self.open_wizard)
         self.add_folder_action.triggered.connect(self.folders_panel._ask_add)
         self.pause_btn.toggled.connect(self._on_pause)
@@ -236,6 +322,14 @@ class MainWindow(QMainWindow):
         self.folders_panel.patterns_changed.connect(self._on_patterns)
         for seq in ("Ctrl+F", "Ctrl+L"):
             QShortcut(QKeySequence(seq), self, activated=self._focus_search)
+        # Preview keys work wherever the focus is (a window shortcut wins over the results tree's Ctrl++).
+        pv = self.preview
+        for keys, slot in (((QKeySequence.StandardKey.ZoomIn, "Ctrl+="), lambda: pv.zoom_by(1)),
+                           ((QKeySequence.StandardKey.ZoomOut,), lambda: pv.zoom_by(-1)),
+                           (("Ctrl+0",), lambda: pv.set_fit("width")),
+                           (("F3",), lambda: pv.goto_hit(1)), (("Shift+F3",), lambda: pv.goto_hit(-1))):
+            for key in keys:
+                QShortcut(QKeySequence(key), self, activated=slot)
 
         s.store_ready.connect(self._on_store_ready)
         s.store_failed.connect(lambda e: self.docs_label.setText(f"index unavailable: {e.splitlines()[0]}"))
@@ -249,6 +343,7 @@ class MainWindow(QMainWindow):
         s.index_failed.connect(lambda e: self.statusBar().showMessage(f"indexing stopped: {e.splitlines()[0]}", 10000))
         s.stats_ready.connect(self._on_stats)
         s.model_progress.connect(self._on_model_progress)
+        s.encoder_progress.connect(lambda p: self.device_label.setText(p.text()))
         s.watch_status.connect(self._on_watch_status)
         s.model_done.connect(self._on_model_done)
 
@@ -271,22 +366,24 @@ class MainWindow(QMainWindow):
         if ok:
             self.device_label.setText("model: verified, loading…")
         else:
-            self.device_label.setText("model: not installed (keyword search)")
+            self.device_label.setText(f'<a href="model">{NO_MODEL_TEXT}</a>')
+            self.device_label.setToolTip(f"{message}\n\n{GET_MODEL_TEXT}")
             self.statusBar().showMessage(f"model: {message.splitlines()[0]}", 15000)
 
     # -- search -----------------------------------------------------------------------------------------
-    def current_filter(self) -> SearchFilter:
+    def current_filter(self, dirs: tuple[str, ...] = ()) -> SearchFilter:
         days = DATE_RANGES[self.date_filter.currentIndex()][1]
         folder = self.folder_filter.currentData()
         return SearchFilter(
             folders=(folder,) if folder else (),
             kinds=TYPES[self.type_filter.currentIndex()][1],
             modified_after=time.time() - days * 86400 if days else None,
+            dirs=dirs,
         )
 
     def run_search(self) -> None:
         self._debounce.stop()
-        query = self.search_field.text().strip()
+        query, dirs = split_dirs(self.search_field.text().strip())  # dir:papers narrows to any subfolder
         if not query:
             self._current_seq = -1  # drop results of queries still in flight
             self.model.clear()
@@ -294,7 +391,7 @@ class MainWindow(QMainWindow):
             self.preview.clear()
             return
         self._terms = parse_query(query).terms
-        self._current_seq = self.services.search(query, self.current_filter())
+        self._current_seq = self.services.search(query, self.current_filter(dirs))
 
     def _on_stage(self, seq: int, result) -> None:
         if seq != self._current_seq:
@@ -338,21 +435,64 @@ class MainWindow(QMainWindow):
     def current_hit(self):
         return self.model.hit_at(self.view.currentIndex())
 
+    def _reachable(self, hit) -> str | None:
+        """The hit's file on this machine (through the path mapping), or None after saying why it is not there."""
+        located = self.services.settings.paths.locate(hit.path)
+        if located.problem:
+            self.statusBar().showMessage(located.problem, 15000)
+            return None
+        return located.local
+
     def open_current(self) -> None:
         hit = self.current_hit()
-        if hit is not None:
-            opener.open_document(fs_path(hit.path), hit.page)
+        path = self._reachable(hit) if hit is not None else None
+        if path is not None and not opener.open_document(path, hit.page):
+            self._open_failed(path, "open")
 
     def _show_in_folder(self) -> None:
         hit = self.current_hit()
-        if hit is not None:
-            opener.show_in_folder(fs_path(hit.path))
+        path = self._reachable(hit) if hit is not None else None
+        if path is not None and not opener.show_in_folder(path):
+            self._open_failed(path, "folder")
+
+    def _open_failed(self, path: str, what: str) -> QMessageBox:
+        """No program took the file (or folder): say so here, not on stderr, and offer a way on."""
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("Cannot open")
+        target = "its folder" if what == "folder" else "this file"
+        box.setText(f"No program on this computer would open {target}:\n{path}")
+        box.setInformativeText("Copy the path, or choose the program to open it with.")
+        copy = box.addButton("Copy path", QMessageBox.ButtonRole.ActionRole)
+        choose = box.addButton("Open with…", QMessageBox.ButtonRole.ActionRole)
+        box.addButton(QMessageBox.StandardButton.Close)
+        copy.clicked.connect(lambda: self._copy_text(path))
+        folder = os.path.dirname(path) if what == "folder" else path
+        choose.clicked.connect(lambda: self._choose_app(folder))
+        box.setModal(False)
+        box.open()
+        self.open_failure_box = box
+        return box
+
+    def _choose_app(self, path: str) -> None:
+        app, _ = QFileDialog.getOpenFileName(self, "Open with which program?")
+        if app:
+            self.open_with(path, app)
+
+    def open_with(self, path: str, app: str) -> bool:
+        ok = opener.open_with(app, path)
+        if not ok:
+            self.statusBar().showMessage(f"{os.path.basename(app)} could not be started", 8000)
+        return ok
 
     def _copy_path(self) -> None:
         hit = self.current_hit()
         if hit is not None:
-            QGuiApplication.clipboard().setText(fs_path(hit.path))
-            self.statusBar().showMessage("path copied", 2000)
+            self._copy_text(fs_path(self.services.settings.paths.to_local(hit.path)))
+
+    def _copy_text(self, path: str) -> None:
+        QGuiApplication.clipboard().setText(path)
+        self.statusBar().showMessage("path copied", 2000)
 
     def _focus_search(self) -> None:
         self.search_field.setFocus()
@@ -376,10 +516,25 @@ class MainWindow(QMainWindow):
         self.folder_filter.setCurrentIndex(max(0, i))
         self.folder_filter.blockSignals(False)
 
+    def confirm(self, title: str, text: str) -> bool:
+        """Ask before something the user may not have meant (tests answer through this one method)."""
+        buttons = QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel
+        return QMessageBox.question(self, title, text, buttons, QMessageBox.StandardButton.Cancel) == QMessageBox.StandardButton.Yes
+
     def add_folder(self, path: str) -> None:
         path = os.path.abspath(path)
         folders = self.prefs.folders()
         if any(f.path == path for f in folders):
+            return
+        outer = next((f.path for f in folders if is_under(path, f.path)), None)
+        inner = [f.path for f in folders if is_under(f.path, path)]
+        if outer is not None:
+            note = f"{path}\nis inside {outer}, which is already searched: its files are in the index already."
+        elif inner:
+            note = f"{path}\ncontains {', '.join(inner)}, already searched: those files are in the index already."
+        else:
+            note = ""
+        if note and not self.confirm("Folder already covered", note + "\n\nAdd it anyway (e.g. for its own patterns)?"):
             return
         folders.append(WatchedFolder(path))
         self.prefs.set_folders(folders)
@@ -390,14 +545,25 @@ class MainWindow(QMainWindow):
 
     def remove_folder(self, path: str) -> None:
         folders = [f for f in self.prefs.folders() if f.path != path]
+        overlapping = [f for f in folders if is_under(f.path, path) or is_under(path, f.path)]
+        kept = f"\nFiles also inside {', '.join(f.path for f in overlapping)} stay searchable." if overlapping else ""
+        if not self.confirm("Remove folder", f"Stop searching {path}?\nIts files leave the index (your files are not "
+                            f"touched).{kept}"):
+            return
         self.prefs.set_folders(folders)
         self._refresh_folder_filter()
-        self.services.forget_paths([path])
+        # Forget only what no remaining folder covers, then let the overlapping folders reconcile (their own
+        # include/exclude patterns decide what of the removed folder they keep).
+        self.services.forget_paths([path], keep_under=[f.path for f in folders],
+                                   then=lambda: self.services.index_folders(overlapping))
         self.services.watch_folders()
 
     def rebuild_folder(self, path: str) -> None:
         folder = next((f for f in self.prefs.folders() if f.path == path), None)
         if folder is None:
+            return
+        if not self.confirm("Rebuild folder", f"Rebuild the index of {path}?\nEvery file in it is read again; text "
+                            "that was encoded before is not encoded again."):
             return
         self.services.forget_paths([path], then=lambda: self.services.index_folders([folder]))
 
@@ -409,12 +575,16 @@ class MainWindow(QMainWindow):
 
     def _on_pause(self, paused: bool) -> None:
         self.services.set_paused(paused)
-        self.pause_btn.setText("Resume" if paused else "Pause")
+        # "pausing…" until the indexer reports that it has stopped (within one file or encoder batch)
+        self.pause_btn.setText("Pausing…" if paused else "Pause")
+        if paused:
+            self.progress_label.setText("pausing…")
 
     def _on_index_started(self) -> None:
         self.progress.setVisible(True)
         self.pause_btn.setVisible(True)
         self.progress.setRange(0, 0)
+        self._files_rate, self._chunks_rate = RecentRate(), RecentRate()
 
     def _on_index_progress(self, p) -> None:
         watched = {f.path for f in self.prefs.folders()}
@@ -425,12 +595,44 @@ class MainWindow(QMainWindow):
             if self._pending.get(job[0]) != left:
                 self._pending = {job[0]: left}
                 self.folders_panel.set_folders(self.prefs.folders(), self._last_stats.get("folders"), self._pending)
-        if p.files_total:
-            self.progress.setRange(0, p.files_total)
-            self.progress.setValue(p.files_done)
-        eta = f", ETA {int(p.eta_s)} s" if p.eta_s else ""
-        phase = "paused" if p.phase == "paused" else f"{p.files_per_s:.1f} files/s{eta}"
-        self.progress_label.setText(f"indexing {p.files_done}/{p.files_total} · {phase}")
+        self.progress_label.setText(self._progress_text(p))
+        encoding = p.phase == "encoding" and p.chunks_to_encode
+        done, total = (p.chunks_encoded, p.chunks_to_encode) if encoding else (p.files_done, p.files_total)
+        if total:
+            self.progress.setRange(0, total)
+            self.progress.setValue(done)
+        else:
+            self.progress.setRange(0, 0)  # busy, no count to show
+
+    def _progress_text(self, p) -> str:
+        """What the indexer is doing now, counts that move, and an ETA from the pace of the last seconds."""
+        if not hasattr(self, "_files_rate"):
+            self._files_rate, self._chunks_rate = RecentRate(), RecentRate()
+        now = time.monotonic()
+        self._files_rate.add(now, p.files_done)
+        self._chunks_rate.add(now, p.chunks_encoded)
+        files = f"{p.files_done}/{p.files_total} files" if p.files_total else ""
+        if p.phase == "paused":
+            self.pause_btn.setText("Resume")
+            return "paused" + (f" · {files}" if files else "")
+        if self.pause_btn.isChecked():
+            return "pausing…"
+        if p.phase == "scanning":
+            return "looking for changed files…"
+        if p.phase == "optimizing":
+            return "tidying the index…"
+        if p.phase == "encoding" and p.chunks_to_encode:
+            left, rate = p.chunks_to_encode - p.chunks_encoded, self._chunks_rate
+            more = "+" if p.files_done < p.files_total else ""  # files still to read may add passages
+            what = f"encoding {p.chunks_encoded}/{p.chunks_to_encode}{more} passages" + (f" · {files}" if files else "")
+        elif p.phase in ("indexing", "encoding"):
+            left, rate = p.files_total - p.files_done, self._files_rate
+            what = f"indexing {files}" if files else "indexing"
+        else:  # a phase this window does not know yet (e.g. OCR): say it as the indexer names it
+            return f"{p.phase} · {files}" if files else p.phase
+        eta = rate.eta_s(left) if left > 0 else None
+        note = f" · {p.note}" if p.note else ""  # e.g. "scan.pdf: OCR page 3/40"
+        return what + (f" · about {_fmt_duration(eta)} left" if eta else "") + note
 
     def _on_index_finished(self, report) -> None:
         self._pending = {}
@@ -446,6 +648,8 @@ class MainWindow(QMainWindow):
 
     def _on_stats(self, stats: dict) -> None:
         self._last_stats = stats
+        # An empty index and no folders: say how to start, in the place results would be.
+        self.empty_hint.setVisible(stats["indexed"] == 0 and not self.prefs.folders())
         self.docs_label.setText(f"{stats['indexed']} documents")
         self.failed_btn.setText(f"{stats['failed']} failed")
         self.size_label.setText(f"index {format_bytes(stats['index_bytes'])}")
@@ -456,17 +660,38 @@ class MainWindow(QMainWindow):
     def _on_store_ready(self) -> None:
         self.docs_label.setText("index ready")
         if self.search_field.text().strip():
+            # A query typed while the index opened: show its results before reconciling and watching start
+            # competing for the CPU (or after a second at most).
             self.run_search()
+            once = {"done": False}
+
+            def start_background(*_args) -> None:
+                if not once["done"]:
+                    once["done"] = True
+                    self.results_shown.disconnect(start_background)
+                    self._start_background_work()
+
+            self.results_shown.connect(start_background)
+            QTimer.singleShot(1000, start_background)
+        else:
+            self._start_background_work()
+
+    def _start_background_work(self) -> None:
         folders = self.prefs.folders()
         if folders:
             self.services.index_folders(folders)  # reconcile with changes made while the app was closed
         self.services.watch_folders()
 
     def _on_semantic_unavailable(self, why: str) -> None:
-        from desktop_search.core.encoder import model_problem
+        from desktop_search.core.encoder import model_state
 
-        if model_problem(self.services.settings.model_dir):
-            self.device_label.setText("model: not installed (keyword search)")
+        state = model_state(self.services.settings.model_dir)
+        if state == "not installed":
+            self.device_label.setText(f'<a href="model">{NO_MODEL_TEXT}</a>')
+            why = f"{why}\n\n{GET_MODEL_TEXT}"
+        elif state != "ready":  # "incomplete" or "not verified": what it is, not always "missing"
+            self.device_label.setText(f"model: {state} (keyword search)")
+            why = f"{why}\n\n{GET_MODEL_TEXT}"
         else:  # installed, but it cannot run here: say why, not "not installed"
             self.device_label.setText("semantic search off (keyword search)")
             self.statusBar().showMessage(f"semantic search is off: {why.splitlines()[0]}")
@@ -494,6 +719,14 @@ class MainWindow(QMainWindow):
             self.services.set_weights(tuple(self.prefs.get("weights")))
             self.run_search()
 
+    def show_shared_index(self) -> None:
+        from desktop_search.gui.shared_dialog import SharedIndexDialog
+
+        if SharedIndexDialog(self.prefs, self).exec():
+            where = self.prefs.get("shared_index") or "your own index"
+            self.statusBar().showMessage(f"{where} opens when the window is opened again", 15000)
+
     def closeEvent(self, event) -> None:
+        self.save_layout()
         self.services.shutdown()
         super().closeEvent(event)

@@ -28,7 +28,7 @@ _PAGE_VIEWERS: list[tuple[str, Callable[[str, int], list[str]]]] = [
 ]
 
 
-def page_command(path: str, page: int | None, which=shutil.which) -> list[str] | None:
+def page_command(path: str, page: int | None, which: Callable[[str], str | None] = shutil.which) -> list[str] | None:
     """The command that opens ``path`` at ``page`` with an installed viewer, or None (use the system handler)."""
     reader = for_path(path)
     if not page or reader is None or not reader.viewer_pages:
@@ -44,17 +44,27 @@ def page_command(path: str, page: int | None, which=shutil.which) -> list[str] |
     return None
 
 
+def _detached(program: str, args: list[str]) -> bool:
+    started = QProcess.startDetached(program, args)  # PySide6 returns (ok, pid)
+    return bool(started[0] if isinstance(started, tuple) else started)
+
+
 def open_document(path: str, page: int | None = None) -> bool:
+    """Open ``path`` (at ``page``); False when no program took it (the window then says so)."""
     cmd = page_command(path, page)
     if cmd:
-        started = QProcess.startDetached(cmd[0], cmd[1:])
-        return bool(started[0] if isinstance(started, tuple) else started)
+        return _detached(cmd[0], cmd[1:])
     return QDesktopServices.openUrl(QUrl.fromLocalFile(path))
+
+
+def open_with(app: str, path: str) -> bool:
+    """Open ``path`` with the program the user chose."""
+    return _detached(app, [path])
 
 
 def show_in_folder(path: str) -> bool:
     if sys.platform == "win32":
-        return QProcess.startDetached("explorer", ["/select,", os.path.normpath(path)])
+        return _detached("explorer", ["/select,", os.path.normpath(path)])
     if sys.platform == "darwin":
-        return QProcess.startDetached("open", ["-R", path])
+        return _detached("open", ["-R", path])
     return QDesktopServices.openUrl(QUrl.fromLocalFile(os.path.dirname(path)))

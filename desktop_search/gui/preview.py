@@ -1,5 +1,7 @@
-"""Preview pane: the matching page with the matched terms and passage highlighted and page navigation, or the
-passage in context (text files, slides, sheets, sections), as the extractor registry says for the file's kind. Rendering runs in the render pool; the pane only paints the result.
+"""Preview pane: the matching page with the matched terms and passage highlighted, page navigation, next/previous
+page with a match, zoom (Ctrl+wheel, Ctrl+±, fit width, fit page) and a text view of the page; or the passage in
+context (text files, slides, sheets, sections), as the extractor registry says for the file's kind. Rendering runs
+in the render pool; the pane only paints the result.
 """
 
 from __future__ import annotations
@@ -7,6 +9,7 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import Qt, QTimer, Signal
+from shiboken6 import isValid  # a render may finish after its pane was closed: its result is dropped
 from PySide6.QtGui import QColor, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -21,7 +24,14 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_search.core.extract.registry import for_path
+from desktop_search.core.highlight import mark
 from desktop_search.gui.workers import Pools, Task
+
+
+def marked_html(text: str, terms: list[str]) -> str:
+    """``text`` escaped for rich text, with the words the highlight rule marks on a yellow background."""
+    body = html.escape(mark(text, terms, "\x00", "\x01"))
+    return body.replace("\x00", "<span style='background:#ffe066'>").replace("\x01", "</span>")
 
 
 def _to_image(rendered) -> QImage:
@@ -39,16 +49,39 @@ def _to_image(rendered) -> QImage:
     return img
 
 
+class _PageScroll(QScrollArea):
+    """The page's scroll area: Ctrl+wheel zooms instead of scrolling."""
+
+    zoom_wheel = Signal(int)  # +1 in, -1 out
+
+    def wheelEvent(self, event) -> None:
+        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self.zoom_wheel.emit(1 if event.angleDelta().y() > 0 else -1)
+            event.accept()
+            return
+        super().wheelEvent(event)
+
+
 class PreviewPane(QWidget):
     rendered = Signal(int)  # page shown (1-based); for tests and the status bar
+
+    ZOOM_STEP = 1.25
 
     def __init__(self, pools: Pools, parent=None) -> None:
         super().__init__(parent)
         self.pools = pools
+        from desktop_search.core.pathmap import PathMap
+
+        self.path_map = PathMap()  # a shared index's paths -> this machine's (the window sets it)
         self.hit = None
         self.terms: list[str] = []
         self.page_count = 0
         self.current_page = 0
+        self.hit_pages: list[int] = []  # pages where the query's words are marked
+        self.fit = "width"  # "width" | "page" | "" (the zoom the user chose)
+        self.zoom = 1.0  # pixels per PDF point of the page shown
+        self.page_text = ""
+        self.shown = None  # the RenderedPage on screen (its highlight boxes), for tests and diagnostics
         self._seq = 0
 
         self.title = QLabel("Select a result to preview it")
@@ -58,17 +91,44 @@ class PreviewPane(QWidget):
         self.page_box = QSpinBox()
         self.page_box.setMinimum(1)
         self.page_label = QLabel("")
+        self.prev_hit_btn = QPushButton("◀ hit")
+        self.next_hit_btn = QPushButton("hit ▶")
+        self.prev_hit_btn.setToolTip("Previous page with a match (Shift+F3)")
+        self.next_hit_btn.setToolTip("Next page with a match (F3)")
+        self.zoom_out_btn = QPushButton("−")
+        self.zoom_in_btn = QPushButton("+")
+        self.zoom_out_btn.setToolTip("Zoom out (Ctrl+-, Ctrl+wheel)")
+        self.zoom_in_btn.setToolTip("Zoom in (Ctrl++, Ctrl+wheel)")
+        self.zoom_label = QLabel("")
+        self.fit_width_btn = QPushButton("Fit width")
+        self.fit_page_btn = QPushButton("Fit page")
+        self.text_btn = QPushButton("Text")
+        self.text_btn.setCheckable(True)
+        self.text_btn.setToolTip("Show the page as text (copyable)")
+        for b in (self.prev_btn, self.next_btn, self.zoom_out_btn, self.zoom_in_btn):
+            b.setMaximumWidth(36)
         nav = QHBoxLayout()
-        for w in (self.prev_btn, self.page_box, self.page_label, self.next_btn):
+        nav.setContentsMargins(0, 0, 0, 0)
+        for w in (self.prev_btn, self.page_box, self.page_label, self.next_btn, self.prev_hit_btn, self.next_hit_btn):
             nav.addWidget(w)
         nav.addStretch(1)
+        view = QHBoxLayout()
+        view.setContentsMargins(0, 0, 0, 0)
+        for w in (self.zoom_out_btn, self.zoom_label, self.zoom_in_btn, self.fit_width_btn, self.fit_page_btn,
+                  self.text_btn):
+            view.addWidget(w)
+        view.addStretch(1)
+        bars = QVBoxLayout()
+        bars.setContentsMargins(0, 0, 0, 0)
+        bars.addLayout(nav)
+        bars.addLayout(view)
         self.nav = QWidget()
-        self.nav.setLayout(nav)
+        self.nav.setLayout(bars)
         self.nav.setVisible(False)
 
         self.image = QLabel()
         self.image.setAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
-        self.scroll = QScrollArea()
+        self.scroll = _PageScroll()
         self.scroll.setWidget(self.image)
         self.scroll.setWidgetResizable(True)
         self.text = QTextBrowser()
@@ -83,22 +143,34 @@ class PreviewPane(QWidget):
         lay.addWidget(self.title)
         lay.addWidget(self.nav)
         lay.addWidget(self.stack, 1)
-        # Re-fit the page to the pane's width once the user stops resizing.
+        # Re-fit the page to the pane once the user stops resizing.
         self._refit = QTimer(self)
         self._refit.setSingleShot(True)
         self._refit.setInterval(150)
         self._refit.timeout.connect(lambda: self.current_page and self.show_page(self.current_page))
-        self._fitted_width = 0
+        self._fitted_size = (0, 0)
         self.prev_btn.clicked.connect(lambda: self.show_page(self.current_page - 1))
         self.next_btn.clicked.connect(lambda: self.show_page(self.current_page + 1))
         self.page_box.editingFinished.connect(lambda: self.show_page(self.page_box.value()))
+        self.prev_hit_btn.clicked.connect(lambda: self.goto_hit(-1))
+        self.next_hit_btn.clicked.connect(lambda: self.goto_hit(1))
+        self.zoom_in_btn.clicked.connect(lambda: self.zoom_by(1))
+        self.zoom_out_btn.clicked.connect(lambda: self.zoom_by(-1))
+        self.scroll.zoom_wheel.connect(self.zoom_by)
+        self.fit_width_btn.clicked.connect(lambda: self.set_fit("width"))
+        self.fit_page_btn.clicked.connect(lambda: self.set_fit("page"))
+        self.text_btn.toggled.connect(lambda _on: self.current_page and self._show_current_view())
 
+    # -- what to show -----------------------------------------------------------------------------------
     def show_hit(self, hit, terms: list[str]) -> None:
         self.hit, self.terms = hit, terms
         self.title.setText(f"<b>{html.escape(hit.path.rsplit('/', 1)[-1])}</b><br><small>{html.escape(hit.path)}</small>")
         reader = for_path(hit.path)
         if reader is not None and reader.preview == "page":
             self.nav.setVisible(True)
+            self.page_count = 0
+            self.hit_pages = []
+            self._find_hit_pages(hit, terms)
             self.show_page(hit.page or 1)
         else:
             self.nav.setVisible(False)
@@ -111,6 +183,52 @@ class PreviewPane(QWidget):
         self.message.setText("")
         self.stack.setCurrentWidget(self.message)
 
+    # -- zoom -------------------------------------------------------------------------------------------
+    def zoom_by(self, steps: int) -> None:
+        """Zoom in (+) or out (-) from what is shown now; the page then keeps that zoom."""
+        if self.hit is None or not self.current_page:
+            return
+        self.fit = ""
+        self.zoom = self.zoom * self.ZOOM_STEP ** steps
+        self.show_page(self.current_page)
+
+    def set_fit(self, fit: str) -> None:
+        self.fit = fit
+        if self.current_page:
+            self.show_page(self.current_page)
+
+    # -- next / previous page with a match --------------------------------------------------------------
+    def goto_hit(self, direction: int) -> None:
+        pages = [p for p in self.hit_pages if (p > self.current_page if direction > 0 else p < self.current_page)]
+        if pages:
+            self.show_page(pages[0] if direction > 0 else pages[-1])
+
+    def _find_hit_pages(self, hit, terms) -> None:
+        def run():
+            from desktop_search.core.render import pages_with_hits
+
+            return pages_with_hits(self._local(hit.path), terms)
+
+        task = Task(run)
+        task.signals.result.connect(lambda pages, h=hit: isValid(self) and self._on_hit_pages(h, pages))
+        self.pools.start(self.pools.render, task)
+
+    def _on_hit_pages(self, hit, pages: list[int]) -> None:
+        if hit is not self.hit:
+            return  # another result was selected meanwhile
+        self.hit_pages = pages
+        self._update_nav()
+
+    def _update_nav(self) -> None:
+        page = self.current_page
+        self.prev_btn.setEnabled(page > 1)
+        self.next_btn.setEnabled(page < self.page_count)
+        self.prev_hit_btn.setEnabled(any(p < page for p in self.hit_pages))
+        self.next_hit_btn.setEnabled(any(p > page for p in self.hit_pages))
+        n = len(self.hit_pages)
+        self.next_hit_btn.setToolTip(f"Next page with a match (F3) · {n} page{'s' if n != 1 else ''} match")
+
+    # -- rendering --------------------------------------------------------------------------------------
     def show_page(self, page: int) -> None:
         if self.hit is None:
             return
@@ -120,47 +238,63 @@ class PreviewPane(QWidget):
         seq, hit = self._seq, self.hit
         passage = hit.text if page == hit.page else ""
         # The stack always has the pane's real size; the scroll area's viewport is stale while hidden.
-        self._fitted_width = self.stack.width()
+        self._fitted_size = (self.stack.width(), self.stack.height())
         bar = self.scroll.verticalScrollBar().sizeHint().width()
-        width = max(200, self._fitted_width - bar - 8) * self.devicePixelRatioF()
+        dpr = self.devicePixelRatioF()
+        fit_w = int(max(200, self._fitted_size[0] - bar - 8) * dpr)
+        fit_h = int(max(200, self._fitted_size[1] - 8) * dpr)
+        kwargs = {"zoom": self.zoom * dpr}
+        if self.fit:
+            kwargs = {"fit_width": fit_w, "fit_height": fit_h if self.fit == "page" else None}
+        terms = self.terms
 
         def run():
             from desktop_search.core.render import render_pdf_page
 
-            from desktop_search.core.store import fs_path
-
-            r = render_pdf_page(fs_path(hit.path), page, terms=self.terms, passage=passage, fit_width=int(width))
+            r = render_pdf_page(self._local(hit.path), page, terms=terms, passage=passage, **kwargs)
             return r, _to_image(r)
 
         task = Task(run)
-        task.signals.result.connect(lambda out, s=seq: self._on_page(s, *out))
-        task.signals.error.connect(lambda e, s=seq: self._on_error(s, e))
+        task.signals.result.connect(lambda out, s=seq: isValid(self) and self._on_page(s, *out))
+        task.signals.error.connect(lambda e, s=seq: isValid(self) and self._on_error(s, e))
         self.pools.start(self.pools.render, task)
 
     def _on_page(self, seq: int, r, img: QImage) -> None:
         if seq != self._seq:
             return  # a later request superseded this one
-        self.page_count, self.current_page = r.page_count, r.page
+        self.page_count, self.current_page, self.shown = r.page_count, r.page, r
+        self.zoom = r.zoom / self.devicePixelRatioF()
+        self.page_text = r.text
         self.page_box.blockSignals(True)
         self.page_box.setMaximum(max(1, r.page_count))
         self.page_box.setValue(r.page)
         self.page_box.blockSignals(False)
         self.page_label.setText(f"of {r.page_count}" + (" · matching page" if self.hit and r.page == self.hit.page else ""))
-        self.prev_btn.setEnabled(r.page > 1)
-        self.next_btn.setEnabled(r.page < r.page_count)
+        self.zoom_label.setText(f"{round(self.zoom * 100)}%")
+        self._update_nav()
         pix = QPixmap.fromImage(img)
         pix.setDevicePixelRatio(self.devicePixelRatioF())
         self.image.setPixmap(pix)
-        self.stack.setCurrentWidget(self.scroll)
-        if r.passage_rects:
-            y = min(y0 for _x0, y0, _x1, _y1 in r.passage_rects)
+        self._show_current_view()
+        if r.passage_rects or r.term_rects:
+            y = min(y0 for _x0, y0, _x1, _y1 in (r.passage_rects or r.term_rects)) / self.devicePixelRatioF()
             self.scroll.verticalScrollBar().setValue(max(0, int(y) - 60))
         self.rendered.emit(r.page)
 
+    def _show_current_view(self) -> None:
+        """The rendered page, or (Text pressed) the page's text with the same words marked."""
+        if self.text_btn.isChecked():
+            body = marked_html(self.page_text, self.terms)
+            self.text.setHtml(f"<pre style='white-space:pre-wrap;font-family:sans-serif'>{body}</pre>")
+            self.stack.setCurrentWidget(self.text)
+        else:
+            self.stack.setCurrentWidget(self.scroll)
+
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
-        showing_pdf = self.hit is not None and self.stack.currentWidget() is self.scroll
-        if showing_pdf and abs(self.stack.width() - self._fitted_width) > 8:
+        showing_pdf = self.hit is not None and self.stack.currentWidget() is self.scroll and self.fit
+        w, h = self._fitted_size
+        if showing_pdf and (abs(self.stack.width() - w) > 8 or (self.fit == "page" and abs(self.stack.height() - h) > 8)):
             self._refit.start()
 
     def _render_text(self, hit) -> None:
@@ -170,22 +304,24 @@ class PreviewPane(QWidget):
         def run():
             from desktop_search.core.render import text_context
 
-            from desktop_search.core.store import fs_path
-
-            return text_context(fs_path(hit.path), hit.char_start, hit.char_end, page=hit.page)
+            return text_context(self._local(hit.path), hit.char_start, hit.char_end, page=hit.page)
 
         task = Task(run)
-        task.signals.result.connect(lambda ctx, s=seq: self._on_text(s, ctx))
-        task.signals.error.connect(lambda e, s=seq: self._on_error(s, e))
+        task.signals.result.connect(lambda ctx, s=seq: isValid(self) and self._on_text(s, ctx))
+        task.signals.error.connect(lambda e, s=seq: isValid(self) and self._on_error(s, e))
         self.pools.start(self.pools.render, task)
+
+    def _local(self, stored: str) -> str:
+        """The file on this machine (worker thread); a file not reachable from here fails with the reason."""
+        located = self.path_map.locate(stored)
+        if located.problem:
+            raise FileNotFoundError(located.problem)
+        return located.local
 
     def _on_text(self, seq: int, ctx) -> None:
         if seq != self._seq:
             return
-        passage = html.escape(ctx.passage)
-        for t in sorted(self.terms, key=len, reverse=True):
-            if len(t) >= 2:
-                passage = passage.replace(html.escape(t), f"<span style='background:#ffe066'>{html.escape(t)}</span>")
+        passage = marked_html(ctx.passage, self.terms)
         body = (
             f"<pre style='white-space:pre-wrap;font-family:sans-serif'>{html.escape(ctx.before)}"
             f"<a name='hit'></a><span style='background:#fff3d6'>{passage}</span>{html.escape(ctx.after)}</pre>"

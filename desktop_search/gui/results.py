@@ -2,7 +2,8 @@
 
 The model is fed whole SearchResults (one per stage). Updating keeps rows that are still present in place
 where possible so the list does not jump under the user's cursor: the selected file is re-selected by path
-and the view keeps it at the same height. Snippets are rendered as HTML with the matched terms highlighted.
+and the view keeps it at the same height. Each result is drawn as a heading line (name, page, date, "+N more")
+over its snippet, with the matched terms highlighted; the folder is a second, narrower column.
 """
 
 from __future__ import annotations
@@ -12,14 +13,18 @@ import os
 import time
 from dataclasses import dataclass
 
-from PySide6.QtCore import QAbstractItemModel, QModelIndex, QRectF, QSize, Qt
-from PySide6.QtGui import QAbstractTextDocumentLayout, QPalette, QTextDocument
+from PySide6.QtCore import QAbstractItemModel, QModelIndex, QRect, QRectF, QSize, Qt
+from PySide6.QtGui import QAbstractTextDocumentLayout, QColor, QFont, QFontMetrics, QPalette, QTextDocument
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
-COLUMNS = ("Name", "Page", "Snippet", "Modified", "Folder")
-COL_NAME, COL_PAGE, COL_SNIPPET, COL_MODIFIED, COL_FOLDER = range(5)
+from desktop_search.core.extract.registry import position_name
+
+COLUMNS = ("Result", "Folder")
+COL_RESULT, COL_FOLDER = range(2)
 HIT_ROLE = Qt.ItemDataRole.UserRole + 1
 SNIPPET_HTML_ROLE = Qt.ItemDataRole.UserRole + 2
+HEADING_ROLE = Qt.ItemDataRole.UserRole + 3  # (name, details, count): the first line of a result
+MARK_STYLE = "background-color:#ffe066;color:#000"
 
 
 def snippet_html(snippet: str) -> str:
@@ -28,8 +33,14 @@ def snippet_html(snippet: str) -> str:
     out = []
     for i, part in enumerate(parts):
         esc = html.escape(part)
-        out.append(f'<span style="background-color:#ffe066;color:#000">{esc}</span>' if i % 2 else esc)
+        out.append(f'<span style="{MARK_STYLE}">{esc}</span>' if i % 2 else esc)
     return "".join(out)
+
+
+def more_text(hit) -> str:
+    """The count shown beside a file: exactly the passages its expansion lists."""
+    n = len(hit.others)
+    return f"+{n} more" if n else ""
 
 
 def why_it_matched(hit) -> str:
@@ -125,6 +136,20 @@ class ResultsModel(QAbstractItemModel):
                 self._mtimes[path] = None  # type: ignore[assignment]
         return self._mtimes[path]
 
+    def _date(self, path: str) -> str:
+        m = self._mtime(path)
+        return time.strftime("%Y-%m-%d", time.localtime(m)) if m else ""
+
+    def heading(self, index: QModelIndex) -> tuple[str, str, str]:
+        """(name, details, count) of a result's first line; a child row (another passage) has no name."""
+        node: _Node = index.internalPointer()
+        hit = node.hit
+        page = f"{position_name(hit.path) or 'page'} {hit.page}" if hit.page else ""
+        if node.parent is not None:
+            return "", page or "passage", ""
+        details = " · ".join(x for x in (page, self._date(hit.path)) if x)
+        return os.path.basename(hit.path), details, more_text(hit)
+
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
             return None
@@ -135,34 +160,32 @@ class ResultsModel(QAbstractItemModel):
             return hit
         if role == Qt.ItemDataRole.ToolTipRole:
             return f"{hit.path}\n{why_it_matched(hit)}"
-        if role == SNIPPET_HTML_ROLE and col == COL_SNIPPET:
+        if col == COL_RESULT and role == SNIPPET_HTML_ROLE:
             return snippet_html(hit.snippet)
+        if col == COL_RESULT and role == HEADING_ROLE:
+            return self.heading(index)
         if role != Qt.ItemDataRole.DisplayRole:
             return None
-        child = node.parent is not None
-        if col == COL_NAME:
-            if child:
-                return f"  page {hit.page}" if hit.page else "  passage"
-            name = os.path.basename(hit.path)
-            return f"{name}  (+{hit.more} more)" if hit.more else name
-        if col == COL_PAGE:
-            return str(hit.page) if hit.page else ""
-        if col == COL_MODIFIED and not child:
-            m = self._mtime(hit.path)
-            return time.strftime("%Y-%m-%d %H:%M", time.localtime(m)) if m else ""
-        if col == COL_SNIPPET:
-            return hit.snippet.replace("**", "")
-        if col == COL_FOLDER and not child:
+        if col == COL_RESULT:  # plain text (accessibility, copy): the heading, then the snippet
+            name, details, count = self.heading(index)
+            first = "  ".join(x for x in (name, details, count) if x)
+            return f"{first}\n{hit.snippet.replace('**', '')}"
+        if col == COL_FOLDER and node.parent is None:
             return os.path.dirname(hit.path)
         return None
 
 
-class HtmlDelegate(QStyledItemDelegate):
-    """Paints the snippet column as rich text (highlighted terms), elided to the cell."""
+class ResultDelegate(QStyledItemDelegate):
+    """Paints a result as a search engine does: the file name, page and date (and "+N more") on one line, the
+    highlighted snippet on the lines below, wrapped to the column's width. The name is elided in the middle
+    only as much as the line needs; the count always stays visible."""
+
+    SNIPPET_LINES = 2
+    PAD = 3
 
     def paint(self, painter, option, index) -> None:
-        html_text = index.data(SNIPPET_HTML_ROLE)
-        if html_text is None:
+        heading = index.data(HEADING_ROLE)
+        if heading is None:
             return super().paint(painter, option, index)
         opt = QStyleOptionViewItem(option)
         self.initStyleOption(opt, index)
@@ -170,21 +193,69 @@ class HtmlDelegate(QStyledItemDelegate):
         style = opt.widget.style() if opt.widget else None
         if style is not None:
             style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, opt.widget)
+        selected = bool(opt.state & QStyle.StateFlag.State_Selected)
+        text_color = opt.palette.color(QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text)
+        dim = QColor(text_color)
+        dim.setAlpha(170)
+        rect = opt.rect.adjusted(self.PAD, self.PAD, -self.PAD, -self.PAD)
+        name, details, count = heading
+        bold = QFont(opt.font)
+        bold.setBold(True)
+        fm, bfm = QFontMetrics(opt.font), QFontMetrics(bold)
+        gap = fm.horizontalAdvance("  ")
+        right = fm.horizontalAdvance(count) if count else 0
+        x, line_h = rect.left(), max(fm.height(), bfm.height())
+        painter.save()
+        if name:
+            shown = self.shown_name(heading, rect.width(), opt.font)
+            painter.setFont(bold)
+            painter.setPen(text_color)
+            painter.drawText(QRect(x, rect.top(), rect.width(), line_h), Qt.AlignmentFlag.AlignLeft, shown)
+            x += bfm.horizontalAdvance(shown) + gap
+        painter.setFont(opt.font)
+        painter.setPen(dim)
+        if details:
+            painter.drawText(QRect(x, rect.top(), max(0, rect.right() - x - right), line_h),
+                             Qt.AlignmentFlag.AlignLeft, fm.elidedText(details, Qt.TextElideMode.ElideRight, max(0, rect.right() - x - right)))
+        if count:
+            painter.drawText(QRect(rect.right() - right, rect.top(), right + 1, line_h), Qt.AlignmentFlag.AlignLeft, count)
         doc = QTextDocument()
         doc.setDefaultFont(opt.font)
-        doc.setHtml(html_text)
-        doc.setTextWidth(max(50, opt.rect.width()))
-        painter.save()
-        painter.translate(opt.rect.topLeft())
-        painter.setClipRect(QRectF(0, 0, opt.rect.width(), opt.rect.height()))
+        doc.setDocumentMargin(0)
+        doc.setHtml(index.data(SNIPPET_HTML_ROLE) or "")
+        doc.setTextWidth(max(50, rect.width()))
+        top = rect.top() + line_h + 1
+        painter.translate(rect.left(), top)
+        # Clip after the last whole line: a third line's highlights must not peek in as stray underlines.
+        doc.documentLayout().documentSize()  # lays the text out (lazily done otherwise: no lines to ask about)
+        layout = doc.firstBlock().layout()
+        height = rect.bottom() - top + 1
+        if layout is not None and layout.lineCount() > self.SNIPPET_LINES:
+            last = layout.lineAt(self.SNIPPET_LINES - 1)
+            height = min(height, int(last.y() + last.height()))
+        painter.setClipRect(QRectF(0, 0, rect.width(), height))
         ctx = QAbstractTextDocumentLayout.PaintContext()
-        if opt.state & QStyle.StateFlag.State_Selected:
-            ctx.palette.setColor(QPalette.ColorRole.Text, opt.palette.color(QPalette.ColorRole.HighlightedText))
+        ctx.palette.setColor(QPalette.ColorRole.Text, text_color)
         doc.documentLayout().draw(painter, ctx)
         painter.restore()
 
+    @staticmethod
+    def shown_name(heading: tuple[str, str, str], width: int, font: QFont) -> str:
+        """The file name as drawn in a line ``width`` pixels wide: whole when it fits beside the details and the
+        count, else elided in the middle (the count and the extension stay visible)."""
+        name, details, count = heading
+        bold = QFont(font)
+        bold.setBold(True)
+        fm, bfm = QFontMetrics(font), QFontMetrics(bold)
+        gap = fm.horizontalAdvance("  ")
+        avail = width - (gap + fm.horizontalAdvance(count) if count else 0)
+        if bfm.horizontalAdvance(name) + (gap + fm.horizontalAdvance(details) if details else 0) > avail:
+            avail -= gap + min(fm.horizontalAdvance(details), width // 4) if details else 0  # details give way first
+        return bfm.elidedText(name, Qt.TextElideMode.ElideMiddle, max(avail, bfm.horizontalAdvance("…") * 4))
+
     def sizeHint(self, option, index) -> QSize:
         base = super().sizeHint(option, index)
-        if index.data(SNIPPET_HTML_ROLE) is None:
+        if index.data(HEADING_ROLE) is None:
             return base
-        return QSize(base.width(), max(base.height(), option.fontMetrics.height() * 3 + 6))
+        line = QFontMetrics(option.font).height()
+        return QSize(base.width(), line * (1 + self.SNIPPET_LINES) + 2 * self.PAD + 2)

@@ -4,6 +4,11 @@ role pools and re-emits what the core reports as Qt signals on the GUI thread.
 Start-up order is what makes the window appear at once: the window is shown first, then the index is opened
 (keyword search works from then on), then the model stack (~10 s of imports) loads in the background; when it
 is ready, searches become hybrid and an incremental pass encodes whatever was keyword-indexed meanwhile.
+
+Threads: workers return values and the GUI thread assigns them (Picard's ``run_task(func, next_func)``), so
+``store``, ``searcher`` and ``encoder`` only ever change on the GUI thread. A ``Searcher`` is never changed once
+built: a new encoder or new weights make a new one, and a search already running keeps the one it started with.
+Stats refreshes and cache warm-up run in the one-thread ``maintenance`` pool, never in front of a search.
 """
 
 from __future__ import annotations
@@ -11,13 +16,33 @@ from __future__ import annotations
 import gc
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from desktop_search import config
+from desktop_search.core.paths import under_any
 from desktop_search.gui.prefs import Prefs, WatchedFolder
 from desktop_search.gui.workers import Pools, Task
+
+if TYPE_CHECKING:
+    from desktop_search.config import SearchMode
+    from desktop_search.core.search import Searcher
+    from desktop_search.core.store import Store
+    from desktop_search.core.watcher import FolderWatcher
+
+
+def bad_files_message(bad, src_dir: str) -> str:
+    """First line: which file failed and why, for the model page; the following lines: every detail."""
+    first = bad[0]
+    why = {"missing": "is missing"}.get(first.actual, "does not match the manifest"
+                                        if len(first.actual) == 64 else f"cannot be used ({first.actual})")
+    more = f" (and {len(bad) - 1} more file{'s' if len(bad) > 2 else ''})" if len(bad) > 1 else ""
+    head = f"{first.path} in {src_dir} {why}{more}"
+    return "\n".join([head, *(b.describe() for b in bad)])
+
+
+MODEL_WATCH_MS = 3000  # how often a window without a model looks for one installed meanwhile
 
 
 def settle_heap() -> None:
@@ -43,22 +68,23 @@ class Services(QObject):
     _batch_arrived = Signal(object)  # from the watcher thread; queued to the GUI thread
     model_progress = Signal(object)  # core.models.TransferProgress
     model_done = Signal(bool, str)  # verified?, message (names bad files on failure)
+    encoder_progress = Signal(object)  # core.quantize.BuildProgress: the one-time int8 build
 
     def __init__(self, settings: config.Settings, prefs: Prefs, pools: Pools | None = None, parent=None) -> None:
         super().__init__(parent)
         self.settings = settings
         self.prefs = prefs
         self.pools = pools or Pools()
-        self.store = None
-        self.searcher = None
-        self.encoder = None
+        self.store: Store | None = None
+        self.searcher: Searcher | None = None
+        self.encoder: Any = None
         self.device = "none"
         self._search_seq = 0
         self._search_task: Task | None = None
         self._index_task: Task | None = None
         self._index_queue: list[tuple[str, list[str], list[str], list[str]]] = []
         self.current_job_paths: list[str] = []
-        self.watcher = None
+        self.watcher: FolderWatcher | None = None
         self._batch_arrived.connect(self._on_batch)
         self._stats_timer = QTimer(self)
         self._stats_timer.setSingleShot(True)
@@ -67,23 +93,43 @@ class Services(QObject):
         self.pause_event = threading.Event()
         self._closing = False
         self._model_task: Task | None = None
-        self.manifest_path = None  # None: the pinned BGE-M3 manifest shipped in resources/
+        # None: the pinned BGE-M3 manifest shipped in resources/; Settings → Model manifest picks another.
+        self.manifest_path = Path(prefs.get("manifest")) if prefs.get("manifest") else None
+        # A model installed meanwhile by the CLI (`model download/import`) is noticed without a restart.
+        self._model_watch = QTimer(self)
+        self._model_watch.setInterval(MODEL_WATCH_MS)
+        self._model_watch.timeout.connect(self._check_model_appeared)
+
+    @property
+    def shared(self) -> bool:
+        """Connected to a shared index (search only: no indexing, no folder watching from this window)."""
+        return bool(self.settings.index_uri)
 
     # -- start-up ---------------------------------------------------------------------------------------
     def start(self, *, load_model: bool = True) -> None:
-        task = Task(self._open_store)
-        task.signals.result.connect(lambda _: self._on_store(load_model))
+        settings, shared = self.settings, self.shared
+
+        def open_store() -> Store:  # in a worker: opening reads the tables
+            from desktop_search.core.store import Store
+
+            # A shared index is searched, never written, from the window: the team's indexing machine writes it.
+            return Store(settings.index, create=not shared, read_consistency_s=settings.read_consistency_s,
+                         mirror_dir=settings.mirror_dir)
+
+        task = Task(open_store)
+        task.signals.result.connect(lambda store: self._on_store(store, load_model))
         task.signals.error.connect(self.store_failed)
         self.pools.start(self.pools.search, task)
 
-    def _open_store(self) -> None:
+    def _make_searcher(self) -> None:
+        """A new Searcher for the current store, encoder and weights (GUI thread)."""
         from desktop_search.core.search import Searcher
-        from desktop_search.core.store import Store
 
-        self.store = Store(self.settings.index_dir, create=True)
+        if self.store is None:
+            return
         self.searcher = Searcher(
             self.store,
-            None,
+            self.encoder,
             weights=self.settings.weights,
             candidates_per_mode=self.settings.candidates_per_mode,
             rerank_k=self.settings.rerank_k,
@@ -92,8 +138,10 @@ class Services(QObject):
             keyword_weight=self.settings.keyword_weight,
         )
 
-    def _on_store(self, load_model: bool) -> None:
+    def _on_store(self, store: Store, load_model: bool) -> None:
         settle_heap()
+        self.store = store
+        self._make_searcher()
         self.store_ready.emit()
         self.refresh_stats()
         if load_model:
@@ -105,35 +153,52 @@ class Services(QObject):
         problem = model_problem(self.settings.model_dir)
         if problem:
             self.semantic_unavailable.emit(problem)
+            if not self._closing:
+                self._model_watch.start()
             return
-        task = Task(self._load_encoder)
-        task.signals.result.connect(self._on_encoder)
+        self._model_watch.stop()
+        task = Task(self._load_encoder, with_progress=True)
+        task.signals.progress.connect(self.encoder_progress)
+        task.signals.result.connect(self.use_encoder)
         task.signals.error.connect(self.semantic_unavailable)
         self.pools.start(self.pools.model, task)
 
-    def _load_encoder(self):
+    def _load_encoder(self, progress=None, cancel=None):
         from desktop_search.core.encoder import ModelUnavailable, load_failure
 
         try:
             from desktop_search.core.encoder import Encoder
 
-            return Encoder(self.settings.model_dir, self.settings.device, precision=self.settings.cpu_precision)
+            return Encoder(self.settings.model_dir, self.settings.device, precision=self.settings.cpu_precision,
+                           progress=progress)
         except Exception as e:  # packages that cannot run the model, or a damaged model: keyword search goes on
             raise ModelUnavailable(load_failure(e, self.settings.model_dir)) from None
 
-    def _on_encoder(self, encoder) -> None:
+    def use_encoder(self, encoder: Any) -> None:
+        """Search with ``encoder`` from now on (GUI thread: the model task's result, or a test's encoder)."""
         if self._closing:
             return
         settle_heap()
         self.encoder = encoder
         self.device = encoder.device
-        if self.searcher is not None:
-            self.searcher.encoder = encoder
+        self._make_searcher()
         self.semantic_ready.emit(encoder.device)
         self._warm_caches()
         # Catch up: anything keyword-indexed before the model was ready gets its vectors now.
-        if self.prefs.folders():
+        if self.prefs.folders() and not self.shared:
             self.index_folders(self.prefs.folders())
+
+    def _check_model_appeared(self) -> None:
+        """Every few seconds while there is no model: has one been installed (by the CLI) meanwhile?"""
+        if self.encoder is not None or self._model_task is not None or self._closing:
+            self._model_watch.stop()
+            return
+        from desktop_search.core.encoder import model_problem
+
+        if model_problem(self.settings.model_dir) is None:
+            self._model_watch.stop()
+            self.model_done.emit(True, "model installed and verified")
+            self.load_model()
 
     # -- model download / import --------------------------------------------------------------------------
     @property
@@ -165,7 +230,7 @@ class Services(QObject):
         def run(progress, cancel):
             bad = models.import_model(Path(src_dir), manifest, model_dir, progress=progress, cancel=cancel)
             if bad:
-                raise models.ModelError("; ".join(b.describe() for b in bad), bad)
+                raise models.ModelError(bad_files_message(bad, src_dir), bad)
 
         self._start_model_job(Task(run, with_progress=True), "model imported and verified")
 
@@ -199,7 +264,7 @@ class Services(QObject):
         if self.searcher is None:
             return seq
         searcher = self.searcher
-        mode = "hybrid" if self.encoder is not None else "keyword"
+        mode: SearchMode = "hybrid" if self.encoder is not None else "keyword"
 
         def run(progress, cancel):
             for result in searcher.stages(query, k=k, mode=mode, flt=flt):
@@ -216,13 +281,17 @@ class Services(QObject):
 
     def set_weights(self, weights: tuple[float, float, float]) -> None:
         self.settings = self.settings.with_(weights=weights)
-        if self.searcher is not None:
-            self.searcher.weights = weights
+        self._make_searcher()
 
     # -- indexing ---------------------------------------------------------------------------------------
     @property
     def indexing(self) -> bool:
         return self._index_task is not None
+
+    @property
+    def index_idle(self) -> bool:
+        """No indexing job is running or queued."""
+        return self._index_task is None and not self._index_queue
 
     def index_folders(self, folders: list[WatchedFolder]) -> None:
         for f in folders:
@@ -230,6 +299,8 @@ class Services(QObject):
 
     def index_paths(self, paths: list[str], include=(), exclude=(), *, update: bool = False) -> None:
         """Queue a reconciliation of ``paths``: a whole run (``index``) or, for watcher batches, ``update``."""
+        if self.shared:
+            return  # the team's indexing machine keeps a shared index up to date
         job = ("update" if update else "index", list(paths), list(include), list(exclude))
         if self._index_task is not None:
             if job not in self._index_queue:
@@ -274,7 +345,7 @@ class Services(QObject):
         """Bring the store's query caches up to date in the background (after the model loads and after each
         index job: only new rows are read), so the next search does not pay for it."""
         if self.store is not None and self.encoder is not None and not self._closing:
-            self.pools.start(self.pools.search, Task(self.store.warm))
+            self.pools.start(self.pools.maintenance, Task(self.store.warm))
 
     def _on_index_error(self, message: str) -> None:
         self._index_task = None
@@ -293,17 +364,21 @@ class Services(QObject):
         from desktop_search.core.watcher import FolderWatcher
 
         self.stop_watching()
+        if self.shared:
+            self.watch_status.emit("shared index: search only")
+            return
         roots = [f.path for f in self.prefs.folders() if Path(f.path).is_dir()]
         if not roots or self._closing:
             self.watch_status.emit("not watching: no folders" if not roots else "")
             return
-        self.watcher = FolderWatcher(
+        watcher = FolderWatcher(
             roots,
             self._batch_arrived.emit,  # called on the watcher's thread; the signal queues it to ours
             ignore_dirs=[self.settings.index_dir, self.settings.model_dir],
             on_status=self.watch_status.emit,
         ).start()
-        self.watch_status.emit(self.watcher.status)
+        self.watcher = watcher
+        self.watch_status.emit(watcher.status)
 
     def stop_watching(self) -> None:
         if self.watcher is not None:
@@ -329,23 +404,26 @@ class Services(QObject):
         if self._index_task is not None:
             self._index_task.cancel()
 
-    def forget_paths(self, paths: list[str], then=None) -> None:
+    def forget_paths(self, paths: list[str], then=None, keep_under: Sequence[str] = ()) -> None:
         """Drop index records of ``paths`` (a removed folder, or files to retry / rebuild) in the serial index
-        pool, so it never races an indexing run; ``then`` is called on the GUI thread afterwards."""
-        if self.store is None or not paths:
+        pool, so it never races an indexing run, except files inside a folder of ``keep_under`` (folders still
+        watched); ``then`` is called on the GUI thread afterwards."""
+        if self.store is None or not paths or self.shared:
             return
         store = self.store
 
         def run() -> None:
-            from desktop_search.core.lock import IndexLock
+            from desktop_search.core.lease import writer_lock
 
-            with IndexLock(store.index_dir):  # one writer per index, also against a CLI `watch` process
+            with writer_lock(store.index_dir):  # one writer per index, also against a CLI `watch` process
                 records = store.file_records()
-                gone = [p for p in records if any(p == r or p.startswith(r.rstrip("/\\") + "/") for r in paths)]
+                gone = [p for p in records if under_any(p, paths) and not under_any(p, keep_under)]
                 store.delete_files(gone)
 
         task = Task(run)
-        task.signals.finished.connect(then or self.refresh_stats)
+        task.signals.finished.connect(self.refresh_stats)
+        if then is not None:
+            task.signals.finished.connect(then)
         self.pools.start(self.pools.index, task)
 
     # -- stats ------------------------------------------------------------------------------------------
@@ -378,12 +456,13 @@ class Services(QObject):
 
         task = Task(run)
         task.signals.result.connect(self.stats_ready)
-        self.pools.start(self.pools.search, task)
+        self.pools.start(self.pools.maintenance, task)
 
     # -- shutdown ---------------------------------------------------------------------------------------
     def shutdown(self, wait_ms: int = 30_000) -> None:
         self._closing = True
         self._stats_timer.stop()
+        self._model_watch.stop()
         self.stop_watching()
         self.cancel_indexing()
         self.cancel_model_job()
@@ -391,3 +470,6 @@ class Services(QObject):
         if self._search_task is not None:
             self._search_task.cancel()
         self.pools.wait(wait_ms)
+        from desktop_search.core.search import shutdown_helper
+
+        shutdown_helper()  # after the pools: no search is left to submit to it

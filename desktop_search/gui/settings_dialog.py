@@ -1,10 +1,12 @@
-"""Settings dialog: device, CPU encoder precision, hybrid weights, chunk size, index and model locations,
-ColBERT storage precision with its disk cost. Values are read from and saved to Prefs (INI); the window applies what can change live.
+"""Settings dialog: device, CPU encoder precision, hybrid weights, chunk size, index and model locations, the
+model manifest to verify against, ColBERT storage precision with its disk cost, OCR of scanned pages and images.
+Values are read from and saved to Prefs (INI); the window applies what can change live.
 """
 
 from __future__ import annotations
 
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -48,7 +50,7 @@ def colbert_cost_text(storage: str) -> str:
 
 
 class SettingsDialog(QDialog):
-    def __init__(self, prefs: Prefs, parent=None) -> None:
+    def __init__(self, prefs: Prefs, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.prefs = prefs
@@ -82,12 +84,19 @@ class SettingsDialog(QDialog):
         self.chunk.setValue(prefs.get("chunk_tokens"))
         self.index_dir = self._dir_field(prefs.get("index_dir") or str(config.default_index_dir()))
         self.model_dir = self._dir_field(prefs.get("model_dir") or str(config.default_model_dir()))
+        self.manifest = self._dir_field(prefs.get("manifest"), file=True)
+        self.manifest[1].setPlaceholderText("the bundled BGE-M3 manifest (pinned revision)")
+        self.manifest[1].setToolTip("Files, sizes and SHA-256 the model must match: a mirror's manifest or a "
+                                    "fine-tuned BGE-M3's (`desktop-search model manifest DIR` writes one)")
         self.storage = QComboBox()
         self.storage.addItems(list(config.COLBERT_STORAGE))
         self.storage.setCurrentText(prefs.get("colbert_storage"))
         self.storage_cost = QLabel(colbert_cost_text(self.storage.currentText()))
         self.storage_cost.setWordWrap(True)
         self.storage.currentTextChanged.connect(lambda s: self.storage_cost.setText(colbert_cost_text(s)))
+
+        self.ocr = QCheckBox("Recognise text in scanned pages and images (OCR; Latin script and Chinese)")
+        self.ocr.setChecked(bool(prefs.get("ocr")))
 
         form = QFormLayout(self)
         form.addRow("Device", self.device)
@@ -97,8 +106,10 @@ class SettingsDialog(QDialog):
         form.addRow("Chunk size (tokens)", self.chunk)
         form.addRow("Index folder", self.index_dir[0])
         form.addRow("Model folder", self.model_dir[0])
+        form.addRow("Model manifest", self.manifest[0])
         form.addRow("ColBERT storage", self.storage)
         form.addRow("", self.storage_cost)
+        form.addRow("OCR", self.ocr)
         form.addRow(QLabel("Device and encoder changes apply after a restart; folder, chunk size and storage "
                            "changes to newly indexed files."))
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
@@ -106,10 +117,15 @@ class SettingsDialog(QDialog):
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
 
-    def _dir_field(self, value: str) -> tuple[QWidget, QLineEdit]:
+    def _dir_field(self, value: str, *, file: bool = False) -> tuple[QWidget, QLineEdit]:
         edit = QLineEdit(value)
         browse = QPushButton("…")
-        browse.clicked.connect(lambda: edit.setText(QFileDialog.getExistingDirectory(self, "Choose a folder", edit.text()) or edit.text()))
+        if file:
+            browse.clicked.connect(lambda: edit.setText(
+                QFileDialog.getOpenFileName(self, "Choose a manifest", edit.text(), "Manifest (*.json)")[0] or edit.text()))
+        else:
+            browse.clicked.connect(lambda: edit.setText(
+                QFileDialog.getExistingDirectory(self, "Choose a folder", edit.text()) or edit.text()))
         row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(edit, 1)
@@ -127,9 +143,11 @@ class SettingsDialog(QDialog):
         self.prefs.set("weights", weights)
         self.prefs.set("chunk_tokens", self.chunk.value())
         self.prefs.set("colbert_storage", self.storage.currentText())
+        self.prefs.set("ocr", self.ocr.isChecked())
         default_index, default_model = str(config.default_index_dir()), str(config.default_model_dir())
         self.prefs.set("index_dir", "" if self.index_dir[1].text() == default_index else self.index_dir[1].text())
         self.prefs.set("model_dir", "" if self.model_dir[1].text() == default_model else self.model_dir[1].text())
+        self.prefs.set("manifest", self.manifest[1].text().strip())
 
     def accept(self) -> None:
         self.save()

@@ -84,6 +84,7 @@ class HardwarePage(QWizardPage):
         lay.addLayout(box)
         lay.addWidget(self.speed)
         self.tokens_per_s: float | None = None
+        self._waiting_for_model = False
 
     def initializePage(self) -> None:
         from desktop_search.core import hardware
@@ -102,6 +103,15 @@ class HardwarePage(QWizardPage):
             self.services.pools.start(self.services.pools.model, task)
         elif self.tokens_per_s is None:
             self.speed.setText("The indexing speed will be measured once the model is installed.")
+            if not self._waiting_for_model:  # e.g. imported on the next page: measure as soon as it is loaded
+                self._waiting_for_model = True
+                self.services.semantic_ready.connect(self._on_model_ready)
+
+    def _on_model_ready(self, _device: str) -> None:
+        self.services.semantic_ready.disconnect(self._on_model_ready)
+        self._waiting_for_model = False
+        if self.tokens_per_s is None:
+            self.initializePage()
 
     def _on_speed(self, tps: float) -> None:
         self.tokens_per_s = tps
@@ -135,6 +145,14 @@ class ModelPage(QWizardPage):
         self.detail = QLabel("")
         self.detail.setWordWrap(True)
         self.detail.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.details_btn = QPushButton("Details…")
+        self.details_btn.setCheckable(True)
+        self.details_btn.setVisible(False)
+        self.failure_details = QLabel("")
+        self.failure_details.setWordWrap(True)
+        self.failure_details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.failure_details.setVisible(False)
+        self.details_btn.toggled.connect(self.failure_details.setVisible)
         form = QFormLayout()
         form.addRow("Download from", self.endpoint)
         form.addRow("HTTP proxy", self.proxy)
@@ -148,6 +166,8 @@ class ModelPage(QWizardPage):
         lay.addLayout(row)
         lay.addWidget(self.bar)
         lay.addWidget(self.detail)
+        lay.addWidget(self.details_btn, 0, Qt.AlignmentFlag.AlignLeft)
+        lay.addWidget(self.failure_details)
         lay.addStretch(1)
         lay.addWidget(QLabel("You can continue while the model downloads: keyword search works meanwhile."))
         self.download_btn.clicked.connect(self.start_download)
@@ -194,6 +214,21 @@ class ModelPage(QWizardPage):
         self.services.import_model(src)
         self._refresh()
 
+    def _show_failure(self, message: str) -> None:
+        """One line saying which file failed (the command-line hints pointed at this page's fields); every
+        hash behind "Details…"."""
+        first, _, rest = message.partition("\n")
+        for cli, field in (("a mirror with --endpoint", "a mirror in “Download from” above"),
+                           ("another mirror with --endpoint", "another mirror in “Download from” above"),
+                           ("a proxy with --proxy", "a proxy in “HTTP proxy” above")):
+            first = first.replace(cli, field)
+        self.detail.setText(first)
+        self.failure_details.setText(rest)
+        self.details_btn.setChecked(False)
+        self.details_btn.setVisible(bool(rest))
+        if message:
+            self.bar.setValue(0)  # not a full bar under a failure
+
     @staticmethod
     def _paused(message: str) -> bool:
         return any(w in message.lower() for w in ("cancel", "paused", "stopped"))
@@ -204,6 +239,7 @@ class ModelPage(QWizardPage):
         self.detail.setText(progress_text(p))
 
     def _on_done(self, ok: bool, message: str) -> None:
+        self._show_failure("")
         if ok:
             self.status.setText(f"✔ {message[:1].upper()}{message[1:]}.")
             self.detail.setText("")
@@ -211,7 +247,7 @@ class ModelPage(QWizardPage):
             self.status.setText("Paused. Press Download to resume where it stopped.")
         else:
             self.status.setText("The model could not be installed:")
-            self.detail.setText(message)
+            self._show_failure(message)
         self._refresh()
         self.completeChanged.emit()
 

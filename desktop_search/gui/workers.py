@@ -3,8 +3,10 @@
 A task wraps a plain core function that takes ``progress`` and ``cancel`` keyword arguments (or none) and
 delivers its progress, result or error back on the GUI thread through queued signals. Pools by role keep a
 search from ever waiting behind indexing: ``search`` (queries, many short tasks), ``index`` (one indexing run
-at a time: the single writer), ``model`` (loading the encoder, downloads, verification) and ``render``
-(preview pages). Workers never touch widgets.
+at a time: the single writer), ``model`` (loading the encoder, downloads, verification), ``render`` (preview
+pages) and ``maintenance`` (status refreshes, query-cache warm-up: one thread, so they queue behind each other
+and never in front of a search). Workers never touch widgets: they return values, and the slot connected to
+``result`` runs on the GUI thread and assigns them.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import traceback
 from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
+
+from desktop_search.errors import is_user_error
 
 
 class TaskSignals(QObject):
@@ -49,20 +53,11 @@ class Task(QRunnable):
             out = self.fn(*self.args, **kwargs)
         except Exception as e:  # an error is data for the window, never a crash of the app
             detail = str(e) or type(e).__name__
-            signals.error.emit(detail if _is_expected(e) else f"{type(e).__name__}: {detail}\n{traceback.format_exc(limit=3)}")
+            signals.error.emit(detail if is_user_error(e) else f"{type(e).__name__}: {detail}\n{traceback.format_exc(limit=3)}")
         else:
             signals.result.emit(out)
         finally:
             signals.finished.emit()
-
-
-_EXPECTED = {"ModelUnavailable", "ModelError", "IndexMissing", "IndexIncompatible", "CliError", "InterruptedError",
-             "IndexBusy", "IndexWriteError"}
-
-
-def _is_expected(e: Exception) -> bool:
-    """Errors whose message is written for users (shown as is) rather than bugs (shown with a traceback)."""
-    return any(cls.__name__ in _EXPECTED for cls in type(e).__mro__)
 
 
 class Pools:
@@ -74,6 +69,7 @@ class Pools:
         self.index = self._pool("index", 1)
         self.model = self._pool("model", 1)
         self.render = self._pool("render", 1)
+        self.maintenance = self._pool("maintenance", 1)
 
     @staticmethod
     def _pool(name: str, threads: int) -> QThreadPool:
@@ -91,14 +87,10 @@ class Pools:
         return task
 
     def all(self) -> list[QThreadPool]:
-        return [self.search, self.index, self.model, self.render]
+        return [self.search, self.index, self.model, self.render, self.maintenance]
 
     def active(self) -> int:
         return sum(p.activeThreadCount() for p in self.all())
-
-    def cancel_all(self) -> None:
-        for task in list(self._running):
-            task.cancel()
 
     def wait(self, ms: int = 30_000) -> bool:
         return all(p.waitForDone(ms) for p in self.all())

@@ -25,6 +25,7 @@ from desktop_search.core.extract import registry
 from desktop_search.core.extract import (
     REASONS,
     Extraction,
+    ExtractOptions,
     Page,
     extract,
     is_supported,
@@ -87,7 +88,8 @@ def corpus_run(pdf_dir: Path, manifest: list[dict[str, str]]):
             continue
         started = time.monotonic()
         try:
-            results[name] = extract(pdf_dir / name, time_limit_s=CORPUS_TIME_LIMIT_S)
+            # The text layer only: OCR of the scans has its own tests (tests/core/test_ocr.py).
+            results[name] = extract(pdf_dir / name, ExtractOptions(ocr=False), time_limit_s=CORPUS_TIME_LIMIT_S)
         except BaseException as exc:  # noqa: BLE001 - the assertion below reports it
             errors[name] = f"{type(exc).__name__}: {exc}"
         elapsed[name] = time.monotonic() - started
@@ -157,7 +159,7 @@ def test_corpus_owner_password_only_pdfs_open_without_a_password(corpus_run):
     assert "Dummy PDF file" in found["pdfjs/issue17215.pdf"].pages[0].text
 
 
-def test_corpus_scanned_pdfs_are_no_text_except_one_with_ocr_layer(corpus_run):
+def test_corpus_scanned_pdfs_without_ocr_are_no_text_except_one_with_ocr_layer(corpus_run):
     found = _by_category(corpus_run, "scanned_image_only")
     assert len(found) == 18
     # ocrmypdf/multipage.pdf is assembled from other files; its page 4 (a chart) carries a
@@ -167,7 +169,7 @@ def test_corpus_scanned_pdfs_are_no_text_except_one_with_ocr_layer(corpus_run):
     assert [p.number for p in multipage.pages] == [4]
     assert any("1-3, 5-6" in w for w in multipage.warnings)
     assert {n: r.reason for n, r in found.items()} == {n: "no_text" for n in found}
-    assert all("no text layer" in r.detail for r in found.values())
+    assert all("no text layer" in r.detail and "OCR is turned off" in r.detail for r in found.values())
     assert found["pdfjs/issue11878_reduced.pdf"].page_count == 10
 
 
@@ -251,9 +253,10 @@ def test_tracemonkey_pages_are_numbered_from_one(pdf_dir):
 
 
 def test_freeculture_keeps_352_page_numbers(pdf_dir):
-    res = extract(pdf_dir / "pdfjs/freeculture.pdf")
+    res = extract(pdf_dir / "pdfjs/freeculture.pdf", ExtractOptions(ocr=False))
     assert res.ok and res.page_count == 352
-    # Page 1 is a blank cover, so the text starts on page 2 and page 352 is the last.
+    # Page 1 is a cover image without text layer (OCR reads its title), so the text layer starts on page 2 and
+    # page 352 is the last.
     assert res.pages[0].number == 2
     assert res.pages[-1].number == 352
     assert len(res.pages) == 351

@@ -60,3 +60,17 @@ def test_asking_the_registry_imports_no_reader_library():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_the_estimate_uses_each_readers_ratio_and_counts_ocr_of_images(tmp_path):
+    from desktop_search.core import hardware
+
+    (tmp_path / "notes.txt").write_text("word " * 2000)
+    (tmp_path / "scan.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(10_000))
+    (tmp_path / "archive.xyz").write_bytes(bytes(10_000))  # no reader: not counted
+    with_ocr = hardware.estimate([tmp_path], 1000.0, cpu_cores=2)
+    without = hardware.estimate([tmp_path], 1000.0, cpu_cores=2, ocr=False)
+    assert with_ocr.files == 2 and with_ocr.ocr_pages == 1 and without.ocr_pages == 0
+    assert with_ocr.tokens == int(10_000 * 0.25 + 10_008 * registry.for_path("a.png").tokens_per_byte)
+    assert with_ocr.seconds - without.seconds == hardware.OCR_CORE_SECONDS_PER_PAGE / 2
+    assert "OCR of ≈ 1 images" in with_ocr.describe()

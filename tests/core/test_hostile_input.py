@@ -275,7 +275,8 @@ def test_empty_huge_and_sparse_files(tmp_path):
     assert recs["huge.log"].reason == "too_large" and "larger than the limit of 64.0 MB" in recs["huge.log"].detail
     assert recs["sparse.txt"].reason == "too_large"
     # Under a limit that lets it through, the 200 MB sparse file is read, recognised as binary and refused.
-    settings = settings.with_(max_file_bytes=256 * 1024**2, index_dir=tmp_path / "index2")
+    settings = settings.with_(max_file_bytes=256 * 1024**2, max_text_bytes=256 * 1024**2,
+                              index_dir=tmp_path / "index2")
     (folder / "huge.log").unlink()
     Indexer(Store(settings.index_dir), settings, None).index([folder])
     recs = {Path(p).name: r for p, r in Store(settings.index_dir).file_records().items()}

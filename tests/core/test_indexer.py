@@ -142,7 +142,7 @@ def test_whole_pdf_corpus_indexes_without_crash_hang_or_writes(settings, corpus,
     pdf_root = corpus / "pdfs"
     manifest = [l.split("\t") for l in (pdf_root / "manifest.tsv").read_text("utf-8").splitlines()[1:] if l.strip()]
     before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in pdf_root.rglob("*") if p.is_file()}
-    store, rep = run(settings, [pdf_root], tiny_encoder)
+    store, rep = run(settings.with_(ocr=False), [pdf_root], tiny_encoder)
     recs = store.file_records()
     cats = {str(pdf_root / row[0]): row[1] for row in manifest}
     pdfs = [p for p in cats if p.endswith(".pdf")]
@@ -154,8 +154,8 @@ def test_whole_pdf_corpus_indexes_without_crash_hang_or_writes(settings, corpus,
         if cats[p].startswith("text_") and cats[p] != "text_garbled":
             assert recs[p].status == "indexed", (p, recs[p].reason, recs[p].detail)
         if cats[p] == "scanned_image_only":
-            # a scan either has no text at all, or (ocrmypdf/multipage.pdf) a partial OCR layer, in which
-            # case the pages without text are named in the warnings
+            # OCR is off here (tests/core/test_ocr.py covers it): a scan either has no text at all, or
+            # (ocrmypdf/multipage.pdf) a partial OCR layer, in which case the pages without text are named
             assert recs[p].reason == "no_text" or "no text layer" in recs[p].warnings, p
     assert rep.chunks_encoded > 1000
     after = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in before}

@@ -283,7 +283,7 @@ def test_restart_reconciles_changes_made_while_closed_without_rereading_unchange
 
     read: list[str] = []
     real_sha = indexer_module.sha256_file
-    monkeypatch.setattr(indexer_module, "sha256_file", lambda p, *a: read.append(Path(p).name) or real_sha(p, *a))
+    monkeypatch.setattr(indexer_module, "sha256_file", lambda p, *a, **kw: read.append(Path(p).name) or real_sha(p, *a, **kw))
     store = Store(settings.index_dir)
     indexer = Indexer(store, settings, None)
     prepared: list[str] = []

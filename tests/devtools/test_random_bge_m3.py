@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,9 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-os.environ.setdefault("TRANSFORMERS_NO_TF", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 torch = pytest.importorskip("torch")
 
@@ -87,8 +83,7 @@ def m3(random_tiny_dir: Path) -> Iterator[object]:
 
     real_connect = socket.socket.connect
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HF_HUB_OFFLINE", "1")
-        patch.setenv("TRANSFORMERS_OFFLINE", "1")
+        # (the hub libraries are offline already: tests/conftest.py prepares the process as the app does)
         patch.setattr(socket.socket, "connect", refuse)
         model = BGEM3FlagModel(str(random_tiny_dir), use_fp16=False, devices="cpu")
         # The first encode is inside the guard too: nothing may be fetched lazily.

@@ -17,3 +17,22 @@ def test_window_says_why_semantic_search_is_off(make_window, qtbot, monkeypatch)
     shown = window.statusBar().currentMessage()
     assert shown.startswith("semantic search is off: dependency incompatibility") and "FlagEmbedding" in shown
     assert services.encoder is None
+
+
+def test_window_says_unverified_not_missing(make_window, qtbot, tmp_path, tiny_model_dir):
+    import shutil
+
+    from desktop_search.core.encoder import model_state
+    from desktop_search.core.models import MARKER
+
+    services, window = make_window()
+    model = tmp_path / "copied-model"
+    shutil.copytree(tiny_model_dir, model)
+    (model / MARKER).unlink()  # the files are there, but never verified
+    services.settings = services.settings.with_(model_dir=model)
+    assert model_state(model) == "not verified"
+    with qtbot.waitSignal(services.semantic_unavailable, timeout=120_000):
+        services.load_model()
+    assert window.device_label.text() == "model: not verified (keyword search)"
+    shutil.rmtree(model)
+    assert model_state(model) == "not installed"

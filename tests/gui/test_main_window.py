@@ -226,6 +226,7 @@ def test_settings_persist(make_window, qtbot, prefs):
     assert "[General]" in prefs.path.read_text() or "weights" in prefs.path.read_text()
 
 
+@pytest.mark.slow
 def test_event_loop_stays_responsive_while_a_large_folder_indexes(make_window, qtbot, tmp_path, corpus, tiny_encoder):
     folder = tmp_path / "large"
     udhr = sorted((corpus / "multilingual_text_udhr" / "udhr2").glob("*.txt"))

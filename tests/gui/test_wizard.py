@@ -59,7 +59,7 @@ def test_wizard_downloads_verifies_and_finishes_into_semantic_search(fresh, qtbo
         qtbot.mouseClick(wizard.button(SetupWizard.WizardButton.FinishButton), Qt.MouseButton.LeftButton)
     assert services.prefs.get("setup_completed") is True
     assert [f.path for f in services.prefs.folders()] == [str(docs)]
-    qtbot.waitUntil(lambda: not services.indexing and not services._index_queue, timeout=120_000)
+    qtbot.waitUntil(lambda: services.index_idle, timeout=120_000)
     assert services.store.count_vectors() > 0  # the catch-up pass encoded the keyword-indexed chunks
     # after setup nothing touches the network: the autouse guard would fail the test; the server saw only
     # the download's requests

@@ -6,8 +6,8 @@ rule "errors are data", nothing raises for a bad input file: every failure comes
 reason code from ``REASONS`` and a human-readable ``detail``. Source files are only ever read: the bytes are read
 once into memory (``read_checked``, which also enforces the size limit and refuses folders, pipes and devices)
 and every library works on that copy, so a damaged document that a library repairs is repaired in memory, never
-on disk. The cleaning helpers (control characters out, line endings to ``\\n``) are shared so every kind yields
-text the chunker and the tokenizer can rely on.
+on disk. The cleaning helpers (control characters out, line endings to ``\\n``, NFC composition) are shared so
+every kind yields text the chunker and the tokenizer can rely on.
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ import errno
 import os
 import re
 import stat
+import unicodedata
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from desktop_search.core.failures import REASONS  # re-exported: the codes of failures.Reason
 from desktop_search.formatting import format_bytes
 
 __all__ = [
@@ -37,18 +39,6 @@ __all__ = [
     "pages_phrase",
     "have",
 ]
-
-REASONS = (
-    "encrypted",
-    "no_text",
-    "corrupt",
-    "unsupported",
-    "too_large",
-    "timeout",
-    "permission_denied",
-    "decode_error",
-)
-
 
 @dataclass(frozen=True)
 class Page:
@@ -69,7 +59,8 @@ class Extraction:
     reason: str | None  # one of REASONS when not ok, None when ok
     detail: str  # human-readable explanation, "" when there is nothing to say
     warnings: tuple[str, ...]  # non-fatal notes for the user
-    ocr_pages: int = 0  # positions whose text came from OCR (0 when none, or OCR is off)
+    ocr_pages: int = 0  # pages the OCR engine recognised for this extraction
+    ocr_cached: int = 0  # pages whose OCR text came from the cache (the engine did not run)
 
 
 @dataclass(frozen=True)
@@ -77,10 +68,10 @@ class ExtractOptions:
     """How one file is read; picklable, so it travels to the isolated workers with the job."""
 
     max_bytes: int = 512 * 1024**2
-    time_limit_s: float = 120.0  # for the extractor's own work; OCR pages have their own budget
+    time_limit_s: float = 120.0  # for reading the document; each OCR'd page then gets as long again
     ocr: bool = True  # recognise text in scanned pages and images
     ocr_cache_dir: str | None = None  # where recognised pages are kept by content hash (None: no cache)
-    ocr_page_time_limit_s: float = 120.0
+    ocr_threads: int = 0  # ONNX Runtime threads per OCR engine; 0: its default (all cores)
 
     @staticmethod
     def given(options: "ExtractOptions | None", max_bytes: int | None = None,
@@ -101,7 +92,12 @@ class ExtractOptions:
 def _read_bytes(path: Path, limit: int) -> bytes:
     # Single place where source files are read (tests replace it to simulate I/O errors).
     # Reading limit+1 bytes detects a file that grew past the limit after stat().
-    with open(path, "rb") as fh:
+    # O_NONBLOCK and the fstat: a FIFO or device swapped in after the caller's stat neither blocks the open nor
+    # is read (a pipe would wait for a writer, /dev/zero never ends).
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (device, pipe or socket)", str(path))
         return fh.read(limit + 1)
 
 
@@ -156,14 +152,14 @@ def fail(path: Path, kind: str, reason: str, detail: str, *warnings: str,
 
 
 def ok(path: Path, kind: str, pages: list[Page], page_count: int, *, what: str = "document",
-       detail: str = "", warnings: list[str] | None = None, ocr_pages: int = 0) -> Extraction:
+       detail: str = "", warnings: list[str] | None = None) -> Extraction:
     """An extraction of the positions that hold text; ``no_text`` when none does."""
     kept = tuple(p for p in pages if p.text.strip())
     if not kept:
         return fail(path, kind, "no_text", f"no text found in this {what}", *(warnings or []),
                     page_count=page_count)
     return Extraction(path=path, kind=kind, pages=kept, page_count=page_count, ok=True, reason=None,
-                      detail=detail, warnings=compact(list(warnings or [])), ocr_pages=ocr_pages)
+                      detail=detail, warnings=compact(list(warnings or [])))
 
 
 # --------------------------------------------------------------------------------------------
@@ -178,7 +174,9 @@ _MANY_BLANK_LINES = re.compile(r"\n(?:[ \t]*\n){3,}")
 
 
 def clean_text(text: str) -> str:
-    return _CONTROLS.sub("", _LINE_BREAKS.sub("\n", text))
+    # NFC: the same word typed on a keyboard (composed) and written by macOS or some editors (decomposed, NFD)
+    # must be the same text for search; queries are normalised the same way (search.py).
+    return unicodedata.normalize("NFC", _CONTROLS.sub("", _LINE_BREAKS.sub("\n", text)))
 
 
 def squeeze_blank_lines(text: str) -> str:

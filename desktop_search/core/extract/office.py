@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 import re
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from desktop_search.core.extract.base import Extraction, Page, clean_text, describe, ok
 from desktop_search.core.extract.containers import OLE2, ole_is_encrypted_package, zip_member_names
@@ -35,17 +35,23 @@ def _ole_failure(src: Source, what: str, modern: str) -> Extraction | None:
                                    f"save it as {modern} or PDF to make it searchable")
 
 
-def read_docx(src: Source) -> Extraction:
-    failure = _ole_failure(src, "Word document", ".docx")
+def _open(src: Source, what: str, modern: str, load: Callable[[io.BytesIO], Any]) -> Any:
+    """The parsed package, or the failure (encrypted, legacy binary, damaged)."""
+    failure = _ole_failure(src, what, modern)
     if failure is not None:
         return failure
-    import docx
-    from docx.opc.exceptions import PackageNotFoundError
-
     try:
-        document = docx.Document(io.BytesIO(src.data))
-    except (PackageNotFoundError, KeyError, ValueError) as exc:
-        return src.fail("corrupt", f"not a readable Word document ({describe(exc)})")
+        return load(io.BytesIO(src.data))
+    except Exception as exc:  # noqa: BLE001 - PackageNotFoundError, BadZipFile, KeyError, XMLSyntaxError...
+        return src.fail("corrupt", f"not a readable {what} ({describe(exc)})")
+
+
+def read_docx(src: Source) -> Extraction:
+    import docx
+
+    document = _open(src, "Word document", ".docx", docx.Document)
+    if isinstance(document, Extraction):
+        return document
     sections: list[list[str]] = [[]]
     for block in document.iter_inner_content():
         if hasattr(block, "rows"):
@@ -83,16 +89,11 @@ def _table_text(table: Any) -> str:
 
 
 def read_pptx(src: Source) -> Extraction:
-    failure = _ole_failure(src, "PowerPoint presentation", ".pptx")
-    if failure is not None:
-        return failure
     import pptx
-    from pptx.exc import PackageNotFoundError
 
-    try:
-        deck = pptx.Presentation(io.BytesIO(src.data))
-    except (PackageNotFoundError, KeyError, ValueError) as exc:
-        return src.fail("corrupt", f"not a readable PowerPoint presentation ({describe(exc)})")
+    deck = _open(src, "PowerPoint presentation", ".pptx", pptx.Presentation)
+    if isinstance(deck, Extraction):
+        return deck
     pages = []
     slides = list(deck.slides)
     for number, slide in enumerate(slides, 1):

@@ -14,11 +14,12 @@ PyMuPDF is not thread-safe and its warning store is process-global.
 
 from __future__ import annotations
 
+import io
 import re
 import sys
 import threading
 import unicodedata
-from typing import Any
+from typing import Any, Callable
 
 from desktop_search.core.extract.base import (
     Extraction,
@@ -27,13 +28,14 @@ from desktop_search.core.extract.base import (
     compact,
     describe,
     have,
+    ok,
     pages_phrase,
     shorten,
     squeeze_blank_lines,
 )
 from desktop_search.core.extract.registry import Extractor, Source
 
-__all__ = ["EXTRACTORS", "MUPDF_LOCK", "pymupdf_module", "read_pdf"]
+__all__ = ["EXTRACTORS", "MUPDF_LOCK", "pymupdf_module", "open_document", "read_pdf", "read_paged", "read_chapters"]
 
 # PyMuPDF must not be used from several threads at once, and MuPDF's warning store is global:
 # serialising keeps warnings attributed to the right file.
@@ -85,28 +87,68 @@ def _quiet_mupdf() -> None:
         pymupdf.TOOLS.mupdf_display_warnings(False)
 
 
-def read_pdf(src: Source) -> Extraction:
-    with MUPDF_LOCK:
-        return _extract_pdf(src)
-
-
-def _extract_pdf(src: Source) -> Extraction:
+def open_document(data: bytes, filetype: str) -> Any:
+    """A MuPDF document from bytes (never from the file). WebP, which MuPDF cannot decode, goes through Pillow."""
     pymupdf = pymupdf_module()
-    _quiet_mupdf()
-    pymupdf.TOOLS.reset_mupdf_warnings()
-    if len(src.data) == 0:
-        return src.fail("no_text", "empty file (0 bytes)")
-    try:
-        doc = pymupdf.open(stream=src.data, filetype="pdf")
-    except Exception as exc:  # noqa: BLE001 - FileDataError, RuntimeError, ValueError...
-        return src.fail("corrupt", f"not a readable PDF ({describe(exc)})", mupdf_warning_note())
-    try:
-        return _read_pdf(src, doc)
-    finally:
-        doc.close()
+    if filetype == "webp":
+        from PIL import Image
+
+        out = io.BytesIO()
+        with Image.open(io.BytesIO(data)) as image:
+            image.convert("RGB").save(out, "PNG")
+        data, filetype = out.getvalue(), "png"
+    return pymupdf.open(stream=data, filetype=filetype)
 
 
-def _read_pdf(src: Source, doc: Any) -> Extraction:
+def read_pdf(src: Source) -> Extraction:
+    return read_paged(src, "pdf", "PDF")
+
+
+def read_paged(src: Source, filetype: str, label: str) -> Extraction:
+    """A fixed-layout document (PDF, XPS, CBZ, images): one position per page; pages without text are OCR'd."""
+    return _with_document(src, filetype, label, _read_pages)
+
+
+def read_chapters(src: Source, filetype: str, label: str) -> Extraction:
+    """A reflowable document (EPUB, FB2): one position per chapter, laid out by MuPDF."""
+    return _with_document(src, filetype, label, _read_chapters)
+
+
+def _with_document(src: Source, filetype: str, label: str, read: Callable[[Source, Any, str], Extraction]
+                   ) -> Extraction:
+    pymupdf = pymupdf_module()
+    with MUPDF_LOCK:
+        _quiet_mupdf()
+        pymupdf.TOOLS.reset_mupdf_warnings()
+        if len(src.data) == 0:
+            return src.fail("no_text", "empty file (0 bytes)")
+        try:
+            doc = open_document(src.data, filetype)
+        except Exception as exc:  # noqa: BLE001 - FileDataError, RuntimeError, ValueError...
+            return src.fail("corrupt", f"not a readable {label} ({describe(exc)})", mupdf_warning_note())
+        try:
+            return read(src, doc, label)
+        finally:
+            doc.close()
+
+
+def _read_chapters(src: Source, doc: Any, label: str) -> Extraction:
+    if doc.needs_pass and not doc.authenticate(""):
+        return src.fail("encrypted", f"this {label} is protected (DRM or password); it cannot be read")
+    pages: list[Page] = []
+    flags = _text_flags()
+    count = doc.chapter_count
+    for chapter in range(count):
+        if src.over_time():
+            return src.fail("timeout", f"stopped after {chapter} of {count} chapters "
+                                       f"(time limit {src.options.time_limit_s:g} s)", page_count=count)
+        texts = [doc.load_page((chapter, n)).get_text("text", flags=flags, sort=False)
+                 for n in range(doc.chapter_page_count(chapter))]
+        pages.append(Page(chapter + 1, _clean_pdf_text("\n".join(texts)).strip()))
+    return ok(src.path, src.kind, pages, count, what=label, warnings=[mupdf_warning_note()])
+
+
+def _read_pages(src: Source, doc: Any, label: str) -> Extraction:
     warnings: list[str] = []
     if doc.needs_pass:
         # Owner-password-only files open with the empty user password; MuPDF normally does that
@@ -114,7 +156,7 @@ def _read_pdf(src: Source, doc: Any) -> Extraction:
         if not doc.authenticate(""):
             method = _encryption_name(doc)
             method = f" ({method})" if method else ""
-            return src.fail("encrypted", f"password-protected PDF{method}; no password known",
+            return src.fail("encrypted", f"password-protected {label}{method}; no password known",
                             mupdf_warning_note())
     try:
         page_count = doc.page_count
@@ -126,9 +168,10 @@ def _read_pdf(src: Source, doc: Any) -> Extraction:
     pages: list[Page] = []
     textless: list[int] = []  # nothing at all: scanned images, drawings, blank
     glyphs_only: list[int] = []  # text whose font has no Unicode mapping: only U+FFFD
+    garbage: list[int] = []  # a text layer that is not language (a bad OCR layer, broken encodings)
     failed: list[int] = []
     first_error = ""
-    unmapped = 0
+    unmapped_on: dict[int, int] = {}  # U+FFFD per page: glyphs whose font has no Unicode mapping
     flags = _text_flags()
     for index in range(page_count):
         # Checked between pages (a MuPDF call cannot be interrupted); a document whose last page
@@ -149,14 +192,30 @@ def _read_pdf(src: Source, doc: Any) -> Extraction:
             first_error = first_error or describe(exc)
             continue
         text = _clean_pdf_text(raw)
-        unmapped += text.count("\ufffd")
+        unmapped_on[number] = text.count("\ufffd")
         if text.replace("\ufffd", "").strip():
             pages.append(Page(number=number, text=text))
+            if _is_garbage(text):
+                garbage.append(number)
         elif text.strip():
             glyphs_only.append(number)
         else:
             textless.append(number)
 
+    ocr_done: list[int] = []
+    if src.options.ocr:
+        # OCR'd: pages with no text but an image (scans), pages whose fonts cannot be mapped to Unicode (MuPDF
+        # still draws the glyphs), and pages whose text layer is garbage over an image (a bad OCR layer).
+        wanted = sorted(set(glyphs_only) | {n for n in textless + garbage if not doc.is_pdf or _has_images(doc, [n])})
+        stats = _ocr_pages(src, doc, wanted, pages, warnings)
+        ocr_done = stats[0]
+        textless = [n for n in textless if n not in ocr_done]
+        glyphs_only = [n for n in glyphs_only if n not in ocr_done]
+        ocr_fresh, ocr_cached = stats[1], stats[2]
+    else:
+        ocr_fresh = ocr_cached = 0
+
+    unmapped = sum(count for number, count in unmapped_on.items() if number not in ocr_done)
     # Checked after the pages: MuPDF may only notice a broken xref while loading them.
     if doc.is_repaired:
         warnings.insert(0, "recovered from damaged file (xref rebuilt)")
@@ -183,8 +242,8 @@ def _read_pdf(src: Source, doc: Any) -> Extraction:
         else:
             of_pages = "the only page" if page_count == 1 else f"any of {page_count} pages"
             reason = "no_text"
-            detail = (f"no text layer on {of_pages} "
-                      "(scanned or image-only; OCR is not supported yet)")
+            why = "OCR found no text it could read" if src.options.ocr else "OCR is turned off"
+            detail = f"no text layer on {of_pages} (scanned or image-only; {why})"
         return src.fail(reason, detail, *warnings, mupdf_warning_note(), page_count=page_count)
 
     # Partial: indexed, but the user should know which pages search cannot see.
@@ -194,13 +253,70 @@ def _read_pdf(src: Source, doc: Any) -> Extraction:
     if textless:
         warnings.append(f"{pages_phrase(textless)} {have(textless)} no text layer (scanned images?)")
     missing = len(textless) + len(glyphs_only)
-    detail = ""
+    details = []
+    if ocr_done:
+        details.append(f"text of {pages_phrase(ocr_done)} recognised by OCR")
     if missing:
-        detail = f"{missing} of {page_count} pages {have(missing)} no readable text (scanned?)"
+        details.append(f"{missing} of {page_count} pages {have(missing)} no readable text (scanned?)")
+    pages.sort(key=lambda p: p.number or 0)
     return Extraction(
         path=src.path, kind=src.kind, pages=tuple(pages), page_count=page_count, ok=True, reason=None,
-        detail=detail, warnings=compact(warnings + [mupdf_warning_note()]),
+        detail="; ".join(details), warnings=compact(warnings + [mupdf_warning_note()]),
+        ocr_pages=ocr_fresh, ocr_cached=ocr_cached,
     )
+
+
+def _ocr_pages(src: Source, doc: Any, numbers: list[int], pages: list[Page],
+               warnings: list[str]) -> tuple[list[int], int, int]:
+    """Recognise ``numbers``; their text replaces what ``pages`` had. -> (pages with text, fresh, from cache)."""
+    if not numbers:
+        return [], 0, 0
+    from desktop_search.core.extract import ocr
+
+    if not ocr.available():
+        warnings.append(f"{pages_phrase(numbers)} need OCR, but the OCR engine could not be loaded")
+        return [], 0, 0
+    done: list[int] = []
+    fresh = cached = 0
+    unreadable: list[int] = []
+    by_number = {p.number: i for i, p in enumerate(pages)}
+    for i, number in enumerate(numbers, 1):
+        src.note(f"OCR page {i}/{len(numbers)}")
+        try:
+            result = ocr.recognise(doc[number - 1], src.options.ocr_cache_dir, src.options.ocr_threads,
+                                   heartbeat=lambda: src.note(f"OCR page {i}/{len(numbers)}, turned"))
+        except Exception as exc:  # noqa: BLE001 - one page the engine chokes on must not lose the others
+            warnings.append(f"OCR failed on page {number} ({describe(exc)})")
+            continue
+        cached += result.cached
+        fresh += not result.cached
+        if result.unreadable:
+            unreadable.append(number)
+        text = _clean_pdf_text(result.text).strip()
+        if not text:
+            continue
+        done.append(number)
+        page = Page(number=number, text=text)
+        if number in by_number:
+            pages[by_number[number]] = page
+        else:
+            pages.append(page)
+    if unreadable:
+        warnings.append(f"OCR could not read some lines on {pages_phrase(unreadable)} (a script the installed "
+                        "OCR models do not cover, or too blurred); they are not indexed")
+    return done, fresh, cached
+
+
+_WORDLIKE = re.compile(r"[^\W\d_]", re.UNICODE)
+
+
+def _is_garbage(text: str) -> bool:
+    # Real text in any script is mostly letters; a broken OCR layer or encoding is mostly symbols and digits.
+    visible = [c for c in text if not c.isspace()]
+    if len(visible) < 40:
+        return False
+    letters = len(_WORDLIKE.findall(text))
+    return letters / len(visible) < 0.45
 
 
 def _has_images(doc: Any, numbers: list[int]) -> bool:

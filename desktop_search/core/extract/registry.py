@@ -13,7 +13,11 @@ only when a file is read, so asking the registry is cheap (the window asks it wh
 Libraries, chosen for licence, size and speed (the bundle already carries AGPL PyMuPDF, so it opens whatever
 MuPDF reads; elsewhere permissive libraries are preferred):
 
-- PDF, XPS, EPUB, FB2, CBZ and images: PyMuPDF (AGPL-3.0, already bundled; C speed, reads from memory).
+- PDF, XPS, EPUB, FB2, CBZ and images: PyMuPDF (AGPL-3.0, already bundled; C speed, reads from memory; WebP,
+  which MuPDF cannot decode, through Pillow).
+- OCR: rapidocr-onnxruntime 1.4 (Apache-2.0): PP-OCRv4 Chinese + English/Latin models inside the wheel, run on
+  ONNX Runtime (already a dependency); with opencv-python-headless (no Qt plugins to clash with PySide6).
+  Tesseract would need a system install; EasyOCR and docTR pull in torch models and are far slower on CPU.
 - Word and PowerPoint (``.docx``, ``.pptx``): python-docx and python-pptx (MIT, pure Python on lxml, which the
   bundle has anyway); docx2python was the alternative but is slower and adds nothing we index.
 - Spreadsheets (``.xlsx .xlsm .xlsb .xls .ods``): python-calamine (MIT, Rust): one wheel without dependencies,
@@ -67,7 +71,9 @@ __all__ = [
 ]
 
 # The kind modules, in the order their extractors are consulted when a file's signature decides.
-KIND_MODULES: tuple[str, ...] = ("pdf", "office", "sheets", "odf", "rtf", "html", "mail", "text")
+KIND_MODULES: tuple[str, ...] = (
+    "pdf", "office", "sheets", "odf", "ebook", "rtf", "html", "mail", "ocr", "text",
+)
 
 # Kinds as the user sees them (type filter, status): kind -> label, in display order.
 KIND_LABELS: dict[str, str] = {

@@ -1,7 +1,7 @@
 """Plain text and source code -> one position holding the whole file, in whatever encoding it was saved.
 
-The encoding is taken from a byte-order mark, recognised as BOM-less UTF-16, tried as UTF-8, and otherwise
-detected with charset-normalizer (Latin-1 guesses with C1 bytes become cp1252, which is what such files almost
+The encoding is taken from a byte-order mark, recognised as BOM-less UTF-16, tried as UTF-8 (also UTF-8 with a few
+bad bytes, which become U+FFFD), and otherwise detected with charset-normalizer (Latin-1 guesses with C1 bytes become cp1252, which is what such files almost
 always are). Binary data behind a text extension is refused as ``unsupported``; text that decodes to garbage as
 ``decode_error``. Text files are read in the indexing thread (``isolated=False``): nothing here runs foreign
 C code, and a text file costs microseconds, less than a trip to a worker process. ``decode`` is shared with the
@@ -99,6 +99,9 @@ def decode(data: bytes) -> Decoded | NotText:
         return Decoded(data.decode("utf-8"), "utf-8")
     except UnicodeDecodeError:
         pass
+    mostly = _mostly_utf8(data)
+    if mostly is not None:
+        return mostly
 
     best = from_bytes(data).best()
     if best is None or best.encoding is None:
@@ -117,6 +120,22 @@ def decode(data: bytes) -> Decoded | NotText:
         return NotText("decode_error", f"decoded as {encoding}, but the result looks like "
                                         "binary data")
     return Decoded(text, encoding, guessed=True)
+
+
+def _mostly_utf8(data: bytes) -> Decoded | None:
+    """UTF-8 with a few invalid bytes (a truncated download, one stray byte in a 40 MB log) is UTF-8: decoded
+    with U+FFFD for the bad bytes rather than handed to a guesser, which would read the whole file as some
+    single-byte code page and garble every accented letter. "A few": at most one bad sequence per 1,000 bytes,
+    and more valid multi-byte characters than bad sequences (a Latin-1 file has no valid multi-byte ones)."""
+    text = data.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd") - data.count(b"\xef\xbf\xbd")
+    if bad <= 0 or bad * 1000 > len(data):
+        return None
+    valid_multibyte = len(text) - len(text.encode("ascii", "ignore")) - bad
+    if valid_multibyte <= bad:
+        return None
+    note = f"{bad} invalid UTF-8 byte sequence{'s were' if bad > 1 else ' was'} replaced by \ufffd"
+    return Decoded(text, "utf-8", warning=note)
 
 
 def _utf16_without_bom(data: bytes) -> str | None:

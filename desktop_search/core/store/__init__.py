@@ -14,6 +14,7 @@ Parts, in the order a query meets them:
                    them, with their own lock and version memo.
 - ``fulltext``     the analysed ``lang``/``terms`` columns, their BM25 index and full-text queries (``KeywordQuery``).
 - ``maintenance``  optimize: drop unused vectors, compact, clean old versions, build FTS / B-tree / ANN indexes.
+- ``mirror``       a reader of a shared index (s3://...): a local copy of the chunks table, synced from the bucket.
 
 Nothing here imports Qt or torch.
 """
@@ -35,6 +36,8 @@ from desktop_search.core.store.meta import (
     SCHEMA_VERSION,
     IndexIncompatible,
     IndexMissing,
+    IndexNotOurs,
+    foreign_content,
     read_meta,
     write_meta,
 )
@@ -42,7 +45,8 @@ from desktop_search.core.store.tables import CHUNKS_SCHEMA, FILES_SCHEMA, HASH_I
 
 __all__ = [
     "CHUNKS_SCHEMA", "FILES_SCHEMA", "HASH_INDEX", "META_FILE", "SCHEMA_VERSION", "FileRecord", "IndexIncompatible",
-    "IndexMissing", "KeywordQuery", "Store", "chunk_id", "dequantize_colbert", "dequantize_colbert_many", "dir_bytes", "fs_path",
+    "IndexMissing", "IndexNotOurs", "KeywordQuery", "Store", "chunk_id", "dequantize_colbert",
+    "dequantize_colbert_many", "dir_bytes", "foreign_content", "fs_path",
     "is_under", "path_key", "pool_tokens", "quantize_colbert", "quantize_rows", "read_meta", "sign_bits",
     "text_hash", "vectors_schema", "write_meta",
 ]

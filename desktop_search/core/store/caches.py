@@ -129,6 +129,8 @@ class QueryCaches:
         memo = self._versions.get(id(table))
         if memo is not None and now - memo[1] < VERSION_RECHECK_S:
             return memo[0]
+        if table is self._tables.chunks:
+            self._tables.follow_mirror()
         version = int(table.version)
         self._versions[id(table)] = (version, now)
         return version
@@ -254,6 +256,7 @@ class QueryCaches:
         positions: dict[str, list[int]] = {}
         ids: list[str] = []
         paths: list[str] = []
+        rows = None
         if chunks.count_rows():
             tbl = self._tables.chunk_columns(["text_hash", "id", "path"])
             for k, h in enumerate(tbl.column("text_hash").to_pylist()):
@@ -320,8 +323,16 @@ class QueryCaches:
         if cache is not None and cache.pos:
             known = [(h, cache.pos[h]) for h in wanted if h in cache.pos]
             if known:
-                tbl = self._tables.vectors_at([k for _h, k in known], cols)
-                out.update(rows_by_hash(tbl, {h for h, _k in known}))
+                # Exact dense vectors in RAM are not read again (on object storage every column is a request).
+                ram_dense = cache.dense if "dense" in cols else None
+                tbl = self._tables.vectors_at(
+                    [k for _h, k in known], [c for c in cols if c != "dense"] if ram_dense is not None else cols)
+                got = rows_by_hash(tbl, {h for h, _k in known})
+                if ram_dense is not None:
+                    for h, k in known:
+                        if h in got:
+                            got[h]["dense"] = ram_dense[k]
+                out.update(got)
             # Rows moved by a write since the cache was built (or new ones) are looked up by value.
             missing = [h for h in wanted if h not in out]
         if missing:

@@ -18,7 +18,9 @@ from desktop_search.core import analysis
 from desktop_search.core.store.caches import QueryCaches
 from desktop_search.core.store.fulltext import KeywordQuery
 from desktop_search.core.store.maintenance import Maintenance, dir_bytes
-from desktop_search.core.store.meta import open_meta, write_meta
+from desktop_search.core.location import IndexLocation
+from desktop_search.core.store.mirror import TableMirror
+from desktop_search.core.store.meta import META_FILE, open_meta, open_remote_meta, read_meta, write_meta
 from desktop_search.core.store.keys import is_under
 from desktop_search.core.store.tables import FileRecord, Tables, fresh_retry
 
@@ -28,10 +30,24 @@ __all__ = ["Store"]
 class Store:
     """One index directory. Reads are safe from any thread; writes go through one writer at a time."""
 
-    def __init__(self, index_dir: Path, *, create: bool = True) -> None:
-        self.index_dir = Path(index_dir)
-        self.meta: dict[str, Any] = open_meta(self.index_dir, create=create)
-        self._tables = Tables(self.index_dir / "lance")
+    def __init__(self, index_dir: "Path | IndexLocation", *, create: bool = True,
+                 read_consistency_s: float = 5.0, mirror_dir: Path | None = None) -> None:
+        """``index_dir`` a folder, or a shared index in a bucket (an ``IndexLocation``, core/location.py): then
+        ``index_dir`` is that location, the description is an object beside the tables, and this Store sees
+        other machines' commits within ``read_consistency_s``. A reader of a shared index passes ``mirror_dir``
+        (a cache folder of its own): the chunks table is then read from a local copy (mirror.py)."""
+        self._client: Any = None
+        if isinstance(index_dir, IndexLocation):
+            self.index_dir: Any = index_dir
+            self._client = index_dir.client()
+            self.meta: dict[str, Any] = open_remote_meta(index_dir, self._client, create=create)
+            mirror = TableMirror(self._client, "lance/chunks.lance", mirror_dir) if mirror_dir is not None else None
+            self._tables = Tables(index_dir.lance_uri, storage_options=index_dir.lance_options(),
+                                  read_consistency_s=read_consistency_s, lease_uri=index_dir.uri, mirror=mirror)
+        else:
+            self.index_dir = Path(index_dir)
+            self.meta = open_meta(self.index_dir, create=create)
+            self._tables = Tables(self.index_dir / "lance")
         self._caches = QueryCaches(self._tables)
         self._maintenance = Maintenance(self._tables, self._caches)
         self._languages: tuple[int, dict[str, int]] | None = None
@@ -51,12 +67,20 @@ class Store:
 
     # -- meta -------------------------------------------------------------------------------------------
     def refresh(self) -> None:
-        """Move every table to its latest committed version (what another process wrote) and drop caches."""
+        """Move every table to its latest committed version (what another process wrote), re-read the description
+        (a model bound meanwhile) and drop caches."""
+        if self._client is None:  # (a shared index's description is re-read by its own lease logic)
+            meta, _problem = read_meta(self.index_dir)
+            if meta is not None and meta.get("schema_version") == self.meta.get("schema_version"):
+                self.meta = meta
         self._tables.checkout_latest()
         self._caches.invalidate()
 
     def _write_meta(self, meta: dict[str, Any]) -> None:
-        write_meta(self.index_dir, meta)
+        if self._client is not None:
+            self.index_dir.write_json(self._client, META_FILE, meta)
+        else:
+            write_meta(self.index_dir, meta)
         self.meta = meta
 
     @property
@@ -329,12 +353,33 @@ class Store:
     def has_fts_index(self) -> bool:
         return self._tables.has_fts_index()
 
+    def broken_indexes(self) -> dict[str, str]:
+        """Tables whose search indexes exist but fail when queried, with the error."""
+        from desktop_search.core.store.tables import index_errors
+
+        out = {}
+        for name, column in (("chunks", "text"), ("vectors", "dense")):
+            table = self._tables.all().get(name)
+            err = index_errors(table, column) if table is not None else None
+            if err:
+                out[name] = err
+        return out
+
+    def rebuild_indexes(self) -> None:
+        self._maintenance.rebuild_indexes()
+        self._caches.invalidate()
+
     def has_dense_index(self) -> bool:
         return self._tables.has_dense_index()
 
     # -- maintenance ------------------------------------------------------------------------------------
     def ensure_fts_index(self) -> None:
         self._maintenance.ensure_fts_index()
+
+    def keep_searchable(self) -> None:
+        """After a commit: what was committed is found by keyword search (see ``Maintenance.keep_searchable``)."""
+        self._maintenance.keep_searchable()
+        self._caches.forget_versions()
 
     def ensure_vector_indexes(self) -> None:
         """Indexes that keep queries fast on large tables: B-trees on the text hash columns (lookups by hash)
@@ -352,5 +397,7 @@ class Store:
         return self._maintenance.maybe_optimize(max_new_versions=max_new_versions, max_age_s=max_age_s)
 
     def index_bytes(self) -> int:
+        if self._client is not None:
+            return int(self.index_dir.total_bytes(self._client))
         return dir_bytes(self.index_dir)
 

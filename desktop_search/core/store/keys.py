@@ -11,6 +11,8 @@ import os
 import re
 from typing import Iterable
 
+from desktop_search.core.paths import under_any
+
 __all__ = ["chunk_id", "fs_path", "is_under", "path_key", "text_hash"]
 
 
@@ -19,29 +21,48 @@ def text_hash(text: str) -> str:
 
 
 def path_key(path: str) -> str:
-    """The form a file path is stored in. Arrow strings must be valid UTF-8, but a POSIX file name is any bytes:
-    a name that is not UTF-8 (Python holds it with surrogate escapes) is stored with its undecodable bytes
-    written as ``\\xNN``, like ``ls -b`` shows it. Every other path is stored unchanged."""
+    """The form a file path is stored in: one stored path per real path (injective), readable like ``ls -b``.
+
+    Arrow strings must be valid UTF-8, but a POSIX file name is any bytes. A path that is valid UTF-8 with no
+    backslash - nearly every path - is stored unchanged. Any other has its backslashes doubled and each byte that is
+    not UTF-8 written ``\\xNN``: a name with the byte 0xE9 is stored ``caf\\xe9.txt``, a file literally named
+    ``caf\\xe9.txt`` is stored ``caf\\\\xe9.txt``, so the two can never collide, and a folder's key is a prefix of
+    its files' keys. Keys of names with an odd byte and no backslash are what earlier versions stored; a name with
+    a backslash is stored anew by the next run, like a renamed file. On Windows, where paths are Unicode and the
+    backslash is the separator, only lone surrogates are escaped."""
+    if os.sep == "\\":
+        try:
+            path.encode("utf-8")
+            return path
+        except UnicodeEncodeError:
+            return path.encode("utf-8", "backslashreplace").decode("utf-8")
     try:
         path.encode("utf-8")
-        return path
+        if "\\" not in path:
+            return path
+        text = path
     except UnicodeEncodeError:
-        return os.fsencode(path).decode("utf-8", "backslashreplace")
+        text = os.fsencode(path).decode("utf-8", "surrogateescape")
+    text = text.replace("\\", "\\\\")
+    return _SURROGATE.sub(lambda m: f"\\x{ord(m.group()) - 0xDC00:02x}", text)
 
 
-_ESCAPED_BYTE = re.compile(r"\\x([89a-fA-F][0-9a-fA-F])")
+_SURROGATE = re.compile("[\udc80-\udcff]")
+_ESCAPE = re.compile(r"\\\\|\\x([89a-fA-F][0-9a-fA-F])")
 
 
 def fs_path(key: str) -> str:
     """The path on disk for a stored path (inverse of :func:`path_key`): open results with this."""
-    if "\\x" not in key or os.path.lexists(key):
+    if os.sep == "\\" or "\\" not in key:
         return key
-    raw = _ESCAPED_BYTE.sub(lambda m: chr(0xDC00 + int(m.group(1), 16)), key)
+    raw = _ESCAPE.sub(lambda m: "\\" if m.group(1) is None else chr(0xDC00 + int(m.group(1), 16)), key)
     try:
         candidate = os.fsdecode(raw.encode("utf-8", "surrogateescape"))
     except UnicodeError:
         return key
-    return candidate if os.path.lexists(candidate) else key
+    if not os.path.lexists(candidate) and os.path.lexists(key):
+        return key  # stored by an earlier version, before names with a backslash were escaped
+    return candidate
 
 
 def chunk_id(path: str, ordinal: int) -> str:
@@ -49,5 +70,5 @@ def chunk_id(path: str, ordinal: int) -> str:
 
 
 def is_under(path: str, roots: Iterable[str]) -> bool:
-    """Whether ``path`` is one of ``roots`` or inside one of them."""
-    return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+    """Whether ``path`` is one of ``roots`` or inside one of them (core/paths.py: the one answer, Windows too)."""
+    return under_any(path, roots)

@@ -39,6 +39,39 @@ class Maintenance:
         self._caches = caches
         self._last_optimize: tuple[int | None, float] = (None, 0.0)
 
+    def rebuild_indexes(self) -> None:
+        """Drop every index of the chunks and vectors tables (damaged or with missing files) and build them again
+        from the table data."""
+        with self._tables.write_lock:
+            for table in (self._tables.chunks, self._tables.vectors):
+                if table is None:
+                    continue
+                for name in index_names(table):
+                    try:
+                        table.drop_index(name)
+                    except Exception:  # noqa: BLE001 - replaced below anyway
+                        pass
+            self.ensure_fts_index()
+            self.ensure_vector_indexes()
+
+    def keep_searchable(self, *, max_unindexed: int = 50_000) -> None:
+        """Committed means searchable by keyword: after the first group of a run the full-text index exists
+        (LanceDB searches rows added after it too, unindexed ones by a scan), and once that scan grows past
+        ``max_unindexed`` rows the new fragments are added to the index incrementally (an optimize that keeps
+        old versions, so readers on them are not disturbed). Called by the indexer after each group."""
+        chunks = self._tables.chunks
+        if not self._tables.has_fts_index():
+            self.ensure_fts_index()
+            return
+        name = next((n for n in index_names(chunks) if "text" in n), None)
+        try:
+            unindexed = chunks.index_stats(name).num_unindexed_rows if name else 0
+        except Exception:  # noqa: BLE001 - stats are an optimisation; doctor checks the index itself
+            return
+        if unindexed > max_unindexed:
+            with self._tables.write_lock:
+                chunks.optimize(cleanup_older_than=timedelta(days=7))
+
     def ensure_fts_index(self) -> None:
         chunks = self._tables.chunks
         if not chunks.count_rows() or self._tables.has_fts_index() or not self._tables.has_terms:

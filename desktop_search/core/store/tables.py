@@ -15,7 +15,9 @@ from __future__ import annotations
 import functools
 import os
 import threading
+import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
@@ -181,28 +183,82 @@ def index_names(table: Any) -> set[str]:
         return set()
 
 
+def _describe_read_error(e: BaseException) -> str:
+    return f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+
+
 def table_read_error(table: Any) -> str | None:
-    """None if every row of ``table`` can be read, else the error."""
+    """None if every value of every column of ``table`` can be read, else the error. Column by column, so a wide
+    column (ColBERT blobs) is never held in memory with the others; a Rust panic in LanceDB's runtime (a
+    ``PanicException``, not an ``Exception``) is a finding too."""
     try:
         if table.count_rows():
-            cols = [f.name for f in table.schema][:2]
-            table.search().select(cols).limit(None).to_arrow()
+            for name in table.schema.names:
+                table.search().select([name]).limit(None).to_arrow()
         return None
-    except Exception as e:  # noqa: BLE001 - any read failure is the finding
-        return f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as e:  # noqa: BLE001 - any read failure is the finding
+        return _describe_read_error(e)
+
+
+def index_errors(table: Any, column: str) -> str | None:
+    """None if the search indexes on ``table`` answer a query, else the error: an index whose files are gone
+    (a deleted ``_indices`` folder) or damaged is listed in the manifest but makes every query that uses it fail."""
+    names = index_names(table)
+    try:
+        if column == "text" and FTS_INDEX in names:
+            table.search(fulltext_query(KeywordQuery(should=("desktopsearchdoctorprobe",)))).limit(1).to_arrow()
+        elif column == "text" and any("text" in n for n in names):  # an index from before keyword analysis
+            table.search("desktopsearchdoctorprobe", query_type="fts").limit(1).to_arrow()
+        if any(n == HASH_INDEX for n in names):
+            table.search().where("text_hash = 'desktop-search-doctor-probe'").select(["text_hash"]).limit(1).to_arrow()
+        for ix in table.list_indices():
+            table.index_stats(getattr(ix, "name", ""))
+        return None
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as e:  # noqa: BLE001
+        return _describe_read_error(e)
 
 
 class Tables:
     """The LanceDB connection of one index and its three tables (``vectors`` is None until a model is bound)."""
 
-    def __init__(self, lance_dir: Path) -> None:
-        import lancedb
+    def __init__(self, lance_dir: Path | str, *, storage_options: dict[str, str] | None = None,
+                 read_consistency_s: float | None = None, lease_uri: str | None = None,
+                 mirror: Any = None) -> None:
+        """``lance_dir`` a folder, or a URI (``s3://...``) with its ``storage_options``; readers of a URI see other
+        writers' commits within ``read_consistency_s``, and writes stop once this process lost ``lease_uri``'s
+        lease (core/lease.py). A reader may pass a ``mirror`` (mirror.py): the chunks table is then read from a
+        local copy kept in step with the bucket."""
+        from desktop_search.core.lancedb_import import import_lancedb
 
-        self._db = lancedb.connect(str(lance_dir))
-        self.write_lock = threading.RLock()
+        lancedb = import_lancedb()  # without the namespace REST client a local index never uses
+        if storage_options is None:
+            self._db = lancedb.connect(str(lance_dir))
+        else:
+            self._db = lancedb.connect(
+                str(lance_dir), storage_options=storage_options,
+                read_consistency_interval=timedelta(seconds=read_consistency_s or 5.0),
+            )
+        self.remote = storage_options is not None
+        self.write_lock: Any = threading.RLock()
+        if lease_uri is not None:
+            from desktop_search.core.lease import GuardedWriteLock
+
+            self.write_lock = GuardedWriteLock(lease_uri)
         names = set(self._table_names())
         self.files = self._open_or_create("files", FILES_SCHEMA, names)
-        self.chunks = self._open_or_create("chunks", CHUNKS_SCHEMA, names)
+        self._mirror = mirror if "chunks" in names else None
+        self._consistency_s = read_consistency_s or 5.0
+        self._mirror_checked = time.monotonic()
+        if self._mirror is not None:
+            self._mirror.sync()
+            self.chunks = lancedb.connect(str(self._mirror.local_root)).open_table("chunks")
+        else:
+            self.chunks = self._open_or_create("chunks", CHUNKS_SCHEMA, names)
+
         self.vectors = self._db.open_table("vectors") if "vectors" in names else None
 
     def _open_or_create(self, name: str, schema: pa.Schema, names: set[str]) -> Any:
@@ -224,7 +280,20 @@ class Tables:
         """Tables some of whose rows cannot be read, with the error."""
         return {name: err for name, t in self.all().items() if (err := table_read_error(t))}
 
+    def follow_mirror(self) -> None:
+        """Bring the local copy of the chunks table up to date, at most once per refresh interval."""
+        if self._mirror is None or time.monotonic() - self._mirror_checked < self._consistency_s:
+            return
+        self._mirror_checked = time.monotonic()
+        if self._mirror.sync():
+            self.chunks.checkout_latest()
+
     def checkout_latest(self) -> None:
+        if self._mirror is not None:
+            self._mirror_checked = 0.0
+            self.follow_mirror()
+        if self.vectors is None and "vectors" in self._table_names():  # created by another process meanwhile
+            self.vectors = self._db.open_table("vectors")
         for table in self.all().values():
             try:
                 table.checkout_latest()
@@ -286,7 +355,8 @@ class Tables:
 
     def file_rows(self) -> list[dict[str, Any]]:
         """Every files row as stored (duplicates included)."""
-        return self.files.search().limit(None).to_arrow().to_pylist() if self.files.count_rows() else []
+        rows: list[dict[str, Any]] = self.files.search().limit(None).to_arrow().to_pylist() if self.files.count_rows() else []
+        return rows
 
     # -- chunks -------------------------------------------------------------------------------------------
     def replace_chunks(self, paths: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
@@ -306,12 +376,14 @@ class Tables:
             self.chunks = self._db.create_table("chunks", table, schema=CHUNKS_SCHEMA)
 
     def _chunk_query(self, where: str | None, columns: Sequence[str] | None) -> list[dict[str, Any]]:
+        self.follow_mirror()
         q = self.chunks.search()
         if where is not None:
             q = q.where(where)
         if columns:
             q = q.select(list(columns))
-        return q.limit(None).to_arrow().to_pylist()
+        rows: list[dict[str, Any]] = q.limit(None).to_arrow().to_pylist()
+        return rows
 
     def chunks_of(self, path: str, columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
         return self._chunk_query(f"path = {_sql_str(path)}", columns)
@@ -326,10 +398,12 @@ class Tables:
         return self._chunk_query(None, columns) if self.chunks.count_rows() else []
 
     def chunk_columns(self, columns: Sequence[str]) -> pa.Table:
+        self.follow_mirror()
         return self.chunks.search().select(list(columns)).limit(None).to_arrow()
 
     def chunks_at(self, offsets: Sequence[int]) -> list[dict[str, Any]]:
-        return self.chunks.take_offsets(list(offsets)).to_arrow().to_pylist()
+        rows: list[dict[str, Any]] = self.chunks.take_offsets(list(offsets)).to_arrow().to_pylist()
+        return rows
 
     def all_chunk_hashes(self) -> set[str]:
         if not self.chunks.count_rows():
@@ -338,19 +412,22 @@ class Tables:
 
     def fts(self, query: str, limit: int) -> list[dict[str, Any]]:
         """BM25 over chunk text; rows carry ``_score``. An unparsable query yields no rows, never an error."""
+        self.follow_mirror()
         if not query.strip() or not self.chunks.count_rows():  # (not the chunk map: 0.25 s to build at 100k)
             return []
         try:
-            return self.chunks.search(query, query_type="fts").limit(limit).to_arrow().to_pylist()
+            return self._fts(query, limit)
         except Exception as e:
-            if vanished(e):
-                raise  # retried on the latest version by @fresh_retry
+            from desktop_search.core.errors import is_damage
+
+            if vanished(e) or is_damage(e):
+                raise  # retried on the latest version by @fresh_retry; a damaged index is said, not hidden
             # Queries with syntax the FTS parser rejects (stray quotes, operators) fall back to plain words.
             words = " ".join(w for w in query.replace('"', " ").split() if w not in ("AND", "OR", "NOT"))
             if not words or words == query:
                 return []
             try:
-                return self.chunks.search(words, query_type="fts").limit(limit).to_arrow().to_pylist()
+                return self._fts(words, limit)
             except Exception as e:
                 if vanished(e):
                     raise
@@ -363,12 +440,14 @@ class Tables:
 
     def keyword_rows(self, kq: KeywordQuery, limit: int) -> list[dict[str, Any]]:
         """The best ``limit`` chunks for an analysed query by BM25 over ``terms``; rows carry ``_score``."""
+        self.follow_mirror()
         if not (kq.should or kq.phrases) or not self.chunks.count_rows():
             return []
         if not self.has_terms:
             return self.fts(" ".join(kq.raw or kq.should), limit)
         try:
-            return self.chunks.search(fulltext_query(kq)).limit(limit).to_arrow().to_pylist()
+            rows: list[dict[str, Any]] = self.chunks.search(fulltext_query(kq)).limit(limit).to_arrow().to_pylist()
+            return rows
         except Exception as e:
             if vanished(e):
                 raise  # retried on the latest version by @fresh_retry
@@ -378,6 +457,7 @@ class Tables:
 
     def has_key(self, key: str) -> bool:
         """Whether any chunk has this index key (one posting list)."""
+        self.follow_mirror()
         if not self.has_terms or not self.chunks.count_rows():
             return False
         try:
@@ -395,6 +475,10 @@ class Tables:
             for lang in self.chunk_columns(["lang"]).column("lang").to_pylist():
                 counts[lang or "und"] = counts.get(lang or "und", 0) + 1
         return counts
+
+    def _fts(self, query: str, limit: int) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self.chunks.search(query, query_type="fts").limit(limit).to_arrow().to_pylist()
+        return rows
 
     def has_fts_index(self) -> bool:
         names = index_names(self.chunks)
@@ -419,7 +503,8 @@ class Tables:
         """The text hash of every vectors row, in table order (duplicates included)."""
         if self.vectors is None or not self.vectors.count_rows():
             return []
-        return self.vectors.search().select(["text_hash"]).limit(None).to_arrow().column("text_hash").to_pylist()
+        hashes: list[str] = self.vectors.search().select(["text_hash"]).limit(None).to_arrow().column("text_hash").to_pylist()
+        return hashes
 
     def vector_columns(self, columns: Sequence[str]) -> Any:
         """Record batches of ``columns`` of every vectors row, in table order."""
