@@ -18,7 +18,7 @@ import pytest
 
 from desktop_search.config import load_settings
 from desktop_search.core.extract import base as extract_module
-from desktop_search.core.extract import extract
+from desktop_search.core.extract import ExtractOptions, extract
 from desktop_search.core.indexer import Indexer
 from desktop_search.core.isolate import ExtractorPool, WorkerCrashed, WorkerTimeout, _extract_job
 from desktop_search.core.search import Searcher
@@ -163,9 +163,10 @@ def test_pdf_corpus_under_isolation_matches_in_process_and_is_never_written(corp
     before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()}
     stat_before = {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in before}
     pool = ExtractorPool(2)
+    text_layer = ExtractOptions(ocr=False)  # OCR under isolation: tests/core/test_ocr.py (seconds per page)
     try:
         for p in pdfs:
-            isolated, local = pool.extract(p), extract(p)
+            isolated, local = pool.extract(p, text_layer), extract(p, text_layer)
             assert (isolated.ok, isolated.reason, isolated.page_count) == (local.ok, local.reason, local.page_count), p
             assert isolated.pages == local.pages, p
         assert pool.restarts == 0
