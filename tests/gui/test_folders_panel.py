@@ -68,7 +68,7 @@ def test_pause_during_semantic_catch_up_takes_effect_and_says_so(make_window, qt
     window.pause_btn.setChecked(True)
     assert window.pause_btn.text() == "Pausing…" and window.progress_label.text() == "pausing…"
     services.index_progress.connect(lambda p: texts.append(window.progress_label.text()))
-    services._on_encoder(tiny_encoder)  # the model became ready: catch-up encoding starts, paused
+    services.use_encoder(tiny_encoder)  # the model became ready: catch-up encoding starts, paused
     qtbot.waitUntil(lambda: window.progress_label.text().startswith("paused"), timeout=30_000)
     assert window.pause_btn.text() == "Resume"
     assert services.store.vector_hashes() == set(), "nothing is encoded while paused"

@@ -140,5 +140,5 @@ def test_hardware_page_measures_once_a_model_is_installed(make_window, qtbot, ti
     walk_to(qtbot, wizard, wizard.hardware_page)
     assert "once the model is installed" in wizard.hardware_page.speed.text()
     with qtbot.waitSignal(wizard.hardware_page.benchmark_done, timeout=60_000):
-        services._on_encoder(tiny_encoder)  # e.g. imported on the model page
+        services.use_encoder(tiny_encoder)  # e.g. imported on the model page
     assert "tokens per second" in wizard.hardware_page.speed.text()
