@@ -49,6 +49,7 @@ from desktop_search.core.store import (
     text_hash,
 )
 from desktop_search.errors import UserError
+from desktop_search.formatting import format_bytes
 
 # Files whose names say they are temporary, partial or editor lock files.
 _IGNORED_PREFIXES = ("~$", ".~lock", ".")
@@ -256,10 +257,6 @@ def _os_failure(path: Path, e: OSError) -> Failure:
             return Failure(Reason.UNSUPPORTED, "broken symbolic link: its target does not exist")
         return Failure(Reason.CORRUPT, "file disappeared before it could be read")
     return Failure(Reason.CORRUPT, f"cannot read file: {e.strerror or e}")
-
-
-def _mib(n: int) -> str:
-    return f"{n / 1024**2:.1f} MiB"
 
 
 @dataclass
@@ -525,8 +522,8 @@ class Indexer:
             if not stat.S_ISREG(st.st_mode):
                 raise NotRegularFile(errno.EINVAL, "not a regular file", str(path))
             if kind_of(path) == "text" and st.st_size > self.settings.max_text_bytes:
-                limit = _mib(self.settings.max_text_bytes)
-                detail = f"text file is {_mib(st.st_size)}, larger than the limit of {limit} for text files"
+                limit = format_bytes(self.settings.max_text_bytes)
+                detail = f"text file is {format_bytes(st.st_size)}, larger than the limit of {limit} for text files"
                 return _Prepared(path, st.st_size, st.st_mtime_ns, "", None, Failure(Reason.TOO_LARGE, detail))
             too_big = st.st_size > self.settings.max_file_bytes
             digest = "" if too_big else sha256_file(path, limit=self.settings.max_file_bytes)

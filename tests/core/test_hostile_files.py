@@ -190,7 +190,7 @@ def test_text_files_over_the_text_size_limit_fail_too_large_before_being_read(tm
     settings = _settings(tmp_path, max_text_bytes=1024**2)
     Indexer(Store(settings.index_dir), settings).index([folder])
     rec = _records(settings.index_dir)["large.log"]
-    assert rec.reason == "too_large" and "limit of 1.0 MiB for text files" in rec.detail
+    assert rec.reason == "too_large" and "limit of 1.0 MB for text files" in rec.detail
 
 
 def test_defaults_bound_a_text_file(tmp_path):
