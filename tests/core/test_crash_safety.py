@@ -185,6 +185,7 @@ class WatchProcess:
         self.proc.send_signal(sig)
         code = self.proc.wait(60)
         self._reader.join(10)
+        self.proc.stderr.close()
         return code
 
 
@@ -284,6 +285,7 @@ def test_lock_is_reentrant_in_a_process_and_taken_over_from_dead_ones(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+        proc.stdout.close()
     with IndexLock(idx):
         pass
 
