@@ -150,7 +150,8 @@ CORPUS_SCANS = {
 @pytest.mark.slow
 def test_shared_corpus_scans_are_indexed_where_latin(tmp_path):
     pdfs = _corpus_root() / "pdfs"
-    rows = {r["filename"]: r for r in csv.DictReader(open(pdfs / "manifest.tsv", encoding="utf-8"), delimiter="\t")}
+    with open(pdfs / "manifest.tsv", encoding="utf-8", newline="") as fh:
+        rows = {r["filename"]: r for r in csv.DictReader(fh, delimiter="\t")}
     cache = str(tmp_path / "cache")
     for name, word in CORPUS_SCANS.items():
         assert rows[name]["category"] == "scanned_image_only", name
