@@ -665,15 +665,20 @@ class MainWindow(QMainWindow):
             # competing for the CPU (or after a second at most).
             self.run_search()
             once = {"done": False}
+            fallback = QTimer(self)  # stopped with the window (closeEvent) if the results never come
+            fallback.setSingleShot(True)
 
             def start_background(*_args) -> None:
                 if not once["done"]:
                     once["done"] = True
+                    fallback.stop()
                     self.results_shown.disconnect(start_background)
                     self._start_background_work()
 
             self.results_shown.connect(start_background)
-            QTimer.singleShot(1000, start_background)
+            fallback.timeout.connect(start_background)
+            fallback.start(1000)
+            self._background_fallback = fallback
         else:
             self._start_background_work()
 
@@ -728,6 +733,8 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"{where} opens when the window is opened again", 15000)
 
     def closeEvent(self, event) -> None:
+        if getattr(self, "_background_fallback", None) is not None:
+            self._background_fallback.stop()
         self.save_layout()
         self.services.shutdown()
         super().closeEvent(event)

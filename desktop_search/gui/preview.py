@@ -290,6 +290,10 @@ class PreviewPane(QWidget):
         else:
             self.stack.setCurrentWidget(self.scroll)
 
+    def hideEvent(self, event) -> None:
+        self._refit.stop()  # a pending re-fit of a pane nobody sees (the window closed) has nothing to do
+        super().hideEvent(event)
+
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         showing_pdf = self.hit is not None and self.stack.currentWidget() is self.scroll and self.fit

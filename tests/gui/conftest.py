@@ -100,6 +100,7 @@ def make_window(qtbot, prefs):
 
     yield make
     for services, window in made:
+        window.close()  # as the user quits: the window's own timers stop with it
         services.shutdown()
         assert services.pools.active() == 0, "a background task outlived the window"
     leftovers = [t.name for t in threading.enumerate()
