@@ -60,11 +60,13 @@ def create(prefs=None, *, load_model: bool = True, start: bool = True):
 def run(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
+    from desktop_search.gui.prefs import Key
+
     app = QApplication.instance() or QApplication(argv or sys.argv[:1])
     app.setApplicationName("desktop_search")
     services, window = create(start=False)
     window.show()
     services.start()
-    if not services.prefs.get("setup_completed"):
+    if not services.prefs.get(Key.SETUP_COMPLETED):
         show_wizard(services, window)
     return app.exec()
