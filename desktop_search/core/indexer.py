@@ -27,7 +27,7 @@ import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Literal, Sequence
 
@@ -41,6 +41,7 @@ from desktop_search.core.lease import writer_lock
 from desktop_search.core.lock import IndexBusy
 from desktop_search.core.paths import is_under, under_any
 from desktop_search.core.store import (
+    ChunkRow,
     FileRecord,
     Store,
     chunk_id,
@@ -490,17 +491,14 @@ class Indexer:
         """Copy the chunks and files row of each source to its new path (intent row, chunks, files row; the
         caller then deletes the sources), so a moved file is neither extracted nor encoded again."""
         now = time.time()
-        rows: list[dict] = []
+        rows: list[ChunkRow] = []
         records: list[FileRecord] = []
         for rec, p, st in moved:
             dest = path_key(str(p))
             old = self.store.chunks_of(rec.path)
             if len(old) != rec.n_chunks:  # damaged record: let the normal path redo it
                 continue
-            for r in old:
-                r = {k: v for k, v in r.items() if not k.startswith("_")}
-                r.update(path=dest, id=chunk_id(dest, r["ordinal"]))
-                rows.append(r)
+            rows.extend(replace(r, path=dest, id=chunk_id(dest, r.ordinal)) for r in old)
             records.append(FileRecord(**{**rec.as_row(), "path": dest, "size": st.st_size,
                                          "mtime_ns": st.st_mtime_ns, "indexed_at": now}))
         if not records:
@@ -627,7 +625,7 @@ class Indexer:
 
     def _commit(self, group, report: IndexReport, prog: Progress, tick, cancel: threading.Event) -> None:
         now = time.time()
-        chunk_rows: list[dict] = []
+        chunk_rows: list[ChunkRow] = []
         records: list[FileRecord] = []
         intents: list[FileRecord] = []
         for prepared, chunks in group:
@@ -645,20 +643,12 @@ class Indexer:
                 report.failures.append((path, why.reason.value, why.detail))
                 prog.files_failed += 1
                 continue
-            for c in chunks:
-                chunk_rows.append(
-                    {
-                        "id": chunk_id(path, c.ordinal),
-                        "path": path,
-                        "ordinal": c.ordinal,
-                        "page": c.page,
-                        "char_start": c.char_start,
-                        "char_end": c.char_end,
-                        "text": c.text,
-                        "text_hash": text_hash(c.text),
-                        "n_tokens": c.n_tokens,
-                    }
-                )
+            chunk_rows.extend(
+                ChunkRow(id=chunk_id(path, c.ordinal), path=path, ordinal=c.ordinal, page=c.page,
+                         char_start=c.char_start, char_end=c.char_end, text=c.text, text_hash=text_hash(c.text),
+                         n_tokens=c.n_tokens)
+                for c in chunks
+            )
             record = FileRecord(
                 path=path,
                 size=prepared.size,
@@ -747,10 +737,10 @@ class Indexer:
             self.store.upsert_files(records[start : start + 5000])
 
     # -- encoding ---------------------------------------------------------------------------------------
-    def _encode_rows(self, rows: list[dict], report: IndexReport, prog: Progress, tick, cancel,
+    def _encode_rows(self, rows: Sequence[ChunkRow], report: IndexReport, prog: Progress, tick, cancel,
                      counted: bool = False) -> None:
         """Encode and store the rows' texts that have no vectors yet; ``counted``: already in the total."""
-        by_hash = {r["text_hash"]: r["text"] for r in rows}
+        by_hash = {r.text_hash: r.text for r in rows}
         needed = [h for h in by_hash if h not in self.store.present_hashes(by_hash)]
         tick(chunks_to_encode=prog.chunks_to_encode + (len(needed) - len(by_hash) if counted else len(needed)))
         if not needed:
@@ -801,7 +791,8 @@ class Indexer:
                 return
             part = order[start : start + 256]
             rank = {h: i for i, h in enumerate(part)}
-            rows = sorted(self.store.chunks_for_hashes(part), key=lambda r: rank.get(r["text_hash"], len(rank)))
+            rows = sorted((ChunkRow.from_row(r) for r in self.store.chunks_for_hashes(part)),
+                          key=lambda r: rank.get(r.text_hash, len(rank)))
             try:
                 self._encode_rows(rows, report, prog, tick, cancel, counted=True)
             except InterruptedError:
