@@ -29,7 +29,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterable, Literal, Sequence
+from typing import Any, Callable, Iterable, Literal, Sequence
 
 import numpy as np
 
@@ -56,6 +56,10 @@ from desktop_search.formatting import format_bytes
 _IGNORED_PREFIXES = ("~$", ".~lock", ".")
 _IGNORED_SUFFIXES = (".part", ".crdownload", ".tmp", ".swp", "~")
 GROUP_FILES = 32
+_Todo = list[tuple[Path, "os.stat_result | None"]]  # files to read, with their stat when it is known
+_Moved = list[tuple[FileRecord, Path, os.stat_result]]  # (gone file's record, its new path, the new stat)
+_Group = list[tuple["_Prepared", list[Chunk]]]  # extracted and chunked files committed together
+_Tick = Callable[..., None]  # tick(phase=..., files_done=..., ...): update the run's Progress and report it
 GROUP_TOKENS = 32_768
 
 
@@ -122,7 +126,7 @@ class IndexReport:
     offline: list[str] = field(default_factory=list)  # named folders not found: their documents were kept
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # (path, reason, detail)
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
 
 
@@ -133,7 +137,10 @@ def is_ignored_name(name: str) -> bool:
 def matches_patterns(path: Path, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> bool:
     """Glob patterns (``*.pdf``, ``drafts/*``) against the file name and the full path."""
     name, full = path.name, path.as_posix()
-    hit = lambda pat: fnmatch.fnmatch(name, pat) or fnmatch.fnmatch(full, pat) or fnmatch.fnmatch(full, "*/" + pat)
+
+    def hit(pat: str) -> bool:
+        return fnmatch.fnmatch(name, pat) or fnmatch.fnmatch(full, pat) or fnmatch.fnmatch(full, "*/" + pat)
+
     if include and not any(hit(p) for p in include):
         return False
     return not any(hit(p) for p in exclude)
@@ -277,7 +284,7 @@ class Indexer:
     ``extractor`` reads the kinds the registry marks isolated (``extract(path, options) -> Extraction``); by
     default the shared pool of isolated worker processes. Text files are read in this process."""
 
-    def __init__(self, store: Store, settings: Settings, encoder=None, *, extractor=None) -> None:
+    def __init__(self, store: Store, settings: Settings, encoder: Any = None, *, extractor: Any = None) -> None:
         self.store = store
         self.settings = settings
         self.encoder = encoder
@@ -327,7 +334,9 @@ class Indexer:
         rather than recorded as a failure. Chunks of moved files are kept when both ends are in ``paths``."""
         return self._locked(paths, progress, cancel, pause, include, exclude, watched=True)
 
-    def _locked(self, paths, progress, cancel, pause, include, exclude, *, watched: bool) -> IndexReport:
+    def _locked(self, paths: Sequence[Path], progress: Callable[[Progress], None] | None,
+                cancel: threading.Event | None, pause: threading.Event | None, include: Sequence[str],
+                exclude: Sequence[str], *, watched: bool) -> IndexReport:
         with writer_lock(self.store.index_dir):
             try:
                 # Lock first, then read: the view this Store opened with may predate another writer's whole run,
@@ -347,7 +356,9 @@ class Indexer:
         # A watcher batch names a few paths: ask for their rows instead of reading the whole table.
         return self.store.records_under(roots)
 
-    def _reconcile(self, paths, progress, cancel, pause, include, exclude, *, watched: bool) -> IndexReport:
+    def _reconcile(self, paths: Sequence[Path], progress: Callable[[Progress], None] | None,
+                   cancel: threading.Event | None, pause: threading.Event | None, include: Sequence[str],
+                   exclude: Sequence[str], *, watched: bool) -> IndexReport:
         t0 = time.monotonic()
         self._pause = pause
         self._phase_before_pause = "indexing"
@@ -356,7 +367,7 @@ class Indexer:
         prog = Progress("scanning")
         cancel = cancel or threading.Event()
 
-        def tick(**kw) -> None:
+        def tick(**kw: Any) -> None:
             if kw.get("phase") == "paused" and prog.phase != "paused":
                 self._phase_before_pause = prog.phase
             for k, v in kw.items():
@@ -461,7 +472,7 @@ class Indexer:
         return report
 
     # -- moves ------------------------------------------------------------------------------------------
-    def _find_moves(self, todo, gone: list[FileRecord]):
+    def _find_moves(self, todo: _Todo, gone: list[FileRecord]) -> tuple[_Moved, _Todo]:
         """Split ``todo`` into files that are a gone file under a new name (same size, kind and SHA-256) and the
         rest. Only files of a size some gone file had are hashed."""
         by_size: dict[int, list[FileRecord]] = {}
@@ -470,7 +481,8 @@ class Indexer:
                 by_size.setdefault(rec.size, []).append(rec)
         if not by_size:
             return [], todo
-        moved, rest = [], []
+        moved: _Moved = []
+        rest: _Todo = []
         for p, st in todo:
             candidates = by_size.get(st.st_size, []) if st is not None else []
             match = None
@@ -480,14 +492,14 @@ class Indexer:
                 except OSError:
                     digest = ""
                 match = next((r for r in candidates if r.sha256 == digest and r.kind == kind_of(p)), None)
-            if match is not None:
+            if match is not None and st is not None:  # (a match needs a size, so a stat)
                 candidates.remove(match)
                 moved.append((match, p, st))
             else:
                 rest.append((p, st))
         return moved, rest
 
-    def _apply_moves(self, moved, report: IndexReport) -> None:
+    def _apply_moves(self, moved: _Moved, report: IndexReport) -> None:
         """Copy the chunks and files row of each source to its new path (intent row, chunks, files row; the
         caller then deletes the sources), so a moved file is neither extracted nor encoded again."""
         now = time.time()
@@ -538,7 +550,7 @@ class Indexer:
             ex = extract(path, options)
         return _Prepared(path, st.st_size, st.st_mtime_ns, digest, ex)
 
-    def _hold_while_paused(self, cancel: threading.Event, tick) -> bool:
+    def _hold_while_paused(self, cancel: threading.Event, tick: _Tick) -> bool:
         """Block while the user has paused indexing (reporting "paused" at once), then resume the phase that
         was under way. Checked between files and between encoder batches, so a pause takes effect within one
         batch. Returns whether the run was cancelled."""
@@ -550,12 +562,12 @@ class Indexer:
             tick(phase=resume)
         return cancel.is_set()
 
-    def _run(self, todo, report: IndexReport, prog: Progress, tick, cancel: threading.Event) -> None:
+    def _run(self, todo: _Todo, report: IndexReport, prog: Progress, tick: _Tick, cancel: threading.Event) -> None:
         if not todo:
             return
         workers = max(1, self.settings.extract_workers)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="extract") as pool:
-            queue: deque[Future] = deque()
+            queue: deque[Future[_Prepared]] = deque()
             it = iter(todo)
 
             def refill() -> None:
@@ -573,8 +585,9 @@ class Indexer:
                 for fut in queue:  # also on a write error: do not read files nobody will store
                     fut.cancel()
 
-    def _drain(self, queue, refill, report: IndexReport, prog: Progress, tick, cancel: threading.Event) -> None:
-        group: list[tuple[_Prepared, list[Chunk]]] = []
+    def _drain(self, queue: deque[Future[_Prepared]], refill: Callable[[], None], report: IndexReport, prog: Progress,
+               tick: _Tick, cancel: threading.Event) -> None:
+        group: _Group = []
         group_tokens = 0
         while queue and not cancel.is_set():
             if self._hold_while_paused(cancel, tick):
@@ -609,7 +622,7 @@ class Indexer:
             self._commit(group, report, prog, tick, cancel)
 
     @staticmethod
-    def _next_prepared(queue, cancel: threading.Event) -> _Prepared | None:
+    def _next_prepared(queue: deque[Future[_Prepared]], cancel: threading.Event) -> _Prepared | None:
         """The next extracted file, waiting in short steps so that a cancel (Ctrl+C, SIGTERM, the window's
         Stop) is seen while a slow file is being read; None once cancelled."""
         fut = queue[0]
@@ -623,7 +636,7 @@ class Indexer:
         queue.popleft()
         return prepared
 
-    def _commit(self, group, report: IndexReport, prog: Progress, tick, cancel: threading.Event) -> None:
+    def _commit(self, group: _Group, report: IndexReport, prog: Progress, tick: _Tick, cancel: threading.Event) -> None:
         now = time.time()
         chunk_rows: list[ChunkRow] = []
         records: list[FileRecord] = []
@@ -737,8 +750,8 @@ class Indexer:
             self.store.upsert_files(records[start : start + 5000])
 
     # -- encoding ---------------------------------------------------------------------------------------
-    def _encode_rows(self, rows: Sequence[ChunkRow], report: IndexReport, prog: Progress, tick, cancel,
-                     counted: bool = False) -> None:
+    def _encode_rows(self, rows: Sequence[ChunkRow], report: IndexReport, prog: Progress, tick: _Tick,
+                     cancel: threading.Event, counted: bool = False) -> None:
         """Encode and store the rows' texts that have no vectors yet; ``counted``: already in the total."""
         by_hash = {r.text_hash: r.text for r in rows}
         needed = [h for h in by_hash if h not in self.store.present_hashes(by_hash)]
@@ -774,7 +787,7 @@ class Indexer:
         report.chunks_encoded += len(vec_rows)
         tick(phase="indexing")
 
-    def _encode_missing(self, report: IndexReport, prog: Progress, tick, cancel) -> None:
+    def _encode_missing(self, report: IndexReport, prog: Progress, tick: _Tick, cancel: threading.Event) -> None:
         """Encode chunks that have no vectors yet: indexed before a model was installed, or after a model change."""
         missing = self.store.all_chunk_hashes() - self.store.vector_hashes()
         if not missing:

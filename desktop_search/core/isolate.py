@@ -91,7 +91,7 @@ def _worker_main(conn: Connection, memory_limit: int | None) -> None:
             return
         func, args = job
         try:
-            reply: tuple = ("ok", func(*args))
+            reply: tuple[str, Any] = ("ok", func(*args))
         except MemoryError:
             reply = ("memory", "")
         except BaseException as e:  # noqa: BLE001 - reported to the parent, the worker lives on
@@ -159,7 +159,7 @@ _OOM = re.compile(r"\b(?:m|re|c)alloc\b.*\bfailed|out of memory|cannot allocate|
 class _Worker:
     START_TIMEOUT_S = 120.0
 
-    def __init__(self, ctx, memory_limit: int | None) -> None:
+    def __init__(self, ctx: Any, memory_limit: int | None) -> None:
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_worker_main, args=(child, memory_limit), name="desktop-search-extract",
                                 daemon=True)
@@ -242,16 +242,18 @@ class ExtractorPool:
 
         return extract(path, options, progress=progress)
 
-    def _extract_isolated(self, path: Path, options: ExtractOptions, progress) -> Extraction:
+    def _extract_isolated(self, path: Path, options: ExtractOptions,
+                          progress: Callable[[str], None] | None) -> Extraction:
         limit = options.time_limit_s + self.grace_s
         try:
-            return self.call(self.job, str(path), options, timeout_s=limit, progress=progress)
+            ex: Extraction = self.call(self.job, str(path), options, timeout_s=limit, progress=progress)
+            return ex
         except WorkerTimeout:
             return _failure(path, Reason.TIMEOUT, f"reading this file took longer than {limit:g} s "
                                              "and was stopped (the reader hung on it)")
         except WorkerOutOfMemory:
-            limit = f" (limit {self.memory_limit / 1024**3:.1f} GiB)" if self.memory_limit else ""
-            return _failure(path, Reason.TOO_LARGE, f"reading this file needed too much memory{limit}")
+            cap = f" (limit {self.memory_limit / 1024**3:.1f} GiB)" if self.memory_limit else ""
+            return _failure(path, Reason.TOO_LARGE, f"reading this file needed too much memory{cap}")
         except WorkerCrashed as e:
             if e.exitcode == -getattr(signal, "SIGKILL", 9):
                 # Nobody here sends SIGKILL except on a timeout: the system's out-of-memory killer did.

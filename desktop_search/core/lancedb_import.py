@@ -46,7 +46,7 @@ def defer_package_init(name: str) -> bool:
         loading = threading.RLock()
         state = {"done": False}
 
-        def __getattr__(attr: str):  # PEP 562: only called for attributes the module does not have yet
+        def __getattr__(attr: str) -> Any:  # PEP 562: only called for attributes the module does not have yet
             with loading:
                 if state["done"]:
                     raise AttributeError(f"module {name!r} has no attribute {attr!r}")
@@ -98,4 +98,5 @@ def import_lancedb() -> ModuleType:
             defer_package_init(NAMESPACE_CLIENT)
             with _cheap_overrides():
                 import lancedb
-    return lancedb
+    module: ModuleType = lancedb
+    return module

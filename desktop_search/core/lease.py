@@ -156,7 +156,7 @@ def check_conditional_put(location: IndexLocation, client: Any) -> None:
         _PROBED[location.uri] = True
 
 
-def lease_holder(location: IndexLocation, client: Any | None = None) -> dict | None:
+def lease_holder(location: IndexLocation, client: Any | None = None) -> dict[str, Any] | None:
     """What the lease object says ({host, pid, command, since, expires}), or None when there is none."""
     client = client or location.client()
     try:
@@ -166,7 +166,7 @@ def lease_holder(location: IndexLocation, client: Any | None = None) -> dict | N
     return info
 
 
-def _read(location: IndexLocation, client: Any) -> tuple[dict | None, str | None]:
+def _read(location: IndexLocation, client: Any) -> tuple[dict[str, Any] | None, str | None]:
     import obstore
 
     try:
@@ -285,7 +285,7 @@ class _Holder:
             pass
 
 
-def _expired(info: dict) -> bool:
+def _expired(info: dict[str, Any]) -> bool:
     expires = info.get("expires")
     if not isinstance(expires, (int, float)):
         return True

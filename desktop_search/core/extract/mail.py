@@ -76,8 +76,8 @@ def _body(message: EmailMessage) -> str:
     try:
         content = part.get_content()
     except (LookupError, ValueError, AssertionError):  # an unknown charset or a broken transfer encoding
-        payload = part.get_payload(decode=True) or b""
-        content = payload.decode("utf-8", errors="replace")
+        payload = part.get_payload(decode=True)
+        content = payload.decode("utf-8", errors="replace") if isinstance(payload, bytes) else ""
     if not isinstance(content, str):
         return ""
     if part.get_content_subtype() == "html":
@@ -99,7 +99,8 @@ def _attachment(part: EmailMessage, src: Source, warnings: list[str], depth: int
     if not name:
         return []
     reader = for_path(name)
-    data = part.get_payload(decode=True) or b""
+    payload = part.get_payload(decode=True)
+    data = payload if isinstance(payload, bytes) else b""
     if reader is None or depth >= _MAX_DEPTH or not data:
         return [f"Attachment: {name} (not read)"]
     try:

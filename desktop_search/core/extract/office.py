@@ -128,7 +128,7 @@ def read_legacy(src: Source) -> Extraction:
                                    f"save it as {modern} or PDF to make it searchable")
 
 
-def _has_part(prefix: str):
+def _has_part(prefix: str) -> Callable[[bytes], bool]:
     return lambda data: any(n.startswith(prefix) for n in zip_member_names(data))
 
 

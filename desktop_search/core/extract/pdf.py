@@ -339,7 +339,7 @@ def _encryption_name(doc: Any) -> str:
             xref = int(value.split()[0])
 
             def key(name: str) -> str:
-                return doc.xref_get_key(xref, name)[1]
+                return str(doc.xref_get_key(xref, name)[1])
         elif kind == "dict":
             def key(name: str) -> str:
                 last = re.escape(name.split("/")[-1])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import zipfile
+from typing import Any
 
 from desktop_search.core.extract.base import Extraction, Page, clean_text, describe, ok
 from desktop_search.core.extract.containers import (
@@ -65,7 +66,7 @@ def read_workbook(src: Source) -> Extraction:
     return ok(src.path, src.kind, pages, len(names), what="workbook", warnings=warnings)
 
 
-def _sheet_lines(sheet) -> tuple[list[str], bool]:
+def _sheet_lines(sheet: Any) -> tuple[list[str], bool]:
     lines: list[str] = []
     cells = 0
     for row in sheet.iter_rows():
@@ -79,7 +80,7 @@ def _sheet_lines(sheet) -> tuple[list[str], bool]:
     return lines, False
 
 
-def _cell(value) -> str:
+def _cell(value: object) -> str:
     if value is None or value == "":
         return ""
     if isinstance(value, bool):
