@@ -23,7 +23,7 @@ import functools
 import threading
 import unicodedata
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import regex
 
@@ -70,15 +70,15 @@ class Token:
 
 def dehyphenate(text: str) -> str:
     """Join words hyphenated at a line end (``retrie-\\nval`` -> ``retrieval``); other text unchanged."""
-    return _HYPHEN_BREAK_RE.sub("", text)
+    return str(_HYPHEN_BREAK_RE.sub("", text))
 
 
 # -- language -------------------------------------------------------------------------------------------------
-_langid = None
+_langid: Any = None  # py3langid's LanguageIdentifier, loaded on first use
 _langid_lock = threading.Lock()
 
 
-def _identifier():
+def _identifier() -> Any:
     global _langid
     with _langid_lock:
         if _langid is None:
@@ -103,10 +103,10 @@ def detect_language(text: str, among: Iterable[str] | None = None) -> str:
         allowed = set(candidates)
         for lang, _p in ranked:
             if lang in allowed:
-                return lang
+                return str(lang)
         return candidates[0]
     lang, prob = ident.classify(sample)
-    return lang if prob >= 0.5 or len(sample) > 200 else UNKNOWN
+    return str(lang) if prob >= 0.5 or len(sample) > 200 else UNKNOWN
 
 
 def chunk_language(text: str, file_lang: str) -> str:
@@ -119,7 +119,7 @@ def chunk_language(text: str, file_lang: str) -> str:
 
 # -- words -> keys --------------------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=64)
-def _stemmer(lang: str):
+def _stemmer(lang: str) -> Any:
     algo = SNOWBALL.get(lang)
     if algo is None:
         return None

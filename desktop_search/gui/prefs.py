@@ -91,7 +91,7 @@ class Prefs:
     def get(self, key: Key) -> Any:
         _check(key)
         default = self.DEFAULTS[key]
-        raw = self._qs.value(key.value, None)
+        raw: Any = self._qs.value(key.value, None)  # what the INI file holds: text, or a list for lists
         if raw is None:
             return default
         # INI stores everything as text: convert back to the default's type.
