@@ -349,6 +349,20 @@ QUERY_STOP_WORDS = {
 }
 
 
+# Question words of languages written without spaces: cut out of a prose query's runs before the index segments
+# them (they are rare in documents, so left in they favour the few passages that happen to ask something).
+QUERY_STOP_RUNS = {
+    "zh": ("为什么", "什么", "哪些", "哪里", "哪儿", "哪个", "哪种", "哪位", "多少", "怎么", "怎样", "如何", "谁", "吗", "呢"),
+}
+
+
+def strip_stop_runs(text: str, lang: str) -> str:
+    """``text`` with ``lang``'s question words (:data:`QUERY_STOP_RUNS`) replaced by spaces."""
+    for word in QUERY_STOP_RUNS.get(lang, ()):
+        text = text.replace(word, " ")
+    return text
+
+
 @functools.lru_cache(maxsize=64)
 def stop_keys(lang: str) -> frozenset[str]:
     """The index keys of ``lang``'s query stop words (empty for a language without a list)."""

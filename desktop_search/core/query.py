@@ -56,7 +56,8 @@ def is_prose(raw: str) -> bool:
     words = re.sub(r'"[^"]*"?', " ", raw).split()
     if len(words) >= PROSE_WORDS:
         return True
-    return len(raw.split()) >= 3 and raw.rstrip().endswith(_QUESTION_END)
+    n_words = len(raw.split()) + sum(len(run) for run in _CJK_RE.findall(raw)) // 2  # ~2 characters a word
+    return n_words >= 3 and raw.rstrip().endswith(_QUESTION_END)
 
 
 def parse_query(raw: str) -> ParsedQuery:
