@@ -15,8 +15,6 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from charset_normalizer import from_bytes
-
 from desktop_search.core.extract.base import Extraction, Page, clean_text, compact
 from desktop_search.core.extract.registry import Extractor, Source
 from desktop_search.core.failures import Reason
@@ -103,6 +101,8 @@ def decode(data: bytes) -> Decoded | NotText:
     mostly = _mostly_utf8(data)
     if mostly is not None:
         return mostly
+
+    from charset_normalizer import from_bytes  # on the first file that is not UTF-8 (the window lists kinds at start-up)
 
     best = from_bytes(data).best()
     if best is None or best.encoding is None:

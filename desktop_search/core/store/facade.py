@@ -17,7 +17,7 @@ import numpy as np
 from desktop_search.core import analysis
 from desktop_search.core.store.caches import QueryCaches
 from desktop_search.core.store.fulltext import KeywordQuery
-from desktop_search.core.store.maintenance import Maintenance, dir_bytes
+from desktop_search.core.store.maintenance import FulltextCoverage, Maintenance, dir_bytes
 from desktop_search.core.location import IndexLocation
 from desktop_search.core.store.mirror import TableMirror
 from desktop_search.core.store.meta import META_FILE, open_meta, open_remote_meta, read_meta, write_meta
@@ -352,6 +352,10 @@ class Store:
 
     def has_fts_index(self) -> bool:
         return self._tables.has_fts_index()
+
+    def fulltext_coverage(self) -> FulltextCoverage | None:
+        """Chunks in the full-text index and chunks committed since it was last extended (None: no index)."""
+        return self._maintenance.fulltext_coverage()
 
     def broken_indexes(self) -> dict[str, str]:
         """Tables whose search indexes exist but fail when queried, with the error."""
