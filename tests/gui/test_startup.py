@@ -37,9 +37,9 @@ def test_the_model_loads_while_the_index_is_still_opening(qtbot, docs, prefs, mo
 
     import desktop_search.core.store as store_module
     from desktop_search.gui.app import create
-    from desktop_search.gui.prefs import WatchedFolder
+    from desktop_search.gui.prefs import Key, WatchedFolder
 
-    prefs.set("cpu_precision", "fp32")  # no int8 build in a test
+    prefs.set(Key.CPU_PRECISION, "fp32")  # no int8 build in a test
     prefs.set_folders([WatchedFolder(str(docs))])
     may_open = threading.Event()
     real_store = store_module.Store
