@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import html
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from desktop_search import config
 
@@ -48,7 +48,7 @@ SHORTCUTS = (
 
 
 def _licence(name: str, dist: metadata.Distribution) -> str:
-    md = dist.metadata
+    md: Any = dist.metadata  # an email.message.Message (the PackageMetadata protocol has no .get before 3.12)
     expr = (md.get("License-Expression") or "").strip()
     if expr:
         return expr
