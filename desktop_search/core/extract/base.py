@@ -27,6 +27,7 @@ __all__ = [
     "REASONS",
     "Page",
     "Extraction",
+    "Member",
     "ExtractOptions",
     "read_checked",
     "os_error",
@@ -61,6 +62,17 @@ class Extraction:
     warnings: tuple[str, ...]  # non-fatal notes for the user
     ocr_pages: int = 0  # pages the OCR engine recognised for this extraction
     ocr_cached: int = 0  # pages whose OCR text came from the cache (the engine did not run)
+    members: tuple["Member", ...] = ()  # documents inside this one that are indexed on their own (attachments)
+
+
+@dataclass(frozen=True)
+class Member:
+    """A document carried inside another (a mail attachment), read by its own extractor and indexed as a document
+    of its own under ``store.keys.member_key(owner, name)``; ``extraction`` says how reading it went (a broken
+    attachment fails here with its reason, not its message)."""
+
+    name: str  # unique within the owner, no path separators ("report.docx", "report (2).docx")
+    extraction: Extraction
 
 
 @dataclass(frozen=True)
