@@ -539,6 +539,7 @@ class Indexer:
         options = ExtractOptions(
             max_bytes=self.settings.max_file_bytes, time_limit_s=self.settings.extract_time_limit_s,
             ocr=self.settings.ocr, ocr_cache_dir=str(self.settings.ocr_cache_dir),
+            ocr_models_dir=str(self.settings.ocr_models_dir), ocr_primary=self.settings.ocr_primary,
             # Each extraction worker may be recognising a page at once: share the cores instead of each taking all.
             ocr_threads=max(1, (os.cpu_count() or 1) // max(1, self.settings.extract_workers)),
         )

@@ -84,6 +84,8 @@ class ExtractOptions:
     ocr: bool = True  # recognise text in scanned pages and images
     ocr_cache_dir: str | None = None  # where recognised pages are kept by content hash (None: no cache)
     ocr_threads: int = 0  # ONNX Runtime threads per OCR engine; 0: its default (all cores)
+    ocr_models_dir: str | None = None  # where the wizard installs extra recognition models (ocr_models.py)
+    ocr_primary: str = ""  # the installed pack that reads every page first ("": the bundled models)
 
     @staticmethod
     def given(options: "ExtractOptions | None", max_bytes: int | None = None,
