@@ -9,9 +9,7 @@ file, whose accuracy is measured in benchmarks/bench_ocr_models.py.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -20,9 +18,8 @@ from desktop_search.core import models, ocr_models
 from desktop_search.core.extract import ocr
 from desktop_search.core.models import ModelError
 from tests.model_server import ModelServer
+from tests.ocr_pack import REPO, REVISION, WHEEL, write_test_pack
 
-REPO, REVISION = "packages", "ab"
-WHEEL = "ocrpack-1.0-py3-none-any.whl"
 CYRILLIC = "Смотритель маяка писал о северных олушах и буревестниках."
 
 
@@ -34,41 +31,10 @@ def _no_proxy_from_the_environment(monkeypatch):
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
 
 
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory) -> tuple[Path, Path]:
-    """A package-index folder holding a wheel with a recognition model + character list, and its manifest."""
-    import onnxruntime as ort
-    import rapidocr_onnxruntime
-
     root = tmp_path_factory.mktemp("index")
-    rec = Path(rapidocr_onnxruntime.__file__).parent / "models" / "ch_PP-OCRv4_rec_infer.onnx"
-    session = ort.InferenceSession(str(rec), providers=["CPUExecutionProvider"])
-    keys = session.get_modelmeta().custom_metadata_map["character"].encode("utf-8")
-    members = {"ocrpack/models/rec.onnx": rec.read_bytes(), "ocrpack/models/dict.txt": keys}
-    folder = root  # served as /packages/resolve/ab/<name>, as a package index's file path would be
-    with zipfile.ZipFile(folder / WHEEL, "w", zipfile.ZIP_STORED) as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-        zf.writestr("ocrpack/__init__.py", "")
-    wheel = (folder / WHEEL).read_bytes()
-    manifest = {"packs": [{
-        "id": "testpack", "label": "test", "scripts": ["han"], "licence": "Apache-2.0", "project": "ocrpack",
-        "version": "1.0",
-        "archive": {"path": WHEEL, "url": f"{REPO}/resolve/{REVISION}/{WHEEL}", "size": len(wheel),
-                    "sha256": _sha(wheel)},
-        "files": [
-            {"member": "ocrpack/models/rec.onnx", "path": "rec.onnx", "size": len(members["ocrpack/models/rec.onnx"]),
-             "sha256": _sha(members["ocrpack/models/rec.onnx"])},
-            {"member": "ocrpack/models/dict.txt", "path": "keys.txt", "size": len(keys), "sha256": _sha(keys)},
-        ],
-    }]}
-    path = root / "ocr-models.json"
-    path.write_text(json.dumps(manifest), "utf-8")
-    return root, path
+    return root, write_test_pack(root)
 
 
 @pytest.fixture
