@@ -14,9 +14,10 @@ worker process that reads the document, so OCR has the pool's memory cap and a d
 More scripts come from the recognition models the wizard installs (``core/ocr_models.py``: pinned, SHA-256-
 verified packs). Only packs whose verification record still matches their files are loaded. The recogniser is
 chosen per page by what it finds: the user's preferred pack (``ExtractOptions.ocr_primary``) or the bundled models
-read the page first; when lines stay unreadable (a script they do not cover), each other installed pack reads the
-page, and the reading with the most confidently read lines is kept. The cache entry records which recognisers
-were tried, so installing a pack re-reads exactly the pages that had unreadable lines.
+read the page first; when lines stay unreadable or are read with low confidence (a script they do not cover, or
+only partly: kanji without kana), each other installed pack reads the page, and the reading with the most
+confidently read characters is kept. The cache entry records which recognisers were tried, so installing a pack
+re-reads exactly the pages that were in doubt.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ MIN_CONFIDENCE = 0.5  # below this a line is reported as unreadable, not indexed
 # engine offers misreads upright lines often enough to lose several lines of a clean page, so it stays off and
 # orientation is decided per page instead.
 RETRY_BELOW = 0.5  # share of confidently read lines
+CONFIDENT = 0.9  # mean confidence per character below which installed packs read the page too
 BUNDLED = "bundled"  # the recogniser inside the engine's wheel (Chinese + English/Latin)
 
 Box = tuple[float, float, float, float]
@@ -65,6 +67,14 @@ class OcrPage:
     cached: bool = False  # came from the cache: the engine did not run
     rec: str = BUNDLED  # the recogniser whose reading this is
     tried: tuple[str, ...] = (BUNDLED,)  # every recogniser that read the page, the first one first
+    score: float = 0.0  # sum over the read lines of confidence x characters: how much was read, how surely
+
+    @property
+    def doubtful(self) -> bool:
+        """Lines left unreadable, or read with low confidence (kanji read, kana dropped): another recogniser may
+        do better."""
+        chars = sum(len(line.text) for line in self.lines)
+        return bool(self.unreadable) or (chars > 0 and self.score / chars < CONFIDENT)
 
     @property
     def text(self) -> str:
@@ -94,14 +104,14 @@ class OcrPage:
     def to_json(self) -> str:
         lines = [[ln.text, list(ln.box), [list(c) for c in ln.chars]] for ln in self.lines]
         return json.dumps({"engine": ENGINE_ID, "lines": lines, "unreadable": self.unreadable, "rec": self.rec,
-                           "tried": list(self.tried)}, ensure_ascii=False)
+                           "tried": list(self.tried), "score": self.score}, ensure_ascii=False)
 
     @staticmethod
     def from_json(raw: str) -> "OcrPage":
         data = json.loads(raw)
         lines = tuple(OcrLine(t, tuple(b), tuple(tuple(c) for c in cs)) for t, b, cs in data["lines"])  # type: ignore[arg-type]
         return OcrPage(lines, int(data.get("unreadable", 0)), cached=True, rec=str(data.get("rec", BUNDLED)),
-                       tried=tuple(str(t) for t in data.get("tried", [BUNDLED])))
+                       tried=tuple(str(t) for t in data.get("tried", [BUNDLED])), score=float(data.get("score", 0.0)))
 
 
 def available() -> bool:
@@ -234,7 +244,7 @@ def recognise(page: Any, cache_dir: str | None, threads: int = 0,
     key = _key(pix)
     hit = _cache_get(cache_dir, key)
     if hit is not None and hit.tried[:1] == (order[0].id,) and (
-            not hit.unreadable or {r.id for r in order} <= set(hit.tried)):
+            not hit.doubtful or {r.id for r in order} <= set(hit.tried)):
         return hit
     image = np.frombuffer(pix.samples, dtype=np.uint8).reshape(pix.height, pix.width, pix.n)
     image = np.ascontiguousarray(image[:, :, ::-1])  # the engine expects OpenCV's BGR order
@@ -249,14 +259,14 @@ def recognise(page: Any, cache_dir: str | None, threads: int = 0,
             page_result, flipped = turned, True
     tried = [order[0].id]
     for rec in order[1:]:
-        if not page_result.unreadable:
+        if not page_result.doubtful:
             break
         if heartbeat is not None:
             heartbeat()
         upright = image[::-1, ::-1] if flipped else image
         other = _read(np.ascontiguousarray(upright), zoom, threads, flipped=flipped, rec=rec)
         tried.append(rec.id)
-        if len(other.lines) > len(page_result.lines):
+        if other.score > page_result.score:
             page_result = other
     page_result = replace(page_result, tried=tuple(tried))
     _cache_put(cache_dir, key, page_result)
@@ -268,6 +278,7 @@ def _read(image: Any, zoom: float, threads: int, flipped: bool, rec: Recogniser 
     height, width = image.shape[:2]
     lines: list[OcrLine] = []
     unreadable = 0
+    total = 0.0
     for item in result or []:
         quad, text, score = item[0], str(item[1]), float(item[2])
         if not text.strip():
@@ -283,9 +294,10 @@ def _read(image: Any, zoom: float, threads: int, flipped: bool, rec: Recogniser 
         if flipped:
             spans = tuple((width / zoom - x1, width / zoom - x0) for x0, x1 in spans)
         lines.append(OcrLine(text, box, spans))
+        total += score * len(text)
     if flipped:
         lines.sort(key=lambda ln: (ln.box[1], ln.box[0]))  # reading order of the turned page
-    return OcrPage(tuple(lines), unreadable, rec=rec.id)
+    return OcrPage(tuple(lines), unreadable, rec=rec.id, score=round(total, 3))
 
 
 _LONG_WORD = re.compile(r"[A-Za-z0-9]{4,}")
