@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 
 from desktop_search import config
 from desktop_search.formatting import format_bytes, format_duration
-from desktop_search.gui.prefs import WatchedFolder
+from desktop_search.gui.prefs import Key, WatchedFolder
 from desktop_search.gui.workers import Task
 
 
@@ -98,7 +98,7 @@ class HardwarePage(QWizardPage):
         self.info.setText(html.escape(hw.summary()).replace("\n", "<br>"))
         self.radios["cuda"].setEnabled(bool(hw.gpu_name))
         self.radios["mps"].setEnabled(hw.apple_silicon)
-        self.radios.get(self.services.prefs.get("device"), self.radios["auto"]).setChecked(True)
+        self.radios.get(self.services.prefs.get(Key.DEVICE), self.radios["auto"]).setChecked(True)
         if self.services.encoder is not None and self.tokens_per_s is None:
             self.speed.setText("Measuring how fast this computer runs the model…")
             task = Task(hardware.benchmark_encoder, self.services.encoder, 2.0)
@@ -136,9 +136,9 @@ class ModelPage(QWizardPage):
         self.setSubTitle("BGE-M3 (BAAI), pinned revision, every file verified by SHA-256 before use.")
         self.status = QLabel("")
         self.status.setWordWrap(True)
-        self.endpoint = QLineEdit(services.prefs.get("endpoint"))
+        self.endpoint = QLineEdit(services.prefs.get(Key.ENDPOINT))
         self.endpoint.setPlaceholderText("https://huggingface.co (or your mirror)")
-        self.proxy = QLineEdit(services.prefs.get("proxy"))
+        self.proxy = QLineEdit(services.prefs.get(Key.PROXY))
         self.proxy.setPlaceholderText("none (e.g. http://proxy.example:3128)")
         self.download_btn = QPushButton("Download")
         self.pause_btn = QPushButton("Pause")
@@ -199,8 +199,8 @@ class ModelPage(QWizardPage):
         self.pause_btn.setEnabled(busy)
 
     def start_download(self) -> None:
-        self.services.prefs.set("endpoint", self.endpoint.text().strip())
-        self.services.prefs.set("proxy", self.proxy.text().strip())
+        self.services.prefs.set(Key.ENDPOINT, self.endpoint.text().strip())
+        self.services.prefs.set(Key.PROXY, self.proxy.text().strip())
         self.detail.setText("")
         self.status.setText("Downloading… (you can pause and resume later; finished files are kept)")
         self.services.download_model(self.endpoint.text().strip() or None, self.proxy.text().strip() or None)
@@ -268,7 +268,7 @@ class OcrModelsPage(QWizardPage):
         self.boxes: dict[str, QCheckBox] = {}
         self.status = QLabel("")
         self.status.setWordWrap(True)
-        self.endpoint = QLineEdit(services.prefs.get("ocr_endpoint"))
+        self.endpoint = QLineEdit(services.prefs.get(Key.OCR_ENDPOINT))
         self.endpoint.setPlaceholderText("the package index's file host, or your mirror")
         self.primary = QComboBox()
         self.install_btn = QPushButton("Install selected")
@@ -327,7 +327,7 @@ class OcrModelsPage(QWizardPage):
         for pack in self.packs:
             if pack.id in installed:
                 self.primary.addItem(pack.label, pack.id)
-        index = self.primary.findData(self.services.prefs.get("ocr_primary"))
+        index = self.primary.findData(self.services.prefs.get(Key.OCR_PRIMARY))
         self.primary.setCurrentIndex(max(0, index))
         self.primary.blockSignals(False)
         if installed and not busy:
@@ -338,7 +338,7 @@ class OcrModelsPage(QWizardPage):
 
     def _save_primary(self, _index: int) -> None:
         value = self.primary.currentData() or ""
-        self.services.prefs.set("ocr_primary", value)
+        self.services.prefs.set(Key.OCR_PRIMARY, value)
         self.services.settings = self.services.settings.with_(ocr_primary=value)
 
     def chosen(self) -> list[str]:
@@ -346,10 +346,10 @@ class OcrModelsPage(QWizardPage):
 
     def start_install(self) -> None:
         endpoint = self.endpoint.text().strip()
-        self.services.prefs.set("ocr_endpoint", endpoint)
+        self.services.prefs.set(Key.OCR_ENDPOINT, endpoint)
         self.status.setText("Downloading… (you can pause and resume later)")
         self.detail.setText("")
-        self.services.install_ocr_models(self.chosen(), endpoint or None, self.services.prefs.get("proxy") or None)
+        self.services.install_ocr_models(self.chosen(), endpoint or None, self.services.prefs.get(Key.PROXY) or None)
         self._refresh()
 
     def _on_progress(self, p) -> None:
@@ -485,10 +485,10 @@ class SetupWizard(QWizard):
         folders = [WatchedFolder(p, include, exclude) for p in self.folders_page.folders()]
         prefs.set_folders(folders)
         device = self.hardware_page.device()
-        if device != prefs.get("device"):
-            prefs.set("device", device)
+        if device != prefs.get(Key.DEVICE):
+            prefs.set(Key.DEVICE, device)
             self.services.settings = self.services.settings.with_(device=device)
-        prefs.set("setup_completed", True)
+        prefs.set(Key.SETUP_COMPLETED, True)
         super().accept()
         # Search from minute one: keyword-index now; the model (if still downloading) catches up later.
         self.services.index_folders(folders)

@@ -33,6 +33,7 @@ from desktop_search.core.extract.base import (
     squeeze_blank_lines,
 )
 from desktop_search.core.extract.registry import Extractor, Source, for_path, read_data
+from desktop_search.core.failures import Reason
 
 __all__ = ["EXTRACTORS", "read_eml", "read_mbox", "message_text"]
 
@@ -68,7 +69,7 @@ def read_eml(src: Source) -> Extraction:
     warnings: list[str] = []
     message = email.message_from_bytes(src.data, policy=email.policy.default)
     if not any(message.get(h) for h in (*_HEADERS, "Message-ID", "MIME-Version", "Received")):
-        return src.fail("corrupt", "not an e-mail message (no mail headers)")
+        return src.fail(Reason.CORRUPT, "not an e-mail message (no mail headers)")
     found = _Attachments()
     text = message_text(message, src, warnings, 0, found)
     return _with_members(ok(src.path, src.kind, [Page(1, text)], 1, what="message", warnings=warnings), found)
@@ -77,14 +78,14 @@ def read_eml(src: Source) -> Extraction:
 def read_mbox(src: Source) -> Extraction:
     starts = [m.start() for m in _FROM_LINE.finditer(src.data)]
     if not starts:
-        return src.fail("corrupt", "not a mailbox (no 'From ' line separates messages)")
+        return src.fail(Reason.CORRUPT, "not a mailbox (no 'From ' line separates messages)")
     pages: list[Page] = []
     warnings: list[str] = []
     found = _Attachments()
     ends = starts[1:] + [len(src.data)]
     for number, (start, end) in enumerate(zip(starts, ends), 1):
         if src.over_time():
-            return _with_members(src.fail("timeout", f"stopped after {number - 1} of {len(starts)} messages "
+            return _with_members(src.fail(Reason.TIMEOUT, f"stopped after {number - 1} of {len(starts)} messages "
                                                      f"(time limit {src.options.time_limit_s:g} s)",
                                           page_count=len(starts)), found)
         raw = src.data[start:end]
@@ -150,21 +151,21 @@ def _attachment(part: EmailMessage, src: Source, warnings: list[str], depth: int
     try:
         data = part.get_payload(decode=True) or b""
         if not data:
-            inner = fail(Path(name), reader.kind, "no_text", "the attachment is empty")
+            inner = fail(Path(name), reader.kind, Reason.NO_TEXT, "the attachment is empty")
         elif src.over_time():
-            inner = fail(Path(name), reader.kind, "timeout", f"not read: the message's time limit "
+            inner = fail(Path(name), reader.kind, Reason.TIMEOUT, f"not read: the message's time limit "
                                                              f"({src.options.time_limit_s:g} s) ran out")
         else:
             inner = read_data(reader, Path(name), data, src.options, started=src.started, progress=src.progress)
     except MemoryError:
-        inner = fail(Path(name), reader.kind, "too_large", "ran out of memory while reading this attachment")
+        inner = fail(Path(name), reader.kind, Reason.TOO_LARGE, "ran out of memory while reading this attachment")
     except Exception as exc:  # noqa: BLE001 - a bad attachment must not lose the message
-        inner = fail(Path(name), reader.kind, "corrupt", f"extraction failed: {describe(exc)}")
+        inner = fail(Path(name), reader.kind, Reason.CORRUPT, f"extraction failed: {describe(exc)}")
     stored = found.add(name, replace(inner, members=()))
     for member in inner.members:  # a message attached as a file: its attachments are this file's members
         found.add(member.name, member.extraction)
     if not inner.ok:
-        warnings.append(f"attachment {stored}: {inner.reason} ({inner.detail})")
+        warnings.append(f"attachment {stored}: {inner.reason.value if inner.reason else "corrupt"} ({inner.detail})")
         return [f"Attachment: {name} (not readable)"]
     return [f"Attachment: {name}"]
 
