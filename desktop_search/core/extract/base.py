@@ -64,6 +64,13 @@ class Extraction:
     ocr_cached: int = 0  # pages whose OCR text came from the cache (the engine did not run)
     members: tuple["Member", ...] = ()  # documents inside this one that are indexed on their own (attachments)
 
+    @property
+    def failure(self) -> Failure | None:
+        """Why the file cannot be indexed, as the indexer records it; None when it can."""
+        if self.ok:
+            return None
+        return Failure(self.reason or Reason.CORRUPT, self.detail)
+
 
 @dataclass(frozen=True)
 class Member:
@@ -73,13 +80,6 @@ class Member:
 
     name: str  # unique within the owner, no path separators ("report.docx", "report (2).docx")
     extraction: Extraction
-
-    @property
-    def failure(self) -> Failure | None:
-        """Why the file cannot be indexed, as the indexer records it; None when it can."""
-        if self.ok:
-            return None
-        return Failure(self.reason or Reason.CORRUPT, self.detail)
 
 
 @dataclass(frozen=True)

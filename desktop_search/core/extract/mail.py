@@ -165,7 +165,8 @@ def _attachment(part: EmailMessage, src: Source, warnings: list[str], depth: int
     for member in inner.members:  # a message attached as a file: its attachments are this file's members
         found.add(member.name, member.extraction)
     if not inner.ok:
-        warnings.append(f"attachment {stored}: {inner.reason.value if inner.reason else "corrupt"} ({inner.detail})")
+        reason = (inner.reason or Reason.CORRUPT).value
+        warnings.append(f"attachment {stored}: {reason} ({inner.detail})")
         return [f"Attachment: {name} (not readable)"]
     return [f"Attachment: {name}"]
 
