@@ -194,10 +194,11 @@ def recognisers(models_dir: str | None, primary: str = "") -> tuple[Recogniser, 
     found: list[Recogniser] = []
     if models_dir:
         from desktop_search.core import ocr_models
+        from desktop_search.core.models import ModelError
 
         try:
             packs = ocr_models.installed(Path(models_dir), _packs())
-        except ocr_models.ModelError:
+        except ModelError:  # a damaged manifest: the bundled models only
             packs = ()
         found = [Recogniser(p.id, str(Path(models_dir) / p.id)) for p in packs]
     first = [r for r in found if r.id == primary]
