@@ -217,7 +217,8 @@ def smoke(executable: Path, model_dir: Path) -> dict:
         # multiprocessing, torch.onnx and ONNX Runtime all work frozen.
         # The self-test builds that copy in its own temporary folder (and removes it); its report says which
         # precision the encoder then ran with, and int8 can only run once the spawned build has written it.
-        int8 = sorted((Path(tmp) / "cache").rglob("model.onnx")) or out["self_test"].get("model", {}).get("precision") == "int8"
+        ran_int8 = out["self_test"].get("model", {}).get("precision") == "int8"
+        int8 = sorted((Path(tmp) / "cache").rglob("model.onnx")) or ran_int8
         out["self_test"]["int8_built"] = bool(int8)
         if not int8 and importlib.util.find_spec("onnxruntime") is not None:
             raise SystemExit("the frozen app did not build the int8 model (ONNX Runtime is installed here, so the "
