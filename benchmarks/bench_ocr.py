@@ -72,37 +72,29 @@ def _squash(text: str) -> str:
     return "".join(text.split())
 
 
-def main() -> None:
-    ap = parser(__doc__.splitlines()[0])
-    ap.add_argument("--pages", type=int, default=1, help="A4 pages per language (default 1)")
-    ap.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: its default, all cores)")
-    ap.add_argument("--langs", default="eng,fra,deu,spa,cmn_hans")
-    args = ap.parse_args()
-
+def measure(langs: list[str], pages: int, threads: int, models_dir: str | None = None,
+            primary: str = "") -> tuple[dict, list[float], list[float]]:
+    """Per language: pages, seconds and CPU seconds per page, characters, CER; and every page's times."""
     import pymupdf
 
     from desktop_search.core.extract import ocr
 
-    info = machine()
-    t0 = time.perf_counter()
-    ocr._engine(args.threads)
-    load_s = time.perf_counter() - t0
     results = {}
     all_s: list[float] = []
     all_cpu: list[float] = []
-    for lang in args.langs.split(","):
+    for lang in langs:
         seconds, cpu, errors, chars = [], [], 0, 0
-        for reference, pdf in _pages_of(lang, args.pages):
+        for reference, pdf in _pages_of(lang, pages):
             doc = pymupdf.open(stream=pdf, filetype="pdf")
             t, c = time.perf_counter(), time.process_time()
-            page = ocr.recognise(doc[0], cache_dir=None, threads=args.threads)
+            page = ocr.recognise(doc[0], cache_dir=None, threads=threads, models_dir=models_dir, primary=primary)
             seconds.append(time.perf_counter() - t)
             cpu.append(time.process_time() - c)  # CPU seconds of all threads: what the page costs on any machine
             ref, hyp = _squash(reference), _squash(page.text)
             errors += _levenshtein(ref, hyp)
             chars += len(ref)
             log(f"{lang}: {seconds[-1]:.1f} s ({cpu[-1]:.1f} CPU s), {len(ref)} characters, "
-                f"unreadable lines {page.unreadable}")
+                f"unreadable lines {page.unreadable}, read by {page.rec} (tried {', '.join(page.tried)})")
         all_s += seconds
         all_cpu += cpu
         results[lang] = {
@@ -112,6 +104,23 @@ def main() -> None:
             "characters": chars,
             "cer": round(errors / max(chars, 1), 4),
         }
+    return results, all_s, all_cpu
+
+
+def main() -> None:
+    ap = parser(__doc__.splitlines()[0])
+    ap.add_argument("--pages", type=int, default=1, help="A4 pages per language (default 1)")
+    ap.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: its default, all cores)")
+    ap.add_argument("--langs", default="eng,fra,deu,spa,cmn_hans")
+    args = ap.parse_args()
+
+    from desktop_search.core.extract import ocr
+
+    info = machine()
+    t0 = time.perf_counter()
+    ocr._engine(args.threads)
+    load_s = time.perf_counter() - t0
+    results, all_s, all_cpu = measure(args.langs.split(","), args.pages, args.threads)
     latin = [v for k, v in results.items() if not k.startswith(("cmn", "jpn", "kor"))]
     emit({
         "benchmark": "ocr",

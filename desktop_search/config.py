@@ -111,6 +111,10 @@ class Settings:
     # pages are cached by content under ocr_cache_dir, so no page is ever recognised twice.
     ocr: bool = True
     ocr_cache_dir: Path = field(default_factory=lambda: default_cache_dir() / "ocr")
+    # Extra recognition models for more scripts, installed by the wizard (core/ocr_models.py); ocr_primary names
+    # the installed one that reads every page first (the user's choice; "" = the bundled Chinese/English models).
+    ocr_models_dir: Path = field(default_factory=lambda: default_model_dir().parent / "ocr")
+    ocr_primary: str = ""
     # A shared index on object storage (``s3://bucket/prefix``); empty: the local ``index_dir``. Storage options
     # (endpoint, region, profile, allow_http ...) go with it; secrets are never kept here (see core/location.py).
     index_uri: str = ""
@@ -204,7 +208,7 @@ def load_settings(**overrides: Any) -> Settings:
         given["index_uri"] = str(given.pop("index_dir"))
     elif "index_dir" in given:
         env.pop("index_uri", None)  # an explicit local folder beats a URI in the environment
-    for key in ("index_dir", "model_dir", "ocr_cache_dir"):
+    for key in ("index_dir", "model_dir", "ocr_cache_dir", "ocr_models_dir"):
         if key in given:
             given[key] = Path(given[key]).expanduser().resolve()
     return Settings(**{**env, **given}).validate()

@@ -38,6 +38,7 @@ KIND_WORDS = {
     "wombat": ("kinds/page.html", None),
     "tapir": ("kinds/letter.rtf", None),
     "dugong": ("kinds/mail.eml", 1),
+    "okapi": ("kinds/mail.eml › sighting.html", None),  # an attachment: a document of its own
     "kakapo": ("kinds/scan.png", 1),
 }
 
@@ -120,8 +121,11 @@ def _write_kinds(root: Path) -> None:
     (root / "page.html").write_text("<html><head><title>Zoo</title><script>var x;</script></head>"
                                     "<body><p>The wombat digs a burrow.</p></body></html>", "utf-8")
     (root / "letter.rtf").write_bytes(rb"{\rtf1\ansi The tapir has a snout.\par}")
-    (root / "mail.eml").write_text("Subject: Hello\nFrom: anna@example.org\nTo: ben@example.org\n"
-                                   "Content-Type: text/plain; charset=utf-8\n\nThe dugong grazes on seagrass.\n")
+    (root / "mail.eml").write_text(
+        "Subject: Hello\nFrom: anna@example.org\nTo: ben@example.org\nMIME-Version: 1.0\n"
+        "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain; charset=utf-8\n\n"
+        "The dugong grazes on seagrass.\n--b\nContent-Type: text/html; charset=utf-8\n"
+        "Content-Disposition: attachment; filename=sighting.html\n\n<p>An okapi was seen.</p>\n--b--\n")
     paper = pymupdf.open()
     page = paper.new_page(width=420, height=200)
     page.insert_text((30, 100), "The kakapo is a night parrot", fontsize=20)
@@ -165,7 +169,8 @@ def run_self_test(model_dir: Path, device: str = "cpu") -> int:
         store = Store(settings.index_dir)
         report = Indexer(store, settings, encoder).index([docs])
         steps["index"] = {"indexed": report.indexed, "failed": report.failed, "encoded": report.chunks_encoded}
-        ok = report.indexed == len(SAMPLES) + 1 + len(KIND_WORDS) and report.failed == 0 and report.chunks_encoded > 0
+        kind_files = {rel.split(" › ")[0] for rel, _ in KIND_WORDS.values()}  # an attachment is inside its file
+        ok = report.indexed == len(SAMPLES) + 1 + len(kind_files) and report.failed == 0 and report.chunks_encoded > 0
         if report.failures:
             steps["index"]["failures"] = report.failures
         searcher = Searcher(store, encoder, weights=settings.weights)

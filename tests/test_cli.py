@@ -147,7 +147,9 @@ def test_self_test_proves_an_installation_end_to_end(tiny_model_dir):
     report = json.loads(proc.stdout.strip().splitlines()[-1])["self_test"]
     assert report["ok"] and report["hybrid"]["all_modes"] and report["hybrid"]["pdf_page"] == 2
     assert report["keyword"]["top"] == "berlin.txt" and report["index"]["failed"] == 0
-    assert len(report["kinds"]) == 9 and all(report["kinds"].values()), report["kinds"]  # one file of each kind
+    # one file of each kind, and a mail attachment found as a document of its own
+    assert len(report["kinds"]) == 10 and all(report["kinds"].values()), report["kinds"]
+    assert report["kinds"]["mail.eml › sighting.html"]
 
 
 def test_self_test_without_a_model_is_a_one_line_error(tmp_path):

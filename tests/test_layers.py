@@ -19,8 +19,10 @@ LEAVES = {"config", "errors", "formatting", "environment"}
 LEAF_IMPORTS = {"config": ("desktop_search.core.location", "desktop_search.core.pathmap")}
 # The core, bottom-up: a part may import parts of lower layers only (and itself).
 CORE_LAYERS = [
-    {"failures", "location", "analysis", "lock", "checkpoint", "tokenizer", "paths", "lancedb_import", "progress"},
-    {"extract", "lease", "models", "m3graph", "errors", "highlight"},
+    {"failures", "location", "analysis", "lock", "checkpoint", "tokenizer", "paths", "lancedb_import", "progress",
+     "models"},
+    {"ocr_models"},
+    {"extract", "lease", "m3graph", "errors", "highlight"},
     {"chunk", "isolate", "hardware", "store", "quantize"},
     {"encoder", "render", "doctor", "query", "pathmap"},
     {"search", "indexer"},

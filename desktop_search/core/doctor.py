@@ -43,6 +43,7 @@ from desktop_search.core.store import (
     IndexMissing,
     Store,
     foreign_content,
+    owner_key,
     read_meta,
     tiers,
     write_meta,
@@ -93,6 +94,14 @@ class DoctorReport:
             "problems": [asdict(p) for p in self.problems],
             "actions": self.actions,
         }
+
+
+def _chunks_by_file(chunks: list[dict[str, Any]]) -> tuple[Counter[str], set[str]]:
+    """Chunks per file (a message's count includes its attachments', keyed ``message.eml › name``: they are its
+    chunks, ``store.keys.owner_key``) and the files with an ordinal stored twice."""
+    count = Counter(owner_key(c["path"]) for c in chunks)
+    ordinals = Counter((c["path"], c["ordinal"]) for c in chunks)
+    return count, {owner_key(p) for (p, _o), n in ordinals.items() if n > 1}
 
 
 def _add(report: DoctorReport, code: str, severity: str, items: list[str] | int, message: str, fix: str) -> None:
@@ -148,9 +157,7 @@ def _check_tables(store: Store, report: DoctorReport) -> dict[str, Any] | None:
     files, chunks, vectors = data["files"], data["chunks"], data["vectors"]
     by_path = Counter(r["path"] for r in files)
     records = {r["path"]: r for r in files}
-    chunk_count = Counter(c["path"] for c in chunks)
-    ordinals = Counter((c["path"], c["ordinal"]) for c in chunks)
-    dup_ordinals = {p for (p, _o), n in ordinals.items() if n > 1}
+    chunk_count, dup_ordinals = _chunks_by_file(chunks)
 
     dup_files = [p for p, n in by_path.items() if n > 1]
     orphans = [p for p in chunk_count if p not in records]
@@ -376,7 +383,7 @@ def _fix_rows(store: Store, data: dict[str, Any]) -> list[str]:
         # Examples are capped; recompute the full lists from the scan.
         files, chunks = data["files"], data["chunks"]
         records = {r["path"]: r for r in files}
-        chunk_count = Counter(c["path"] for c in chunks)
+        chunk_count, dup = _chunks_by_file(chunks)
         if code == "duplicate_files":
             return [p for p, n in Counter(r["path"] for r in files).items() if n > 1]
         if code == "orphan_chunks":
@@ -384,8 +391,6 @@ def _fix_rows(store: Store, data: dict[str, Any]) -> list[str]:
         if code == "failed_with_chunks":
             return [p for p, r in records.items() if r["status"] == "failed" and chunk_count.get(p)]
         if code == "missing_chunks":
-            ordinals = Counter((c["path"], c["ordinal"]) for c in chunks)
-            dup = {p for (p, _o), n in ordinals.items() if n > 1}
             dup_files = set(all_items("duplicate_files"))
             return [p for p, r in records.items() if r["status"] == "indexed" and p not in dup_files
                     and (chunk_count.get(p, 0) == 0 or chunk_count[p] != r["n_chunks"] or p in dup)]

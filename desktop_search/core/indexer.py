@@ -13,6 +13,9 @@ read again; text that was encoded before (same chunk text anywhere in the index)
 file ends as ``indexed`` or ``failed`` with a reason; nothing here raises for a bad file. Only one process
 writes an index at a time (``lock.py``); a failing index write (disk full) ends the run with
 :class:`IndexWriteError` and leaves the last committed state readable. Progress goes to a plain callback.
+The documents inside a file (a message's attachments, ``Extraction.members``) are chunked as documents of their
+own under ``message.eml › name`` keys and committed, moved and deleted with their file, whose ``n_chunks`` counts
+them; an attachment that cannot be read is reported as a failure of its own and costs only itself.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from desktop_search.core.store import (
     FileRecord,
     Store,
     chunk_id,
+    member_key,
     path_key,
     quantize_colbert,
     text_hash,
@@ -276,6 +280,8 @@ class _Prepared:
     sha256: str
     extraction: Extraction | None
     error: Failure | None = None
+    members: list[tuple[str, list[Chunk]]] = field(default_factory=list)  # (name, chunks) of each read member
+    member_failures: list[tuple[str, str, str]] = field(default_factory=list)  # (name, reason, detail)
 
 
 class Indexer:
@@ -507,10 +513,12 @@ class Indexer:
         records: list[FileRecord] = []
         for rec, p, st in moved:
             dest = path_key(str(p))
-            old = self.store.chunks_of(rec.path)
+            old = self.store.owned_chunks(rec.path)
             if len(old) != rec.n_chunks:  # damaged record: let the normal path redo it
                 continue
-            rows.extend(replace(r, path=dest, id=chunk_id(dest, r.ordinal)) for r in old)
+            for r in old:
+                key = dest + r.path[len(rec.path):]  # a member's key follows its file's
+                rows.append(replace(r, path=key, id=chunk_id(key, r.ordinal)))
             records.append(FileRecord(**{**rec.as_row(), "path": dest, "size": st.st_size,
                                          "mtime_ns": st.st_mtime_ns, "indexed_at": now}))
         if not records:
@@ -540,6 +548,7 @@ class Indexer:
         options = ExtractOptions(
             max_bytes=self.settings.max_file_bytes, time_limit_s=self.settings.extract_time_limit_s,
             ocr=self.settings.ocr, ocr_cache_dir=str(self.settings.ocr_cache_dir),
+            ocr_models_dir=str(self.settings.ocr_models_dir), ocr_primary=self.settings.ocr_primary,
             # Each extraction worker may be recognising a page at once: share the cores instead of each taking all.
             ocr_threads=max(1, (os.cpu_count() or 1) // max(1, self.settings.extract_workers)),
         )
@@ -613,13 +622,39 @@ class Indexer:
                                                                f"{e.limit:,} passages per file")
                 except Exception as e:  # a chunker bug must cost one file, not the run
                     prepared.error = Failure(Reason.CORRUPT, f"internal error while chunking: {type(e).__name__}: {e}")
+                if prepared.error is None:
+                    self._chunk_members(prepared)
             group.append((prepared, chunks))
-            group_tokens += sum(c.n_tokens for c in chunks)
+            group_tokens += sum(c.n_tokens for c in chunks) + sum(c.n_tokens for _, m in prepared.members for c in m)
             if len(group) >= GROUP_FILES or group_tokens >= GROUP_TOKENS:
                 self._commit(group, report, prog, tick, cancel)
                 group, group_tokens = [], 0
         if group:
             self._commit(group, report, prog, tick, cancel)
+
+    def _chunk_members(self, prepared: _Prepared) -> None:
+        """Chunk each document inside the file (attachments) as a document of its own; one that cannot be read
+        or chunked is a failure of its own."""
+        assert prepared.extraction is not None
+        for member in prepared.extraction.members:
+            ex = member.extraction
+            if not ex.ok:
+                prepared.member_failures.append((member.name, (ex.reason or Reason.CORRUPT).value, ex.detail))
+                continue
+            try:
+                chunks = chunk_pages(ex.pages, self.counter, max_tokens=self.settings.chunk_tokens,
+                                     overlap_tokens=self.settings.chunk_overlap_tokens,
+                                     max_chunks=self.settings.max_chunks_per_file)
+            except TooManyChunks as e:
+                prepared.member_failures.append((member.name, Reason.TOO_LARGE.value, f"this attachment would make "
+                                                 f"{e}; the limit is {e.limit:,} passages per file"))
+                continue
+            except Exception as e:  # a chunker bug must cost one attachment
+                prepared.member_failures.append((member.name, Reason.CORRUPT.value, f"internal error while "
+                                                 f"chunking: {type(e).__name__}: {e}"))
+                continue
+            if chunks:
+                prepared.members.append((member.name, chunks))
 
     @staticmethod
     def _next_prepared(queue: deque[Future[_Prepared]], cancel: threading.Event) -> _Prepared | None:
@@ -656,12 +691,15 @@ class Indexer:
                 report.failures.append((path, why.reason.value, why.detail))
                 prog.files_failed += 1
                 continue
+            owned = [(path, chunks)] + [(member_key(path, name), m) for name, m in prepared.members]
             chunk_rows.extend(
-                ChunkRow(id=chunk_id(path, c.ordinal), path=path, ordinal=c.ordinal, page=c.page,
+                ChunkRow(id=chunk_id(key, c.ordinal), path=key, ordinal=c.ordinal, page=c.page,
                          char_start=c.char_start, char_end=c.char_end, text=c.text, text_hash=text_hash(c.text),
                          n_tokens=c.n_tokens)
-                for c in chunks
+                for key, these in owned for c in these
             )
+            for name, reason, detail in prepared.member_failures:
+                report.failures.append((member_key(path, name), reason, detail))
             record = FileRecord(
                 path=path,
                 size=prepared.size,
@@ -673,7 +711,7 @@ class Indexer:
                 detail=ex.detail,
                 warnings="\n".join(ex.warnings),
                 page_count=ex.page_count,
-                n_chunks=len(chunks),
+                n_chunks=sum(len(these) for _, these in owned),
                 indexed_at=now,
             )
             records.append(record)

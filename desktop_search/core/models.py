@@ -70,6 +70,7 @@ class ManifestFile:
     path: str  # relative, '/'-separated, as in the repository
     size: int
     sha256: str  # lowercase hex
+    url: str = ""  # where the file is under the endpoint when not in the hub layout (a package index's file path)
 
 
 @dataclass(frozen=True)
@@ -561,7 +562,7 @@ class _Downloader:
 
     def fetch(self, f: ManifestFile) -> str:
         """Bring ``<path>.part`` to the full size (resuming what is there) and return its sha256."""
-        url = resolve_url(self.endpoint, self.manifest, f.path)
+        url = f"{self.endpoint}/{quote(f.url, safe='/')}" if f.url else resolve_url(self.endpoint, self.manifest, f.path)
         part = self.model_dir / (f.path + PART_SUFFIX)
         part.parent.mkdir(parents=True, exist_ok=True)
         state = _PartState()  # hash of what the part holds, carried across attempts so it is read only once

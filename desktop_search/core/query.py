@@ -110,6 +110,9 @@ class SearchFilter:
         """A path -> bool predicate; file facts are read once per search, only when a filter is active."""
         if not self.active:
             return lambda path: True
+        from desktop_search.core.extract.registry import kind_of
+        from desktop_search.core.store.keys import owner_key
+
         records = store.file_records()
         roots = list(self.folders)
 
@@ -119,9 +122,12 @@ class SearchFilter:
             if self.dirs and not all(in_dir(path, d) for d in self.dirs):
                 return False
             rec = records.get(path)
+            kind = rec.kind if rec is not None else ""
+            if rec is None and (owner := owner_key(path)) != path:  # a mail attachment: its message's facts,
+                rec, kind = records.get(owner), kind_of(path)  # its own kind
             if rec is None:
                 return False
-            if self.kinds and rec.kind not in self.kinds:
+            if self.kinds and kind not in self.kinds:
                 return False
             mtime = rec.mtime_ns / 1e9
             if self.modified_after is not None and mtime < self.modified_after:

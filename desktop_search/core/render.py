@@ -155,10 +155,12 @@ def _ocr_rects(pg: Any, terms: Sequence[str], passage_lines: list[str], zoom: fl
 
 
 def text_context(
-    path: str | Path, char_start: int, char_end: int, *, page: int | None = None, context_chars: int = 1500
+    path: str | Path, char_start: int, char_end: int, *, page: int | None = None, context_chars: int = 1500,
+    member: str | None = None,
 ) -> TextContext:
     """The passage at ``page`` (a position number; None for a one-position file) with up to ``context_chars``
-    of its text before and after it. Kinds read in the isolated pool are read there for the preview too."""
+    of its text before and after it; ``member``: in that document inside the file (a message's attachment).
+    Kinds read in the isolated pool are read there for the preview too."""
     path = Path(path)
     if runs_isolated(path):
         from desktop_search.core.isolate import shared_pool
@@ -166,6 +168,11 @@ def text_context(
         ex = shared_pool().extract(path)
     else:
         ex = extract(path)
+    if member is not None and ex.ok:
+        inner = next((m.extraction for m in ex.members if m.name == member), None)
+        if inner is None:
+            raise ValueError(f"{member} is no longer in the file")
+        ex = inner
     if not ex.ok or not ex.pages:
         raise ValueError(ex.detail or "the file can no longer be read")
     found = next((p for p in ex.pages if p.number == page), None)

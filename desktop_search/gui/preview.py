@@ -166,8 +166,10 @@ class PreviewPane(QWidget):
     def show_hit(self, hit, terms: list[str]) -> None:
         self.hit, self.terms = hit, terms
         self.title.setText(f"<b>{html.escape(hit.path.rsplit('/', 1)[-1])}</b><br><small>{html.escape(hit.path)}</small>")
+        from desktop_search.core.store.keys import member_name  # on use: the store pulls in Arrow
+
         reader = for_path(hit.path)
-        if reader is not None and reader.preview == "page":
+        if reader is not None and reader.preview == "page" and member_name(hit.path) is None:  # an attachment: text
             self.nav.setVisible(True)
             self.page_count = 0
             self.hit_pages = []
@@ -308,8 +310,10 @@ class PreviewPane(QWidget):
 
         def run():
             from desktop_search.core.render import text_context
+            from desktop_search.core.store.keys import member_name
 
-            return text_context(self._local(hit.path), hit.char_start, hit.char_end, page=hit.page)
+            return text_context(self._local(hit.path), hit.char_start, hit.char_end, page=hit.page,
+                                member=member_name(hit.path))
 
         task = Task(run)
         task.signals.result.connect(lambda ctx, s=seq: isValid(self) and self._on_text(s, ctx))

@@ -63,6 +63,8 @@ class Services(QObject):
     model_progress = Signal(object)  # core.models.TransferProgress
     model_done = Signal(bool, str)  # verified?, message (names bad files on failure)
     encoder_progress = Signal(object)  # core.quantize.BuildProgress: the one-time int8 build
+    ocr_models_progress = Signal(object)  # core.models.TransferProgress of an OCR model pack
+    ocr_models_done = Signal(bool, str)  # all installed?, message
 
     def __init__(self, settings: config.Settings, prefs: Prefs, pools: Pools | None = None, parent=None) -> None:
         super().__init__(parent)
@@ -87,6 +89,8 @@ class Services(QObject):
         self.pause_event = threading.Event()
         self._closing = False
         self._model_task: Task | None = None
+        self._ocr_task: Task | None = None
+        self.ocr_manifest_path: Path | None = None  # None: the pinned OCR model packs shipped in resources/
         # None: the pinned BGE-M3 manifest shipped in resources/; Settings → Model manifest picks another.
         self.manifest_path = Path(prefs.get(Key.MANIFEST)) if prefs.get(Key.MANIFEST) else None
         # A model installed meanwhile by the CLI (`model download/import`) is noticed without a restart.
@@ -253,6 +257,51 @@ class Services(QObject):
         self.model_done.emit(ok, message)
         if ok and self.encoder is None and not self._closing:
             self.load_model()
+
+    # -- OCR model packs (more scripts) --------------------------------------------------------------------
+    def ocr_packs(self) -> tuple[Any, ...]:
+        from desktop_search.core import ocr_models
+
+        return ocr_models.load_packs(self.ocr_manifest_path)
+
+    def installed_ocr_packs(self) -> set[str]:
+        from desktop_search.core import ocr_models
+
+        return {p.id for p in ocr_models.installed(self.settings.ocr_models_dir, self.ocr_packs())}
+
+    @property
+    def ocr_models_busy(self) -> bool:
+        return self._ocr_task is not None
+
+    def install_ocr_models(self, ids: list[str], endpoint: str | None = None, proxy: str | None = None) -> None:
+        """Download, verify and unpack the chosen packs one after the other (resuming cut downloads); the next
+        OCR'd page can use them (pages with unreadable lines are read again)."""
+        from desktop_search.core import ocr_models
+
+        if self._ocr_task is not None:
+            return
+        packs = [p for p in self.ocr_packs() if p.id in ids]
+        root = self.settings.ocr_models_dir
+
+        def run(progress, cancel):
+            for pack in packs:
+                ocr_models.install(pack, root, endpoint=endpoint or None, proxy=proxy or None, progress=progress,
+                                   cancel=cancel)
+
+        task = Task(run, with_progress=True)
+        task.signals.progress.connect(self.ocr_models_progress)
+        task.signals.result.connect(lambda _r: self._on_ocr_job(True, f"{len(packs)} OCR model(s) installed and verified"))
+        task.signals.error.connect(lambda e: self._on_ocr_job(False, e))
+        self._ocr_task = task
+        self.pools.start(self.pools.model, task)
+
+    def _on_ocr_job(self, ok: bool, message: str) -> None:
+        self._ocr_task = None
+        self.ocr_models_done.emit(ok, message)
+
+    def cancel_ocr_models(self) -> None:
+        if self._ocr_task is not None:
+            self._ocr_task.cancel()
 
     # -- search -----------------------------------------------------------------------------------------
     def search(self, query: str, flt=None, k: int = 30) -> int:
@@ -466,6 +515,7 @@ class Services(QObject):
         self.stop_watching()
         self.cancel_indexing()
         self.cancel_model_job()
+        self.cancel_ocr_models()
         self.pause_event.clear()
         if self._search_task is not None:
             self._search_task.cancel()

@@ -1,4 +1,5 @@
-"""First-run wizard: welcome, hardware, model (download or import, verified), folders, done.
+"""First-run wizard: welcome, hardware, model (download or import, verified), OCR models for more scripts, folders,
+done.
 
 Pages fill themselves in ``initializePage`` and check in ``validatePage``; everything is saved on finish, with
 the persisted ``setup_completed`` flag (Picard's setup wizard pattern). The download runs in the Services'
@@ -15,6 +16,8 @@ from pathlib import Path
 from PySide6.QtCore import QStandardPaths, Qt, Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
+    QCheckBox,
+    QComboBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -252,6 +255,116 @@ class ModelPage(QWizardPage):
         self.completeChanged.emit()
 
 
+class OcrModelsPage(QWizardPage):
+    """Recognition models for scripts the bundled OCR models do not read, downloaded like the language model:
+    pinned, resumable, every file verified by SHA-256 before OCR loads it (core/ocr_models.py). Optional."""
+
+    def __init__(self, services) -> None:
+        super().__init__()
+        self.services = services
+        self.setTitle("More scripts for scanned pages (optional)")
+        self.setSubTitle("Scanned pages and images are read in Chinese and English out of the box. Recognition "
+                         "models for more scripts are downloaded here, pinned and verified by SHA-256.")
+        self.boxes: dict[str, QCheckBox] = {}
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.endpoint = QLineEdit(services.prefs.get(Key.OCR_ENDPOINT))
+        self.endpoint.setPlaceholderText("the package index's file host, or your mirror")
+        self.primary = QComboBox()
+        self.install_btn = QPushButton("Install selected")
+        self.stop_btn = QPushButton("Pause")
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 1000)
+        self.detail = QLabel("")
+        self.detail.setWordWrap(True)
+        lay = QVBoxLayout(self)
+        try:
+            packs = services.ocr_packs()
+        except Exception as e:  # noqa: BLE001 - a damaged manifest must not stop the wizard
+            packs = ()
+            self.status.setText(f"The list of OCR models cannot be read: {e}")
+        self.packs = packs
+        for pack in packs:
+            box = QCheckBox(f"{pack.label} — {format_bytes(pack.size)} download · {pack.licence}")
+            self.boxes[pack.id] = box
+            box.toggled.connect(lambda _on: self._update_install())
+            lay.addWidget(box)
+        form = QFormLayout()
+        form.addRow("Download from", self.endpoint)
+        form.addRow("Read every page first with", self.primary)
+        lay.addLayout(form)
+        row = QHBoxLayout()
+        row.addWidget(self.install_btn)
+        row.addWidget(self.stop_btn)
+        row.addStretch(1)
+        lay.addLayout(row)
+        lay.addWidget(self.bar)
+        lay.addWidget(self.status)
+        lay.addWidget(self.detail)
+        lay.addStretch(1)
+        lay.addWidget(QLabel("Pages in a script no installed model reads are reported, never filled with guesses."))
+        self.install_btn.clicked.connect(self.start_install)
+        self.stop_btn.clicked.connect(services.cancel_ocr_models)
+        self.primary.currentIndexChanged.connect(self._save_primary)
+        services.ocr_models_progress.connect(self._on_progress)
+        services.ocr_models_done.connect(self._on_done)
+
+    def initializePage(self) -> None:
+        self._refresh()
+
+    def _refresh(self) -> None:
+        installed = self.services.installed_ocr_packs()
+        busy = self.services.ocr_models_busy
+        for pack_id, box in self.boxes.items():
+            box.setEnabled(not busy and pack_id not in installed)
+            box.setChecked(pack_id in installed or (box.isChecked() and not busy))
+            box.setToolTip("installed and verified" if pack_id in installed else "")
+        self._update_install()
+        self.stop_btn.setEnabled(busy)
+        self.primary.blockSignals(True)
+        self.primary.clear()
+        self.primary.addItem("the bundled models (Chinese, English)", "")
+        for pack in self.packs:
+            if pack.id in installed:
+                self.primary.addItem(pack.label, pack.id)
+        index = self.primary.findData(self.services.prefs.get(Key.OCR_PRIMARY))
+        self.primary.setCurrentIndex(max(0, index))
+        self.primary.blockSignals(False)
+        if installed and not busy:
+            self.status.setText(f"✔ Installed and verified: {', '.join(sorted(installed))}.")
+
+    def _update_install(self) -> None:
+        self.install_btn.setEnabled(not self.services.ocr_models_busy and bool(self.chosen()))
+
+    def _save_primary(self, _index: int) -> None:
+        value = self.primary.currentData() or ""
+        self.services.prefs.set(Key.OCR_PRIMARY, value)
+        self.services.settings = self.services.settings.with_(ocr_primary=value)
+
+    def chosen(self) -> list[str]:
+        return [pack_id for pack_id, box in self.boxes.items() if box.isChecked() and box.isEnabled()]
+
+    def start_install(self) -> None:
+        endpoint = self.endpoint.text().strip()
+        self.services.prefs.set(Key.OCR_ENDPOINT, endpoint)
+        self.status.setText("Downloading… (you can pause and resume later)")
+        self.detail.setText("")
+        self.services.install_ocr_models(self.chosen(), endpoint or None, self.services.prefs.get(Key.PROXY) or None)
+        self._refresh()
+
+    def _on_progress(self, p) -> None:
+        if p.bytes_total:
+            self.bar.setValue(int(1000 * p.bytes_done / p.bytes_total))
+        self.detail.setText(progress_text(p))
+
+    def _on_done(self, ok: bool, message: str) -> None:
+        self.detail.setText("")
+        self.status.setText(f"✔ {message}." if ok else f"The OCR models could not be installed: {message}")
+        if not ok:
+            self.bar.setValue(0)
+        self._refresh()
+
+
 def default_folders() -> list[str]:
     out = []
     for loc in (QStandardPaths.StandardLocation.DocumentsLocation, QStandardPaths.StandardLocation.DesktopLocation):
@@ -358,9 +471,11 @@ class SetupWizard(QWizard):
         self.setOption(QWizard.WizardOption.NoBackButtonOnLastPage, True)
         self.hardware_page = HardwarePage(services)
         self.model_page = ModelPage(services)
+        self.ocr_page = OcrModelsPage(services)
         self.folders_page = FoldersPage(services, self.hardware_page)
         self.done_page = DonePage()
-        for page in (WelcomePage(), self.hardware_page, self.model_page, self.folders_page, self.done_page):
+        for page in (WelcomePage(), self.hardware_page, self.model_page, self.ocr_page, self.folders_page,
+                     self.done_page):
             self.addPage(page)
         self.resize(720, 560)
 

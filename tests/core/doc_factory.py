@@ -234,3 +234,22 @@ def encrypted_odf(path: Path, mimetype: str = "application/vnd.oasis.opendocumen
         )
         z.writestr("content.xml", os.urandom(5000))
     return path
+
+
+def index_in_pool(folder: Path, tmp_path: Path, **settings):
+    """Index ``folder`` as the app does (isolated kinds in a one-worker pool, no model) into ``tmp_path/index``:
+    (store, report, pool restarts)."""
+    from desktop_search.config import load_settings
+    from desktop_search.core.indexer import Indexer
+    from desktop_search.core.isolate import ExtractorPool
+    from desktop_search.core.store import Store
+
+    loaded = load_settings(index_dir=tmp_path / "index", model_dir=tmp_path / "no-model", extract_workers=1,
+                           **settings)
+    store = Store(loaded.index_dir)
+    pool = ExtractorPool(1)
+    try:
+        report = Indexer(store, loaded, None, extractor=pool).index([folder])
+    finally:
+        pool.close()
+    return store, report, pool.restarts

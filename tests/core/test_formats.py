@@ -12,13 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from desktop_search.config import load_settings
 from desktop_search.core.extract import ExtractOptions, extract, registry
-from desktop_search.core.indexer import Indexer
-from desktop_search.core.isolate import ExtractorPool
 from desktop_search.core.render import text_context
 from desktop_search.core.search import Searcher
-from desktop_search.core.store import Store
 from tests.conftest import make_pdf
 from tests.core import doc_factory as f
 
@@ -140,6 +136,8 @@ def test_email_with_attachments_and_mailbox(tmp_path):
         ("minutes.docx", docx.read_bytes(), "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
         ("scan.pdf", pdf.read_bytes(), "application/pdf"),
         ("blob.bin", b"\x00\x01binary", "application/octet-stream"),
+        ("broken.docx", b"PK\x03\x04 not a package", "application/octet-stream"),
+        ("scan.pdf", pdf.read_bytes(), "application/pdf"),  # the same name twice: two documents
     ])
     eml = f.make_eml(tmp_path / "mail.eml", message)
     res = extract(eml, NO_OCR)
@@ -147,16 +145,31 @@ def test_email_with_attachments_and_mailbox(tmp_path):
     text = res.pages[0].text
     assert "Subject: Treffen am Leuchtturm" in text and "From: Anna <anna@example.org>" in text
     assert "Basstölpel" in text
-    assert "Zeppelin" in text  # the Word attachment, read by its own reader
-    assert "Attachment: scan.pdf (page 2)\nThe second page mentions the albatross." in text
-    assert "Attachment: blob.bin (not read)" in text
+    # The message names its attachments; their text is theirs, not the message's.
+    assert "Attachment: minutes.docx" in text and "Zeppelin" not in text and "albatross" not in text
+    assert "Attachment: blob.bin (not read)" in text and "Attachment: broken.docx (not readable)" in text
+    members = {m.name: m.extraction for m in res.members}
+    assert list(members) == ["minutes.docx", "scan.pdf", "broken.docx", "scan (2).pdf"]
+    assert members["minutes.docx"].kind == "document" and _at(members["minutes.docx"], "Zeppelin") == [1]
+    assert members["scan.pdf"].kind == "pdf" and _at(members["scan.pdf"], "albatross") == [2]
+    assert not members["broken.docx"].ok and members["broken.docx"].reason == "corrupt"
+    assert any("broken.docx: corrupt" in w for w in res.warnings)
     html_only = f.make_email("HTML only", "<p>Смотритель <i>маяка</i></p><script>x()</script>", html=True)
     second = f.make_email("Second", "From here on the albatross flies.\n" + S["chinese"])
     mbox = f.make_mbox(tmp_path / "archive.mbox", [message, html_only, second])
     res = extract(mbox, NO_OCR)
     assert res.kind == "email" and res.page_count == 3
-    assert _at(res, "Zeppelin") == [1] and _at(res, "Смотритель маяка") == [2] and _at(res, "鲣鸟") == [3]
+    assert _at(res, "Treffen") == [1] and _at(res, "Смотритель маяка") == [2] and _at(res, "鲣鸟") == [3]
     assert "From here on the albatross" in res.pages[2].text  # mboxrd ">From" quoting undone
+    assert [m.name for m in res.members] == ["minutes.docx", "scan.pdf", "broken.docx", "scan (2).pdf"]
+
+
+def test_mail_attachment_names_stay_one_file_name():
+    from desktop_search.core.extract import mail
+
+    found = mail._Attachments()
+    names = [found.add(n, extract(Path("x.unknown"))) for n in ["../etc/passwd", "a › b.txt", "", "A.txt", "a.txt"]]
+    assert names == [".._etc_passwd", "a_b.txt", "attachment", "A.txt", "a (2).txt"]
 
 
 @pytest.mark.parametrize("name", ["r.docx", "r.pptx", "r.xlsx"])
@@ -242,15 +255,9 @@ def test_every_kind_is_indexed_in_the_pool_and_found_at_its_position(tmp_path):
     f.make_eml(folder / "i.eml", f.make_email("Hello", "the dugong grazes"))
     f.make_mbox(folder / "j.mbox", [f.make_email("one", "plain"), f.make_email("two", "the kakapo sleeps")])
     (folder / "k.doc").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(1000))
-    settings = load_settings(index_dir=tmp_path / "index", model_dir=tmp_path / "no-model", extract_workers=1)
-    store = Store(settings.index_dir)
-    pool = ExtractorPool(1)
-    try:
-        report = Indexer(store, settings, None, extractor=pool).index([folder])
-    finally:
-        pool.close()
+    store, report, restarts = f.index_in_pool(folder, tmp_path)
     assert report.indexed == 10 and report.failed == 1
-    assert pool.restarts == 0
+    assert restarts == 0
     records = {Path(p).name: r for p, r in store.file_records().items()}
     assert records["k.doc"].reason == "unsupported"
     searcher = Searcher(store, None)

@@ -161,3 +161,32 @@ def test_hardware_page_benchmarks_the_model_and_the_estimate_uses_it(make_window
     wizard.folders_page.add(str(docs))
     text = wizard.folders_page.estimate.text()
     assert "7 documents" in text and "measured on this machine" in text and "GB" in text
+
+
+def test_wizard_offers_ocr_models_installs_and_verifies_one_and_keeps_the_choice(make_window, qtbot, tmp_path):
+    from tests.ocr_pack import write_test_pack
+
+    services, window = make_window()
+    served = tmp_path / "served"
+    served.mkdir()
+    manifest = write_test_pack(served)
+    services.ocr_manifest_path = manifest
+    services.settings = services.settings.with_(ocr_models_dir=tmp_path / "ocr")
+    with ModelServer(served, "packages", "ab") as srv:
+        wizard = window.open_wizard()
+        qtbot.addWidget(wizard)
+        walk_to(qtbot, wizard, wizard.ocr_page)
+        page = wizard.ocr_page
+        box = page.boxes["testpack"]
+        assert "Test script" in box.text() and "Apache-2.0" in box.text() and not page.install_btn.isEnabled()
+        box.setChecked(True)
+        page.endpoint.setText(srv.url)
+        with qtbot.waitSignal(services.ocr_models_done, timeout=120_000) as done:
+            qtbot.mouseClick(page.install_btn, Qt.MouseButton.LeftButton)
+    assert done.args[0] is True, done.args
+    assert services.installed_ocr_packs() == {"testpack"} and "verified" in page.status.text()
+    assert not box.isEnabled() and services.prefs.get(Key.OCR_ENDPOINT) == srv.url
+    # The installed recogniser can be chosen to read every page first; the choice reaches indexing.
+    page.primary.setCurrentIndex(page.primary.findData("testpack"))
+    assert services.prefs.get(Key.OCR_PRIMARY) == "testpack" and services.settings.ocr_primary == "testpack"
+    wizard.reject()

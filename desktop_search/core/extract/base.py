@@ -27,6 +27,7 @@ __all__ = [
     "REASONS",
     "Page",
     "Extraction",
+    "Member",
     "ExtractOptions",
     "read_checked",
     "os_error",
@@ -61,6 +62,7 @@ class Extraction:
     warnings: tuple[str, ...]  # non-fatal notes for the user
     ocr_pages: int = 0  # pages the OCR engine recognised for this extraction
     ocr_cached: int = 0  # pages whose OCR text came from the cache (the engine did not run)
+    members: tuple["Member", ...] = ()  # documents inside this one that are indexed on their own (attachments)
 
     @property
     def failure(self) -> Failure | None:
@@ -68,6 +70,16 @@ class Extraction:
         if self.ok:
             return None
         return Failure(self.reason or Reason.CORRUPT, self.detail)
+
+
+@dataclass(frozen=True)
+class Member:
+    """A document carried inside another (a mail attachment), read by its own extractor and indexed as a document
+    of its own under ``store.keys.member_key(owner, name)``; ``extraction`` says how reading it went (a broken
+    attachment fails here with its reason, not its message)."""
+
+    name: str  # unique within the owner, no path separators ("report.docx", "report (2).docx")
+    extraction: Extraction
 
 
 @dataclass(frozen=True)
@@ -79,6 +91,8 @@ class ExtractOptions:
     ocr: bool = True  # recognise text in scanned pages and images
     ocr_cache_dir: str | None = None  # where recognised pages are kept by content hash (None: no cache)
     ocr_threads: int = 0  # ONNX Runtime threads per OCR engine; 0: its default (all cores)
+    ocr_models_dir: str | None = None  # where the wizard installs extra recognition models (ocr_models.py)
+    ocr_primary: str = ""  # the installed pack that reads every page first ("": the bundled models)
 
     @staticmethod
     def given(options: "ExtractOptions | None", max_bytes: int | None = None,

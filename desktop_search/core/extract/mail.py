@@ -1,10 +1,14 @@
 """E-mail (``.eml`` messages, ``.mbox`` mailboxes) -> one position per message, with the standard library.
 
 A message's text is its headers that people search by (Subject, From, To, Cc, Date), then its body (the plain
-text part; an HTML-only message through ``html.py``'s visible-text conversion), then each attachment of a kind
-the registry reads (a PDF, a Word file, a spreadsheet, another message...), extracted from memory by its own
-reader and set under a line ``Attachment: name (page 2)`` so a hit says where it is. Attachments of other kinds
-are named but not read. An ``.mbox`` is split on its ``From`` lines here (the ``mailbox`` module would open the
+text part; an HTML-only message through ``html.py``'s visible-text conversion), then a line ``Attachment: name``
+per attachment, so the message is found by its attachments' names. Each attachment of a kind the registry reads
+(a PDF, a Word file, a spreadsheet, a web page...) is read from memory by its own reader, in the same isolated
+worker and within the same time and size limits, and comes back as a ``Member``: a document of its own, with its
+own positions (page, slide, sheet), that the indexer stores as ``message.eml › report.docx`` (``store.keys``).
+A broken attachment is a member that failed with its reason; the message is still indexed. A message attached
+to a message (``message/rfc822``) is part of its text; its attachments are members too. Attachments of other
+kinds are named but not read. An ``.mbox`` is split on its ``From`` lines here (the ``mailbox`` module would open the
 file for writing), each message one position, with mboxrd ``>From`` quoting undone. Headers in any charset
 (RFC 2047) and bodies in their declared charset are decoded by ``email``'s modern policy.
 """
@@ -14,10 +18,20 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+from dataclasses import replace
 from email.message import EmailMessage
 from pathlib import Path
 
-from desktop_search.core.extract.base import Extraction, Page, clean_text, describe, ok, squeeze_blank_lines
+from desktop_search.core.extract.base import (
+    Extraction,
+    Member,
+    Page,
+    clean_text,
+    describe,
+    fail,
+    ok,
+    squeeze_blank_lines,
+)
 from desktop_search.core.extract.registry import Extractor, Source, for_path, read_data
 from desktop_search.core.failures import Reason
 
@@ -27,6 +41,28 @@ _HEADERS = ("Subject", "From", "To", "Cc", "Date")
 _MAX_DEPTH = 3  # messages attached to messages attached to messages
 _FROM_LINE = re.compile(rb"^From [^\r\n]*\r?\n", re.MULTILINE)
 _QUOTED_FROM = re.compile(rb"^>(>*From )", re.MULTILINE)
+_UNSAFE_NAME = re.compile(r"[/\\\x00-\x1f\x7f]|\s›\s")  # path separators, controls, the member separator
+
+
+class _Attachments:
+    """The members read from one file so far, with names made unique (``report (2).docx``)."""
+
+    def __init__(self) -> None:
+        self.members: list[Member] = []
+        self._names: set[str] = set()
+
+    def add(self, name: str, extraction: Extraction) -> str:
+        name = _UNSAFE_NAME.sub("_", name).strip() or "attachment"
+        stem, dot, ext = name.rpartition(".")
+        if not dot or not stem:
+            stem, ext = name, ""
+        unique, n = name, 1
+        while unique.casefold() in self._names:
+            n += 1
+            unique = f"{stem} ({n}){'.' + ext if ext else ''}"
+        self._names.add(unique.casefold())
+        self.members.append(Member(unique, replace(extraction, path=Path(unique))))
+        return unique
 
 
 def read_eml(src: Source) -> Extraction:
@@ -34,8 +70,9 @@ def read_eml(src: Source) -> Extraction:
     message = email.message_from_bytes(src.data, policy=email.policy.default)
     if not any(message.get(h) for h in (*_HEADERS, "Message-ID", "MIME-Version", "Received")):
         return src.fail(Reason.CORRUPT, "not an e-mail message (no mail headers)")
-    text = message_text(message, src, warnings, 0)
-    return ok(src.path, src.kind, [Page(1, text)], 1, what="message", warnings=warnings)
+    found = _Attachments()
+    text = message_text(message, src, warnings, 0, found)
+    return _with_members(ok(src.path, src.kind, [Page(1, text)], 1, what="message", warnings=warnings), found)
 
 
 def read_mbox(src: Source) -> Extraction:
@@ -44,28 +81,38 @@ def read_mbox(src: Source) -> Extraction:
         return src.fail(Reason.CORRUPT, "not a mailbox (no 'From ' line separates messages)")
     pages: list[Page] = []
     warnings: list[str] = []
+    found = _Attachments()
     ends = starts[1:] + [len(src.data)]
     for number, (start, end) in enumerate(zip(starts, ends), 1):
         if src.over_time():
-            return src.fail(Reason.TIMEOUT, f"stopped after {number - 1} of {len(starts)} messages "
-                                       f"(time limit {src.options.time_limit_s:g} s)", page_count=len(starts))
+            return _with_members(src.fail(Reason.TIMEOUT, f"stopped after {number - 1} of {len(starts)} messages "
+                                                     f"(time limit {src.options.time_limit_s:g} s)",
+                                          page_count=len(starts)), found)
         raw = src.data[start:end]
         raw = _QUOTED_FROM.sub(rb"\1", raw[raw.index(b"\n") + 1:])
         try:
             message = email.message_from_bytes(raw, policy=email.policy.default)
-            pages.append(Page(number, message_text(message, src, warnings, 0)))
+            pages.append(Page(number, message_text(message, src, warnings, 0, found)))
         except Exception as exc:  # noqa: BLE001 - one broken message must not lose the mailbox
             warnings.append(f"message {number} could not be read ({describe(exc)})")
-    return ok(src.path, src.kind, pages, len(starts), what="mailbox", warnings=warnings)
+    return _with_members(ok(src.path, src.kind, pages, len(starts), what="mailbox", warnings=warnings), found)
 
 
-def message_text(message: EmailMessage, src: Source, warnings: list[str], depth: int) -> str:
+def _with_members(extraction: Extraction, found: _Attachments) -> Extraction:
+    # A failed message or mailbox keeps no members: nothing of it is indexed.
+    return replace(extraction, members=tuple(found.members)) if extraction.ok and found.members else extraction
+
+
+def message_text(message: EmailMessage, src: Source, warnings: list[str], depth: int,
+                 found: _Attachments | None = None) -> str:
+    """A message's headers, body and the names of its attachments; the attachments themselves go to ``found``."""
+    found = found if found is not None else _Attachments()
     lines = [f"{h}: {message[h]}" for h in _HEADERS if message.get(h)]
     body = _body(message)
     if body:
         lines += ["", body]
     for part in message.iter_attachments():
-        lines += ["", *_attachment(part, src, warnings, depth)]
+        lines += ["", *_attachment(part, src, warnings, depth, found)]
     return squeeze_blank_lines(clean_text("\n".join(lines))).strip()
 
 
@@ -87,36 +134,42 @@ def _body(message: EmailMessage) -> str:
     return content
 
 
-def _attachment(part: EmailMessage, src: Source, warnings: list[str], depth: int) -> list[str]:
+def _attachment(part: EmailMessage, src: Source, warnings: list[str], depth: int, found: _Attachments) -> list[str]:
     name = part.get_filename() or ""
     if part.get_content_type() == "message/rfc822":
         inner = part.get_payload()
         inner = inner[0] if isinstance(inner, list) and inner else inner
         if isinstance(inner, EmailMessage) and depth < _MAX_DEPTH:
             return [f"Attached message: {name or inner.get('Subject', '')}".rstrip(),
-                    message_text(inner, src, warnings, depth + 1)]
+                    message_text(inner, src, warnings, depth + 1, found)]
         return [f"Attached message: {name}".rstrip()]
     if not name:
         return []
     reader = for_path(name)
-    payload = part.get_payload(decode=True)
-    data = payload if isinstance(payload, bytes) else b""
-    if reader is None or depth >= _MAX_DEPTH or not data:
+    if reader is None or depth >= _MAX_DEPTH:
         return [f"Attachment: {name} (not read)"]
     try:
-        inner = read_data(reader, Path(name), data, src.options, started=src.started, progress=src.progress)
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+        if not data:
+            inner = fail(Path(name), reader.kind, Reason.NO_TEXT, "the attachment is empty")
+        elif src.over_time():
+            inner = fail(Path(name), reader.kind, Reason.TIMEOUT, f"not read: the message's time limit "
+                                                             f"({src.options.time_limit_s:g} s) ran out")
+        else:
+            inner = read_data(reader, Path(name), data, src.options, started=src.started, progress=src.progress)
+    except MemoryError:
+        inner = fail(Path(name), reader.kind, Reason.TOO_LARGE, "ran out of memory while reading this attachment")
     except Exception as exc:  # noqa: BLE001 - a bad attachment must not lose the message
-        inner = None
-        warnings.append(f"attachment {name} could not be read ({describe(exc)})")
-    if inner is None or not inner.ok:
-        if inner is not None:
-            warnings.append(f"attachment {name}: {inner.reason} ({inner.detail})")
+        inner = fail(Path(name), reader.kind, Reason.CORRUPT, f"extraction failed: {describe(exc)}")
+    stored = found.add(name, replace(inner, members=()))
+    for member in inner.members:  # a message attached as a file: its attachments are this file's members
+        found.add(member.name, member.extraction)
+    if not inner.ok:
+        reason = (inner.reason or Reason.CORRUPT).value
+        warnings.append(f"attachment {stored}: {reason} ({inner.detail})")
         return [f"Attachment: {name} (not readable)"]
-    out: list[str] = []
-    for page in inner.pages:
-        where = f" ({reader.position} {page.number})" if page.number is not None and reader.position else ""
-        out += [f"Attachment: {name}{where}", page.text]
-    return out
+    return [f"Attachment: {name}"]
 
 
 def _looks_like_mbox(data: bytes) -> bool:
@@ -126,11 +179,11 @@ def _looks_like_mbox(data: bytes) -> bool:
 EXTRACTORS = (
     Extractor(
         name="eml", kind="email", extensions=(".eml",), read=read_eml, description="e-mail message",
-        position="message", preview="text", tokens_per_byte=0.15, mime_types=("message/rfc822",),
+        position="message", preview="text", tokens_per_byte=0.15, mime_types=("message/rfc822",), members=True,
     ),
     Extractor(
         name="mbox", kind="email", extensions=(".mbox", ".mbx"), read=read_mbox, description="mailbox",
         position="message", preview="text", sniff=_looks_like_mbox, tokens_per_byte=0.15,
-        mime_types=("application/mbox",),
+        mime_types=("application/mbox",), members=True,
     ),
 )

@@ -10,6 +10,14 @@ the same page twice, and the preview finds the word boxes to highlight without r
 recogniser is not confident about (mostly scripts its models do not cover: Cyrillic, Arabic, Devanagari...)
 are counted and reported instead of being indexed as invented text. Each page is recognised in the isolated
 worker process that reads the document, so OCR has the pool's memory cap and a deadline per page.
+
+More scripts come from the recognition models the wizard installs (``core/ocr_models.py``: pinned, SHA-256-
+verified packs). Only packs whose verification record still matches their files are loaded. The recogniser is
+chosen per page by what it finds: the user's preferred pack (``ExtractOptions.ocr_primary``) or the bundled models
+read the page first; when lines stay unreadable or are read with low confidence (a script they do not cover, or
+only partly: kanji without kana), each other installed pack reads the page, and the reading with the most
+confidently read characters is kept. The cache entry records which recognisers were tried, so installing a pack
+re-reads exactly the pages that were in doubt.
 """
 
 from __future__ import annotations
@@ -21,14 +29,15 @@ import os
 import re
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from desktop_search.core.extract.base import Extraction
 from desktop_search.core.extract.registry import Extractor, Source
 
-__all__ = ["EXTRACTORS", "OcrLine", "OcrPage", "ENGINE_ID", "recognise", "cached_page", "available"]
+__all__ = ["EXTRACTORS", "OcrLine", "OcrPage", "ENGINE_ID", "BUNDLED", "Recogniser", "recognisers", "recognise",
+           "cached_page", "available"]
 
 ENGINE_ID = "rapidocr-onnxruntime-1.4/PP-OCRv4-ch-en/r3"  # part of every cache key
 DPI = 200
@@ -38,6 +47,8 @@ MIN_CONFIDENCE = 0.5  # below this a line is reported as unreadable, not indexed
 # engine offers misreads upright lines often enough to lose several lines of a clean page, so it stays off and
 # orientation is decided per page instead.
 RETRY_BELOW = 0.5  # share of confidently read lines
+CONFIDENT = 0.9  # mean confidence per character below which installed packs read the page too
+BUNDLED = "bundled"  # the recogniser inside the engine's wheel (Chinese + English/Latin)
 
 Box = tuple[float, float, float, float]
 
@@ -54,6 +65,16 @@ class OcrPage:
     lines: tuple[OcrLine, ...]
     unreadable: int  # lines found on the page that the installed models could not read
     cached: bool = False  # came from the cache: the engine did not run
+    rec: str = BUNDLED  # the recogniser whose reading this is
+    tried: tuple[str, ...] = (BUNDLED,)  # every recogniser that read the page, the first one first
+    score: float = 0.0  # sum over the read lines of confidence x characters: how much was read, how surely
+
+    @property
+    def doubtful(self) -> bool:
+        """Lines left unreadable, or read with low confidence (kanji read, kana dropped): another recogniser may
+        do better."""
+        chars = sum(len(line.text) for line in self.lines)
+        return bool(self.unreadable) or (chars > 0 and self.score / chars < CONFIDENT)
 
     @property
     def text(self) -> str:
@@ -82,13 +103,15 @@ class OcrPage:
 
     def to_json(self) -> str:
         lines = [[ln.text, list(ln.box), [list(c) for c in ln.chars]] for ln in self.lines]
-        return json.dumps({"engine": ENGINE_ID, "lines": lines, "unreadable": self.unreadable}, ensure_ascii=False)
+        return json.dumps({"engine": ENGINE_ID, "lines": lines, "unreadable": self.unreadable, "rec": self.rec,
+                           "tried": list(self.tried), "score": self.score}, ensure_ascii=False)
 
     @staticmethod
     def from_json(raw: str) -> "OcrPage":
         data = json.loads(raw)
         lines = tuple(OcrLine(t, tuple(b), tuple(tuple(c) for c in cs)) for t, b, cs in data["lines"])
-        return OcrPage(lines, int(data.get("unreadable", 0)), cached=True)
+        return OcrPage(lines, int(data.get("unreadable", 0)), cached=True, rec=str(data.get("rec", BUNDLED)),
+                       tried=tuple(str(t) for t in data.get("tried", [BUNDLED])), score=float(data.get("score", 0.0)))
 
 
 def available() -> bool:
@@ -155,52 +178,108 @@ def cached_page(page: Any, cache_dir: str | None) -> tuple[OcrPage | None, float
 
 # -- the engine -------------------------------------------------------------------------------------------------
 
-_ENGINE: Any = None
+_ENGINES: dict[tuple[str, int], Any] = {}
 _ENGINE_LOCK = threading.Lock()
 
 
-def _engine(threads: int) -> Any:
-    global _ENGINE
+@dataclass(frozen=True)
+class Recogniser:
+    id: str  # BUNDLED or an OCR model pack's id
+    folder: str = ""  # the pack's verified folder (rec.onnx, keys.txt); "" for the bundled models
+
+
+def recognisers(models_dir: str | None, primary: str = "") -> tuple[Recogniser, ...]:
+    """The recognisers a page may be read with, in order: the preferred pack (when installed), the bundled models,
+    then every other installed pack. Only packs whose verification record matches their files count."""
+    found: list[Recogniser] = []
+    if models_dir:
+        from desktop_search.core import ocr_models
+        from desktop_search.core.models import ModelError
+
+        try:
+            packs = ocr_models.installed(Path(models_dir), _packs())
+        except ModelError:  # a damaged manifest: the bundled models only
+            packs = ()
+        found = [Recogniser(p.id, str(Path(models_dir) / p.id)) for p in packs]
+    first = [r for r in found if r.id == primary]
+    return (*first, Recogniser(BUNDLED), *[r for r in found if r.id != primary])
+
+
+_PACKS: Any = None
+
+
+def _packs() -> Any:
+    global _PACKS
+    if _PACKS is None:
+        from desktop_search.core import ocr_models
+
+        _PACKS = ocr_models.load_packs()
+    return _PACKS
+
+
+def _engine(threads: int, rec: Recogniser = Recogniser(BUNDLED)) -> Any:
     with _ENGINE_LOCK:
-        if _ENGINE is None:
+        key = (rec.folder, threads)
+        if key not in _ENGINES:
             from rapidocr_onnxruntime import RapidOCR
 
             logging.getLogger("RapidOCR").setLevel(logging.ERROR)
-            kwargs = {"intra_op_num_threads": threads} if threads > 0 else {}
-            _ENGINE = RapidOCR(**kwargs)
-        return _ENGINE
+            kwargs: dict[str, Any] = {"intra_op_num_threads": threads} if threads > 0 else {}
+            if rec.folder:
+                kwargs.update(rec_model_path=str(Path(rec.folder) / "rec.onnx"),
+                              rec_keys_path=str(Path(rec.folder) / "keys.txt"))
+            _ENGINES[key] = RapidOCR(**kwargs)
+        return _ENGINES[key]
 
 
 def recognise(page: Any, cache_dir: str | None, threads: int = 0,
-              heartbeat: Callable[[], None] | None = None) -> OcrPage:
-    """OCR one MuPDF page (from the cache when this exact page was recognised before). ``heartbeat`` is called
-    before a second, upside-down pass, so the pool's per-step deadline restarts."""
+              heartbeat: Callable[[], None] | None = None, *, models_dir: str | None = None,
+              primary: str = "") -> OcrPage:
+    """OCR one MuPDF page (from the cache when this exact page was recognised before by the same recognisers).
+    ``heartbeat`` is called before each further pass (upside down, another recogniser), so the pool's per-step
+    deadline restarts."""
     import numpy as np
 
+    order = recognisers(models_dir, primary)
     pix, zoom = _render(page)
     key = _key(pix)
     hit = _cache_get(cache_dir, key)
-    if hit is not None:
+    if hit is not None and hit.tried[:1] == (order[0].id,) and (
+            not hit.doubtful or {r.id for r in order} <= set(hit.tried)):
         return hit
     image = np.frombuffer(pix.samples, dtype=np.uint8).reshape(pix.height, pix.width, pix.n)
     image = np.ascontiguousarray(image[:, :, ::-1])  # the engine expects OpenCV's BGR order
-    page_result = _read(image, zoom, threads, flipped=False)
+    page_result = _read(image, zoom, threads, flipped=False, rec=order[0])
     found = len(page_result.lines) + page_result.unreadable
+    flipped = False
     if found and len(page_result.lines) < RETRY_BELOW * found:
         if heartbeat is not None:
             heartbeat()
-        turned = _read(np.ascontiguousarray(image[::-1, ::-1]), zoom, threads, flipped=True)
+        turned = _read(np.ascontiguousarray(image[::-1, ::-1]), zoom, threads, flipped=True, rec=order[0])
         if len(turned.lines) > len(page_result.lines):
-            page_result = turned
+            page_result, flipped = turned, True
+    tried = [order[0].id]
+    for rec in order[1:]:
+        if not page_result.doubtful:
+            break
+        if heartbeat is not None:
+            heartbeat()
+        upright = image[::-1, ::-1] if flipped else image
+        other = _read(np.ascontiguousarray(upright), zoom, threads, flipped=flipped, rec=rec)
+        tried.append(rec.id)
+        if other.score > page_result.score:
+            page_result = other
+    page_result = replace(page_result, tried=tuple(tried))
     _cache_put(cache_dir, key, page_result)
     return page_result
 
 
-def _read(image: Any, zoom: float, threads: int, flipped: bool) -> OcrPage:
-    result, _elapsed = _engine(threads)(image, use_cls=False, return_word_box=True, text_score=0.0)
+def _read(image: Any, zoom: float, threads: int, flipped: bool, rec: Recogniser = Recogniser(BUNDLED)) -> OcrPage:
+    result, _elapsed = _engine(threads, rec)(image, use_cls=False, return_word_box=True, text_score=0.0)
     height, width = image.shape[:2]
     lines: list[OcrLine] = []
     unreadable = 0
+    total = 0.0
     for item in result or []:
         quad, text, score = item[0], str(item[1]), float(item[2])
         if not text.strip():
@@ -216,9 +295,10 @@ def _read(image: Any, zoom: float, threads: int, flipped: bool) -> OcrPage:
         if flipped:
             spans = tuple((width / zoom - x1, width / zoom - x0) for x0, x1 in spans)
         lines.append(OcrLine(text, box, spans))
+        total += score * len(text)
     if flipped:
         lines.sort(key=lambda ln: (ln.box[1], ln.box[0]))  # reading order of the turned page
-    return OcrPage(tuple(lines), unreadable)
+    return OcrPage(tuple(lines), unreadable, rec=rec.id, score=round(total, 3))
 
 
 _LONG_WORD = re.compile(r"[A-Za-z0-9]{4,}")

@@ -69,6 +69,7 @@ __all__ = [
     "extract",
     "read_data",
     "warm_up",
+    "has_members",
 ]
 
 # The kind modules, in the order their extractors are consulted when a file's signature decides.
@@ -130,6 +131,7 @@ class Extractor:
     mime_types: tuple[str, ...] = ()
     tokens_per_byte: float = 0.25  # for the indexing estimate
     ocr: bool = False  # pages may need OCR (the estimate counts it)
+    members: bool = False  # may carry documents indexed on their own (``Extraction.members``: mail attachments)
 
     def claims(self, data: bytes) -> bool:
         """Whether a file's bytes say it is this reader's format."""
@@ -217,6 +219,12 @@ def filter_choices() -> list[tuple[str, tuple[str, ...]]]:
     """(label, kinds) pairs for a type filter: every kind that has an extractor, in display order."""
     present = {ex.kind for ex in extractors()}
     return [(label, (kind,)) for kind, label in KIND_LABELS.items() if kind in present]
+
+
+def has_members(path: str | Path) -> bool:
+    """Whether files like this one may carry documents indexed on their own (a message's attachments)."""
+    ex = for_path(path)
+    return ex is not None and ex.members
 
 
 def position_name(path: str | Path) -> str:

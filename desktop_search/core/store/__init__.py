@@ -30,7 +30,16 @@ from desktop_search.core.store.codecs import (
 )
 from desktop_search.core.store.facade import Store
 from desktop_search.core.store.fulltext import KeywordQuery
-from desktop_search.core.store.keys import chunk_id, fs_path, is_under, path_key, text_hash
+from desktop_search.core.store.keys import (
+    chunk_id,
+    fs_path,
+    is_under,
+    member_key,
+    member_name,
+    owner_key,
+    path_key,
+    text_hash,
+)
 from desktop_search.core.store.maintenance import dir_bytes
 from desktop_search.core.store.meta import (
     META_FILE,
@@ -55,6 +64,6 @@ __all__ = [
     "CHUNKS_SCHEMA", "FILES_SCHEMA", "HASH_INDEX", "META_FILE", "SCHEMA_VERSION", "ChunkRow", "FileRecord", "IndexIncompatible",
     "IndexMissing", "IndexNotOurs", "KeywordQuery", "Store", "chunk_id", "dequantize_colbert",
     "dequantize_colbert_many", "dir_bytes", "foreign_content", "fs_path",
-    "is_under", "path_key", "pool_tokens", "quantize_colbert", "quantize_rows", "read_meta", "sign_bits",
+    "is_under", "member_key", "member_name", "owner_key", "path_key", "pool_tokens", "quantize_colbert", "quantize_rows", "read_meta", "sign_bits",
     "text_hash", "vectors_schema", "write_meta",
 ]

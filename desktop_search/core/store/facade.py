@@ -162,6 +162,11 @@ class Store:
         return self._tables.chunks_of(path)
 
     @fresh_retry
+    def owned_chunks(self, path: str) -> list[ChunkRow]:
+        """The chunks of one file and of the documents inside it (a message's attachments)."""
+        return self._tables.owned_chunks(path)
+
+    @fresh_retry
     def chunks_with_hashes(self, hashes: Sequence[str], columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
         """Every chunk row whose text has one of these hashes, read by value."""
         return self._tables.chunks_with_hashes(hashes, columns)

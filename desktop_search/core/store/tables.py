@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from desktop_search.core.store.fulltext import FTS_INDEX, KeywordQuery, fulltext_query, with_terms
+from desktop_search.core.store.keys import member_key
 
 __all__ = [
     "CHUNKS_SCHEMA", "FILES_SCHEMA", "ChunkRow", "FileRecord", "HASH_INDEX", "Tables", "fixed_list_matrix",
@@ -145,6 +146,15 @@ def _sql_str(value: str) -> str:
 
 def _in_list(column: str, values: Sequence[str]) -> str:
     return f"{column} IN ({', '.join(_sql_str(v) for v in values)})"
+
+
+def _owned(paths: Sequence[str]) -> str:
+    """The chunks of ``paths``: their own, and for a file that carries documents (a message's attachments) theirs."""
+    from desktop_search.core.extract.registry import has_members
+
+    parts = [_in_list("path", paths)]
+    parts += [f"starts_with(path, {_sql_str(member_key(p, ''))})" for p in paths if has_members(p)]
+    return " OR ".join(parts)
 
 
 def _under(roots: Sequence[str]) -> str:
@@ -382,7 +392,7 @@ class Tables:
         """Chunks first, then the files rows (every row of a path, duplicates included)."""
         with self.write_lock:
             for part in batches(list(paths)):
-                self.chunks.delete(_in_list("path", part))
+                self.chunks.delete(_owned(part))
                 self.files.delete(_in_list("path", part))
 
     def file_rows(self) -> list[dict[str, Any]]:
@@ -394,7 +404,7 @@ class Tables:
     def replace_chunks(self, paths: Sequence[str], rows: Sequence[ChunkRow]) -> None:
         with self.write_lock:
             for part in batches(list(paths)):
-                self.chunks.delete(_in_list("path", part))
+                self.chunks.delete(_owned(part))
             if rows:
                 table = pa.Table.from_pylist(with_terms([r.as_row() for r in rows]), schema=CHUNKS_SCHEMA)
                 self.chunks.add(table)
@@ -420,6 +430,9 @@ class Tables:
 
     def chunks_of(self, path: str) -> list[ChunkRow]:
         return [ChunkRow.from_row(r) for r in self._chunk_query(f"path = {_sql_str(path)}", _CHUNK_FIELDS)]
+
+    def owned_chunks(self, path: str) -> list[ChunkRow]:
+        return [ChunkRow.from_row(r) for r in self._chunk_query(_owned([path]), _CHUNK_FIELDS)]
 
     def chunks_with_hashes(self, hashes: Sequence[str], columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
