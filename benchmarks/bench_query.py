@@ -49,7 +49,7 @@ def _vocab(rng) -> list[str]:
 
 def build_store(index_dir: Path, n: int, colbert_tokens: int, seed: int = 0):
     """n synthetic chunks (10 per file) with vectors, written in batches through the Store API."""
-    from desktop_search.core.store import Store, chunk_id, text_hash
+    from desktop_search.core.store import ChunkRow, Store, chunk_id, text_hash
 
     rng = np.random.default_rng(seed)
     vocab = _vocab(rng)
@@ -74,10 +74,8 @@ def build_store(index_dir: Path, n: int, colbert_tokens: int, seed: int = 0):
             h = text_hash(text)
             path = f"/bench/file{g // 10:06d}.txt"
             chunk_rows.append(
-                {
-                    "id": chunk_id(path, g % 10), "path": path, "ordinal": g % 10, "page": None,
-                    "char_start": 0, "char_end": len(text), "text": text, "text_hash": h, "n_tokens": 60,
-                }
+                ChunkRow(id=chunk_id(path, g % 10), path=path, ordinal=g % 10, page=None, char_start=0,
+                         char_end=len(text), text=text, text_hash=h, n_tokens=60)
             )
             ids = np.unique(rng.integers(5, 30000, 40)).astype(np.int32)
             weights = rng.uniform(0.02, 0.3, len(ids)).astype(np.float32)

@@ -21,18 +21,18 @@ import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
 # torch storage class names in data.pkl -> numpy dtype (bfloat16 is read as uint16 and widened).
-_STORAGE_DTYPES = {
+_STORAGE_DTYPES: dict[str, np.dtype[Any]] = {
     "FloatStorage": np.dtype("<f4"), "HalfStorage": np.dtype("<f2"), "BFloat16Storage": np.dtype("<u2"),
     "DoubleStorage": np.dtype("<f8"), "LongStorage": np.dtype("<i8"), "IntStorage": np.dtype("<i4"),
     "ShortStorage": np.dtype("<i2"), "CharStorage": np.dtype("i1"), "ByteStorage": np.dtype("u1"),
     "BoolStorage": np.dtype("?"),
 }
-_SAFETENSORS_DTYPES = {
+_SAFETENSORS_DTYPES: dict[str, np.dtype[Any]] = {
     "F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("<u2"), "F64": np.dtype("<f8"),
     "I64": np.dtype("<i8"), "I32": np.dtype("<i4"), "I16": np.dtype("<i2"), "I8": np.dtype("i1"),
     "U8": np.dtype("u1"), "BOOL": np.dtype("?"),
@@ -165,11 +165,12 @@ class _Pending:
     strides: tuple[int, ...]
 
 
-def _rebuild_tensor(storage, storage_offset, size, stride, *_rest) -> _Pending:
+def _rebuild_tensor(storage: _Storage, storage_offset: int, size: tuple[int, ...], stride: tuple[int, ...],
+                    *_rest: object) -> _Pending:
     return _Pending(storage, int(storage_offset), tuple(int(s) for s in size), tuple(int(s) for s in stride))
 
 
-def _rebuild_parameter(data, *_rest):
+def _rebuild_parameter(data: _Pending, *_rest: object) -> _Pending:
     return data
 
 
@@ -187,14 +188,14 @@ class _RefUnpickler(pickle.Unpickler):
         ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
     }
 
-    def find_class(self, module: str, name: str):
+    def find_class(self, module: str, name: str) -> Any:
         if module == "torch" and name in _STORAGE_DTYPES:
             return _StorageType(name)
         if (module, name) in self._ALLOWED:
             return self._ALLOWED[(module, name)]
         raise CheckpointError(f"unexpected record {module}.{name} in a weights file")
 
-    def persistent_load(self, pid):
+    def persistent_load(self, pid: Any) -> _Storage:
         if not (isinstance(pid, tuple) and pid and pid[0] == "storage"):
             raise CheckpointError(f"unexpected persistent record {pid!r}")
         storage_type, key = pid[1], str(pid[2])

@@ -198,10 +198,10 @@ class Encoder:
         self.device = resolve_device(device)
         self.fp16 = self.device != "cpu"
         self.fingerprint = model_fingerprint(self.model_dir)
-        self._torch = None
-        self.tokenizer = None
+        self._torch: Any = None  # the torch module once the torch engine is loaded
+        self.tokenizer: Any = None  # FlagEmbedding's (torch engine) or tokenizer.M3Tokenizer (int8 engine)
         self._lock = threading.Lock()
-        self._flag = None
+        self._flag: Any = None
         self._net: Any = None
         self._onnx = None
         self.precision = "fp16" if self.fp16 else "fp32"
@@ -212,7 +212,8 @@ class Encoder:
             self._load_torch()
         self.batch_tokens = CPU_BATCH_TOKENS
         if self.device == "cuda":
-            free, _total = self._torch.cuda.mem_get_info(self._torch.device(self.device))
+            torch: Any = self._torch  # loaded just above (a GPU never takes the int8 path)
+            free, _total = torch.cuda.mem_get_info(torch.device(self.device))
             self.batch_tokens = gpu_batch_tokens(free, self.dim)
 
     def _load_torch(self) -> None:
@@ -262,7 +263,7 @@ class Encoder:
         self.dim = quantize.reference_dim(out)
 
     @property
-    def flag_model(self):
+    def flag_model(self) -> Any:
         """The exact fp32/fp16 FlagEmbedding object, for parity checks against compute_score (loaded on demand)."""
         if self._flag is None:
             with self._lock:
@@ -320,7 +321,8 @@ class Encoder:
                 progress(len(batch))
         return Encoded(dense, sparse, colbert)
 
-    def _encode_batch(self, enc, batch, dense, sparse, colbert) -> None:
+    def _encode_batch(self, enc: dict[str, Any], batch: Sequence[int], dense: np.ndarray, sparse: list[dict[int, float]],
+                      colbert: list[np.ndarray]) -> None:
         ids, mask = pad_rows([enc["input_ids"][i] for i in batch], self._pad_id)
         if self._onnx is not None:
             with self._lock:
@@ -342,7 +344,7 @@ class Encoder:
         if self.device == "cuda":
             self._torch.cuda.empty_cache()
 
-    def _torch_batch(self, ids: np.ndarray, mask: np.ndarray):
+    def _torch_batch(self, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         torch = self._torch
         inputs = {"input_ids": torch.from_numpy(ids).to(self.device),
                   "attention_mask": torch.from_numpy(mask).to(self.device)}

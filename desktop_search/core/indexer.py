@@ -27,9 +27,9 @@ import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterable, Literal, Sequence
+from typing import Any, Callable, Iterable, Literal, Sequence
 
 import numpy as np
 
@@ -41,6 +41,7 @@ from desktop_search.core.lease import writer_lock
 from desktop_search.core.lock import IndexBusy
 from desktop_search.core.paths import is_under, under_any
 from desktop_search.core.store import (
+    ChunkRow,
     FileRecord,
     Store,
     chunk_id,
@@ -55,6 +56,10 @@ from desktop_search.formatting import format_bytes
 _IGNORED_PREFIXES = ("~$", ".~lock", ".")
 _IGNORED_SUFFIXES = (".part", ".crdownload", ".tmp", ".swp", "~")
 GROUP_FILES = 32
+_Todo = list[tuple[Path, "os.stat_result | None"]]  # files to read, with their stat when it is known
+_Moved = list[tuple[FileRecord, Path, os.stat_result]]  # (gone file's record, its new path, the new stat)
+_Group = list[tuple["_Prepared", list[Chunk]]]  # extracted and chunked files committed together
+_Tick = Callable[..., None]  # tick(phase=..., files_done=..., ...): update the run's Progress and report it
 GROUP_TOKENS = 32_768
 
 
@@ -121,7 +126,7 @@ class IndexReport:
     offline: list[str] = field(default_factory=list)  # named folders not found: their documents were kept
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # (path, reason, detail)
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
 
 
@@ -132,7 +137,10 @@ def is_ignored_name(name: str) -> bool:
 def matches_patterns(path: Path, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> bool:
     """Glob patterns (``*.pdf``, ``drafts/*``) against the file name and the full path."""
     name, full = path.name, path.as_posix()
-    hit = lambda pat: fnmatch.fnmatch(name, pat) or fnmatch.fnmatch(full, pat) or fnmatch.fnmatch(full, "*/" + pat)
+
+    def hit(pat: str) -> bool:
+        return fnmatch.fnmatch(name, pat) or fnmatch.fnmatch(full, pat) or fnmatch.fnmatch(full, "*/" + pat)
+
     if include and not any(hit(p) for p in include):
         return False
     return not any(hit(p) for p in exclude)
@@ -183,6 +191,7 @@ class NotRegularFile(OSError):
     """The path is a pipe, device or socket: reading it could block or never end, so it is never read."""
 
 
+_NOTHING_TO_INDEX = Failure(Reason.NO_TEXT, "no text to index")
 SPECIAL_FILE = Failure(Reason.UNSUPPORTED, "not a regular file (a pipe, device or socket); such files are never read")
 
 
@@ -275,7 +284,7 @@ class Indexer:
     ``extractor`` reads the kinds the registry marks isolated (``extract(path, options) -> Extraction``); by
     default the shared pool of isolated worker processes. Text files are read in this process."""
 
-    def __init__(self, store: Store, settings: Settings, encoder=None, *, extractor=None) -> None:
+    def __init__(self, store: Store, settings: Settings, encoder: Any = None, *, extractor: Any = None) -> None:
         self.store = store
         self.settings = settings
         self.encoder = encoder
@@ -325,7 +334,9 @@ class Indexer:
         rather than recorded as a failure. Chunks of moved files are kept when both ends are in ``paths``."""
         return self._locked(paths, progress, cancel, pause, include, exclude, watched=True)
 
-    def _locked(self, paths, progress, cancel, pause, include, exclude, *, watched: bool) -> IndexReport:
+    def _locked(self, paths: Sequence[Path], progress: Callable[[Progress], None] | None,
+                cancel: threading.Event | None, pause: threading.Event | None, include: Sequence[str],
+                exclude: Sequence[str], *, watched: bool) -> IndexReport:
         with writer_lock(self.store.index_dir):
             try:
                 # Lock first, then read: the view this Store opened with may predate another writer's whole run,
@@ -345,7 +356,9 @@ class Indexer:
         # A watcher batch names a few paths: ask for their rows instead of reading the whole table.
         return self.store.records_under(roots)
 
-    def _reconcile(self, paths, progress, cancel, pause, include, exclude, *, watched: bool) -> IndexReport:
+    def _reconcile(self, paths: Sequence[Path], progress: Callable[[Progress], None] | None,
+                   cancel: threading.Event | None, pause: threading.Event | None, include: Sequence[str],
+                   exclude: Sequence[str], *, watched: bool) -> IndexReport:
         t0 = time.monotonic()
         self._pause = pause
         self._phase_before_pause = "indexing"
@@ -354,7 +367,7 @@ class Indexer:
         prog = Progress("scanning")
         cancel = cancel or threading.Event()
 
-        def tick(**kw) -> None:
+        def tick(**kw: Any) -> None:
             if kw.get("phase") == "paused" and prog.phase != "paused":
                 self._phase_before_pause = prog.phase
             for k, v in kw.items():
@@ -402,8 +415,7 @@ class Indexer:
             elif st.st_size == 0:
                 instant = Failure(Reason.NO_TEXT, "empty file")
             if instant is not None:
-                reason = instant.reason.value
-                if not (rec is not None and rec.status == "failed" and rec.reason == reason
+                if not (rec is not None and rec.status == "failed" and rec.reason == instant.reason.value
                         and rec.size == st.st_size and rec.mtime_ns == st.st_mtime_ns):
                     at_once.append((p, st, instant))
                 else:
@@ -433,15 +445,13 @@ class Indexer:
             report.removed = len(gone)
         self.store.upsert_files(touch)
         report.files_seen = len(files)
-        failures: list[tuple[Path, str, str, os.stat_result | None]] = []
-        for p, st, why in at_once:
-            reason, detail = why.reason.value, why.detail
-            failures.append((p, reason, detail, st))
+        failures: list[tuple[Path, Failure, os.stat_result | None]] = [(p, why, st) for p, st, why in at_once]
         for p in unsupported:
-            failures.append((p, "unsupported", f"not a supported document type ({p.suffix or 'no extension'})", None))
+            failures.append((p, Failure(Reason.UNSUPPORTED,
+                                        f"not a supported document type ({p.suffix or 'no extension'})"), None))
         for d, e in dir_errors:
             reason = Reason.PERMISSION_DENIED if isinstance(e, PermissionError) else Reason.UNSUPPORTED
-            failures.append((Path(d), reason.value, f"cannot open this folder: {e.strerror or e}", None))
+            failures.append((Path(d), Failure(reason, f"cannot open this folder: {e.strerror or e}"), None))
         self._record_failures(report, failures)
 
         tick(phase="indexing", files_total=len(todo), files_skipped=report.unchanged)
@@ -462,7 +472,7 @@ class Indexer:
         return report
 
     # -- moves ------------------------------------------------------------------------------------------
-    def _find_moves(self, todo, gone: list[FileRecord]):
+    def _find_moves(self, todo: _Todo, gone: list[FileRecord]) -> tuple[_Moved, _Todo]:
         """Split ``todo`` into files that are a gone file under a new name (same size, kind and SHA-256) and the
         rest. Only files of a size some gone file had are hashed."""
         by_size: dict[int, list[FileRecord]] = {}
@@ -471,7 +481,8 @@ class Indexer:
                 by_size.setdefault(rec.size, []).append(rec)
         if not by_size:
             return [], todo
-        moved, rest = [], []
+        moved: _Moved = []
+        rest: _Todo = []
         for p, st in todo:
             candidates = by_size.get(st.st_size, []) if st is not None else []
             match = None
@@ -481,28 +492,25 @@ class Indexer:
                 except OSError:
                     digest = ""
                 match = next((r for r in candidates if r.sha256 == digest and r.kind == kind_of(p)), None)
-            if match is not None:
+            if match is not None and st is not None:  # (a match needs a size, so a stat)
                 candidates.remove(match)
                 moved.append((match, p, st))
             else:
                 rest.append((p, st))
         return moved, rest
 
-    def _apply_moves(self, moved, report: IndexReport) -> None:
+    def _apply_moves(self, moved: _Moved, report: IndexReport) -> None:
         """Copy the chunks and files row of each source to its new path (intent row, chunks, files row; the
         caller then deletes the sources), so a moved file is neither extracted nor encoded again."""
         now = time.time()
-        rows: list[dict] = []
+        rows: list[ChunkRow] = []
         records: list[FileRecord] = []
         for rec, p, st in moved:
             dest = path_key(str(p))
             old = self.store.chunks_of(rec.path)
             if len(old) != rec.n_chunks:  # damaged record: let the normal path redo it
                 continue
-            for r in old:
-                r = {k: v for k, v in r.items() if not k.startswith("_")}
-                r.update(path=dest, id=chunk_id(dest, r["ordinal"]))
-                rows.append(r)
+            rows.extend(replace(r, path=dest, id=chunk_id(dest, r.ordinal)) for r in old)
             records.append(FileRecord(**{**rec.as_row(), "path": dest, "size": st.st_size,
                                          "mtime_ns": st.st_mtime_ns, "indexed_at": now}))
         if not records:
@@ -542,7 +550,7 @@ class Indexer:
             ex = extract(path, options)
         return _Prepared(path, st.st_size, st.st_mtime_ns, digest, ex)
 
-    def _hold_while_paused(self, cancel: threading.Event, tick) -> bool:
+    def _hold_while_paused(self, cancel: threading.Event, tick: _Tick) -> bool:
         """Block while the user has paused indexing (reporting "paused" at once), then resume the phase that
         was under way. Checked between files and between encoder batches, so a pause takes effect within one
         batch. Returns whether the run was cancelled."""
@@ -554,12 +562,12 @@ class Indexer:
             tick(phase=resume)
         return cancel.is_set()
 
-    def _run(self, todo, report: IndexReport, prog: Progress, tick, cancel: threading.Event) -> None:
+    def _run(self, todo: _Todo, report: IndexReport, prog: Progress, tick: _Tick, cancel: threading.Event) -> None:
         if not todo:
             return
         workers = max(1, self.settings.extract_workers)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="extract") as pool:
-            queue: deque[Future] = deque()
+            queue: deque[Future[_Prepared]] = deque()
             it = iter(todo)
 
             def refill() -> None:
@@ -577,8 +585,9 @@ class Indexer:
                 for fut in queue:  # also on a write error: do not read files nobody will store
                     fut.cancel()
 
-    def _drain(self, queue, refill, report: IndexReport, prog: Progress, tick, cancel: threading.Event) -> None:
-        group: list[tuple[_Prepared, list[Chunk]]] = []
+    def _drain(self, queue: deque[Future[_Prepared]], refill: Callable[[], None], report: IndexReport, prog: Progress,
+               tick: _Tick, cancel: threading.Event) -> None:
+        group: _Group = []
         group_tokens = 0
         while queue and not cancel.is_set():
             if self._hold_while_paused(cancel, tick):
@@ -613,7 +622,7 @@ class Indexer:
             self._commit(group, report, prog, tick, cancel)
 
     @staticmethod
-    def _next_prepared(queue, cancel: threading.Event) -> _Prepared | None:
+    def _next_prepared(queue: deque[Future[_Prepared]], cancel: threading.Event) -> _Prepared | None:
         """The next extracted file, waiting in short steps so that a cancel (Ctrl+C, SIGTERM, the window's
         Stop) is seen while a slow file is being read; None once cancelled."""
         fut = queue[0]
@@ -627,9 +636,9 @@ class Indexer:
         queue.popleft()
         return prepared
 
-    def _commit(self, group, report: IndexReport, prog: Progress, tick, cancel: threading.Event) -> None:
+    def _commit(self, group: _Group, report: IndexReport, prog: Progress, tick: _Tick, cancel: threading.Event) -> None:
         now = time.time()
-        chunk_rows: list[dict] = []
+        chunk_rows: list[ChunkRow] = []
         records: list[FileRecord] = []
         intents: list[FileRecord] = []
         for prepared, chunks in group:
@@ -639,33 +648,20 @@ class Indexer:
                 report.ocr_pages += ex.ocr_pages
                 report.ocr_cached += ex.ocr_cached
             if prepared.error or ex is None or not ex.ok or not chunks:
-                if prepared.error:
-                    reason, detail = prepared.error.reason.value, prepared.error.detail
-                elif ex is not None and not ex.ok:
-                    reason, detail = ex.reason or "corrupt", ex.detail
-                else:
-                    reason, detail = "no_text", "no text to index"
-                records.append(self._failed_record(prepared, reason, detail, now))
+                why = prepared.error or (ex.failure if ex is not None else None) or _NOTHING_TO_INDEX
+                records.append(self._failed_record(prepared, why, now))
                 if path in self._known_keys:  # its old chunks are deleted below: pending until the row says failed
                     intents.append(FileRecord(**{**records[-1].as_row(), "status": "pending", "reason": None}))
                 report.failed += 1
-                report.failures.append((path, reason, detail))
+                report.failures.append((path, why.reason.value, why.detail))
                 prog.files_failed += 1
                 continue
-            for c in chunks:
-                chunk_rows.append(
-                    {
-                        "id": chunk_id(path, c.ordinal),
-                        "path": path,
-                        "ordinal": c.ordinal,
-                        "page": c.page,
-                        "char_start": c.char_start,
-                        "char_end": c.char_end,
-                        "text": c.text,
-                        "text_hash": text_hash(c.text),
-                        "n_tokens": c.n_tokens,
-                    }
-                )
+            chunk_rows.extend(
+                ChunkRow(id=chunk_id(path, c.ordinal), path=path, ordinal=c.ordinal, page=c.page,
+                         char_start=c.char_start, char_end=c.char_end, text=c.text, text_hash=text_hash(c.text),
+                         n_tokens=c.n_tokens)
+                for c in chunks
+            )
             record = FileRecord(
                 path=path,
                 size=prepared.size,
@@ -713,7 +709,8 @@ class Indexer:
             self.store.keep_searchable()  # committed means searchable: no waiting for the run's final optimize
         tick(files_done=prog.files_done + len(group), chunks_done=prog.chunks_done + len(chunk_rows))
 
-    def _failed_record(self, prepared: _Prepared, reason: str, detail: str, now: float) -> FileRecord:
+    def _failed_record(self, prepared: _Prepared, why: Failure, now: float) -> FileRecord:
+        """The files row of a failed file: the index stores the reason as its code (a string column)."""
         ex = prepared.extraction
         return FileRecord(
             path=path_key(str(prepared.path)),
@@ -722,29 +719,30 @@ class Indexer:
             sha256=prepared.sha256,
             kind=ex.kind if ex else "",
             status="failed",
-            reason=reason,
-            detail=detail,
+            reason=why.reason.value,
+            detail=why.detail,
             warnings="\n".join(ex.warnings) if ex else "",
             page_count=ex.page_count if ex else 0,
             n_chunks=0,
             indexed_at=now,
         )
 
-    def _record_failures(self, report: IndexReport, failures) -> None:
-        """Record ``(path, reason, detail, stat or None)`` failures found without reading the files: their old
+    def _record_failures(self, report: IndexReport,
+                         failures: list[tuple[Path, Failure, os.stat_result | None]]) -> None:
+        """Record ``(path, failure, stat or None)`` failures found without reading the files: their old
         chunks go first (a file that became empty), then one write of all their rows."""
         now = time.time()
         records: list[FileRecord] = []
-        for path, reason, detail, st in failures:
+        for path, why, st in failures:
             if st is None:
                 try:
                     st = path.stat()
                 except OSError:
                     st = None
             size, mtime = (st.st_size, st.st_mtime_ns) if st is not None else (0, 0)
-            records.append(self._failed_record(_Prepared(path, size, mtime, "", None), reason, detail, now))
+            records.append(self._failed_record(_Prepared(path, size, mtime, "", None), why, now))
             report.failed += 1
-            report.failures.append((path_key(str(path)), reason, detail))
+            report.failures.append((path_key(str(path)), why.reason.value, why.detail))
         stale = [r.path for r in records if r.path in self._known_keys]
         if stale:
             self.store.replace_chunks(stale, [])
@@ -752,10 +750,10 @@ class Indexer:
             self.store.upsert_files(records[start : start + 5000])
 
     # -- encoding ---------------------------------------------------------------------------------------
-    def _encode_rows(self, rows: list[dict], report: IndexReport, prog: Progress, tick, cancel,
-                     counted: bool = False) -> None:
+    def _encode_rows(self, rows: Sequence[ChunkRow], report: IndexReport, prog: Progress, tick: _Tick,
+                     cancel: threading.Event, counted: bool = False) -> None:
         """Encode and store the rows' texts that have no vectors yet; ``counted``: already in the total."""
-        by_hash = {r["text_hash"]: r["text"] for r in rows}
+        by_hash = {r.text_hash: r.text for r in rows}
         needed = [h for h in by_hash if h not in self.store.present_hashes(by_hash)]
         tick(chunks_to_encode=prog.chunks_to_encode + (len(needed) - len(by_hash) if counted else len(needed)))
         if not needed:
@@ -789,7 +787,7 @@ class Indexer:
         report.chunks_encoded += len(vec_rows)
         tick(phase="indexing")
 
-    def _encode_missing(self, report: IndexReport, prog: Progress, tick, cancel) -> None:
+    def _encode_missing(self, report: IndexReport, prog: Progress, tick: _Tick, cancel: threading.Event) -> None:
         """Encode chunks that have no vectors yet: indexed before a model was installed, or after a model change."""
         missing = self.store.all_chunk_hashes() - self.store.vector_hashes()
         if not missing:
@@ -806,7 +804,8 @@ class Indexer:
                 return
             part = order[start : start + 256]
             rank = {h: i for i, h in enumerate(part)}
-            rows = sorted(self.store.chunks_for_hashes(part), key=lambda r: rank.get(r["text_hash"], len(rank)))
+            rows = sorted((ChunkRow.from_row(r) for r in self.store.chunks_for_hashes(part)),
+                          key=lambda r: rank.get(r.text_hash, len(rank)))
             try:
                 self._encode_rows(rows, report, prog, tick, cancel, counted=True)
             except InterruptedError:

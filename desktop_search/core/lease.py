@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from desktop_search.core.location import IndexLocation, RemoteError, describe, first_line
-from desktop_search.core.lock import IndexBusy, IndexLock, _command_line, pid_alive
+from desktop_search.core.lock import IndexBusy, IndexLock, SharedHolds, _command_line, pid_alive
 
 __all__ = ["LEASE_OBJECT", "ConditionalPutUnsupported", "GuardedWriteLock", "LeaseBusy", "LeaseLost", "ObjectLease",
            "check_conditional_put", "hostname", "lease_holder", "writer_lock"]
@@ -156,7 +156,7 @@ def check_conditional_put(location: IndexLocation, client: Any) -> None:
         _PROBED[location.uri] = True
 
 
-def lease_holder(location: IndexLocation, client: Any | None = None) -> dict | None:
+def lease_holder(location: IndexLocation, client: Any | None = None) -> dict[str, Any] | None:
     """What the lease object says ({host, pid, command, since, expires}), or None when there is none."""
     client = client or location.client()
     try:
@@ -166,7 +166,7 @@ def lease_holder(location: IndexLocation, client: Any | None = None) -> dict | N
     return info
 
 
-def _read(location: IndexLocation, client: Any) -> tuple[dict | None, str | None]:
+def _read(location: IndexLocation, client: Any) -> tuple[dict[str, Any] | None, str | None]:
     import obstore
 
     try:
@@ -184,10 +184,6 @@ def _read(location: IndexLocation, client: Any) -> tuple[dict | None, str | None
     return (info if isinstance(info, dict) else {}), etag
 
 
-# Process-wide registry: URI -> held lease and its holder count (nested holders in one process share it, as
-# with lock.py's file lock).
-_HELD: dict[str, list[Any]] = {}
-_HELD_LOCK = threading.Lock()
 
 
 class _Holder:
@@ -285,7 +281,7 @@ class _Holder:
             pass
 
 
-def _expired(info: dict) -> bool:
+def _expired(info: dict[str, Any]) -> bool:
     expires = info.get("expires")
     if not isinstance(expires, (int, float)):
         return True
@@ -296,6 +292,11 @@ def _expired(info: dict) -> bool:
     # A holder on this very machine whose process is gone is dead now, not in a minute.
     pid = info.get("pid")
     return info.get("host") == hostname() and isinstance(pid, int) and pid != os.getpid() and not pid_alive(pid)
+
+
+# Process-wide registry: URI -> the lease this process holds (nested holders share it, as with lock.py's file
+# lock).
+_HELD: SharedHolds[_Holder] = SharedHolds()
 
 
 class ObjectLease:
@@ -315,41 +316,38 @@ class ObjectLease:
 
     @property
     def lost(self) -> str | None:
-        with _HELD_LOCK:
-            entry = _HELD.get(self.location.uri)
-        return entry[0].lost if entry else None
+        holder = _HELD.get(self.location.uri)
+        return holder.lost if holder else None
 
     def acquire(self) -> "ObjectLease":
         if self._held:
             return self
-        with _HELD_LOCK:
-            entry = _HELD.get(self.location.uri)
-            if entry is None:
-                holder = _Holder(self.location, self.location.client(), self.command, lease_seconds())
-                holder.acquire()
-                holder.start_renewing()
-                entry = _HELD[self.location.uri] = [holder, 0]
-            entry[1] += 1
-            if self._on_lost is not None:
-                entry[0].on_lost.append(self._on_lost)
-            self._held = True
-            return self
+        _HELD.take(self.location.uri, self._take_lease, self._watch)
+        self._held = True
+        return self
+
+    def _take_lease(self) -> "_Holder":
+        """The first holder in this process: take the lease and keep renewing it."""
+        holder = _Holder(self.location, self.location.client(), self.command, lease_seconds())
+        holder.acquire()
+        holder.start_renewing()
+        return holder
+
+    def _watch(self, holder: "_Holder") -> None:
+        if self._on_lost is not None:
+            holder.on_lost.append(self._on_lost)
+
+    def _unwatch(self, holder: "_Holder") -> None:
+        if self._on_lost is not None and self._on_lost in holder.on_lost:
+            holder.on_lost.remove(self._on_lost)
 
     def release(self) -> None:
         if not self._held:
             return
         self._held = False
-        with _HELD_LOCK:
-            entry = _HELD.get(self.location.uri)
-            if entry is None:
-                return
-            if self._on_lost is not None and self._on_lost in entry[0].on_lost:
-                entry[0].on_lost.remove(self._on_lost)
-            entry[1] -= 1
-            if entry[1] > 0:
-                return
-            del _HELD[self.location.uri]
-        entry[0].release()
+        last = _HELD.drop(self.location.uri, self._unwatch)
+        if last is not None:
+            last.release()  # a network call: after the registry's lock is let go
 
     def __enter__(self) -> "ObjectLease":
         return self.acquire()

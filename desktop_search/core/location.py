@@ -201,14 +201,15 @@ class IndexLocation:
             opts.pop("aws_skip_signature", None)
             if _truthy(dict(self.options).get("skip_signature") or dict(self.options).get("aws_skip_signature")):
                 opts["aws_skip_signature"] = "true"
+        # Plain dicts for obstore's per-provider TypedDicts (which one applies depends on the URI's scheme).
+        config: Any = opts or None
+        client_options: Any = {"allow_http": allow_http, "connect_timeout": "5s", "timeout": "30s"}
+        retry_config: Any = {
+            "max_retries": _CLIENT_RETRIES, "retry_timeout": timedelta(seconds=_CLIENT_RETRY_TIMEOUT_S),
+            "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=2), "base": 2.0},
+        }
         try:
-            return from_url(
-                self.uri, config=opts or None,
-                client_options={"allow_http": allow_http, "connect_timeout": "5s", "timeout": "30s"},
-                retry_config={"max_retries": _CLIENT_RETRIES, "retry_timeout": timedelta(seconds=_CLIENT_RETRY_TIMEOUT_S),
-                              "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=2),
-                                          "base": 2.0}},
-            )
+            return from_url(self.uri, config=config, client_options=client_options, retry_config=retry_config)
         except BaseException as e:  # obstore raises a Rust panic for a malformed option: still one line
             if isinstance(e, (KeyboardInterrupt, SystemExit)):
                 raise
@@ -299,7 +300,8 @@ def _profile_credentials(profile: str, *, explicit: bool) -> dict[str, str] | No
 
 
 # -- the platform keychain ----------------------------------------------------------------------------------
-def _keyring():
+def _keyring() -> Any:
+    """The ``keyring`` module when the platform has a usable keychain, else None."""
     if os.environ.get("DESKTOP_SEARCH_NO_KEYCHAIN"):
         return None
     try:

@@ -21,11 +21,11 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Generic, TypeVar
 
 from desktop_search.errors import UserError
 
-__all__ = ["LOCK_FILE", "IndexBusy", "IndexLock", "LockFileUnsafe", "holder", "pid_alive"]
+__all__ = ["LOCK_FILE", "IndexBusy", "IndexLock", "LockFileUnsafe", "SharedHolds", "holder", "pid_alive"]
 
 LOCK_FILE = "writer.lock"
 # Windows locks byte ranges, and a locked range cannot be read by others: lock a byte past the PID text.
@@ -106,10 +106,56 @@ def _command_line() -> str:
     return f"{name} {command}".strip()[:80]
 
 
-# Process-wide registry: index dir -> [fd, count]. The OS lock belongs to the process, so every thread and
-# nested holder in it shares one file descriptor.
-_HELD: dict[str, list[int]] = {}
-_HELD_LOCK = threading.Lock()
+T = TypeVar("T")
+
+
+class SharedHolds(Generic[T]):
+    """Process-wide, re-entrant holds of one resource per key (this module's file lock, ``lease.py``'s lease):
+    the first holder opens it, nested holders in any thread share it, the last one to let go closes it. The
+    hooks run under the registry's lock, so a key is never opened twice at once nor reopened while closing."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[str, tuple[T, int]] = {}  # key -> (resource, holders)
+
+    def get(self, key: str) -> T | None:
+        with self._lock:
+            entry = self._held.get(key)
+        return entry[0] if entry else None
+
+    def take(self, key: str, open_: Callable[[], T], joined: Callable[[T], None] | None = None) -> T:
+        """One more hold of ``key``'s resource (``open_`` makes it for the first; it may raise). ``joined``: what
+        this holder registers with the shared resource."""
+        with self._lock:
+            resource, count = self._held.get(key) or (open_(), 0)
+            self._held[key] = (resource, count + 1)
+            if joined is not None:
+                joined(resource)
+            return resource
+
+    def drop(self, key: str, leaving: Callable[[T], None] | None = None,
+             close: Callable[[T], None] | None = None) -> T | None:
+        """One hold less (``leaving`` undoes ``joined``); the resource when that was the last hold, after ``close``
+        ran on it (the caller may also release it after the registry's lock is let go)."""
+        with self._lock:
+            entry = self._held.get(key)
+            if entry is None:
+                return None
+            resource, count = entry
+            if leaving is not None:
+                leaving(resource)
+            if count > 1:
+                self._held[key] = (resource, count - 1)
+                return None
+            del self._held[key]
+            if close is not None:
+                close(resource)
+            return resource
+
+
+# Index dir -> the lock file's descriptor. The OS lock belongs to the process, so every thread and nested holder
+# in it shares one file descriptor.
+_HELD: SharedHolds[int] = SharedHolds()
 
 
 class IndexLock:
@@ -124,54 +170,46 @@ class IndexLock:
     def acquire(self) -> "IndexLock":
         if self._held:
             return self
-        key = os.path.abspath(self.index_dir)
-        with _HELD_LOCK:
-            entry = _HELD.get(key)
-            if entry is not None:
-                entry[1] += 1
-                self._held = True
-                return self
-            self.index_dir.mkdir(parents=True, exist_ok=True)
-            fd = _open_lock_file(self.path)
-            try:
-                if not _try_lock(fd):
-                    info = holder(self.index_dir) or {}
-                    raise IndexBusy(self.index_dir, info.get("pid"), info.get("command", ""))
-                _write_info(fd, self.command)
-            except BaseException:
-                os.close(fd)
-                raise
-            _HELD[key] = [fd, 1]
-            self._held = True
-            return self
+        _HELD.take(os.path.abspath(self.index_dir), self._lock_file)
+        self._held = True
+        return self
+
+    def _lock_file(self) -> int:
+        """The first holder in this process: open and lock the file, and write who holds it."""
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        fd = _open_lock_file(self.path)
+        try:
+            if not _try_lock(fd):
+                info = holder(self.index_dir) or {}
+                raise IndexBusy(self.index_dir, info.get("pid"), info.get("command", ""))
+            _write_info(fd, self.command)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
 
     def release(self) -> None:
         if not self._held:
             return
         self._held = False
-        key = os.path.abspath(self.index_dir)
-        with _HELD_LOCK:
-            entry = _HELD.get(key)
-            if entry is None:
-                return
-            entry[1] -= 1
-            if entry[1] > 0:
-                return
-            del _HELD[key]
-            fd = entry[0]
-            try:
-                # Emptied, not deleted: deleting a lock file races with a process that has just opened it.
-                os.ftruncate(fd, 0)
-            except OSError:
-                pass
-            _unlock(fd)
-            os.close(fd)
+        _HELD.drop(os.path.abspath(self.index_dir), close=_unlock_file)
 
     def __enter__(self) -> "IndexLock":
         return self.acquire()
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def _unlock_file(fd: int) -> None:
+    """The last holder in this process: empty the file, unlock it and close it."""
+    try:
+        # Emptied, not deleted: deleting a lock file races with a process that has just opened it.
+        os.ftruncate(fd, 0)
+    except OSError:
+        pass
+    _unlock(fd)
+    os.close(fd)
 
 
 class LockFileUnsafe(OSError):

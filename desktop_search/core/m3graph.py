@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -63,8 +63,8 @@ class _Writer:
         from onnx import helper
 
         self.helper = helper
-        self.nodes: list = []
-        self.inits: list = []
+        self.nodes: list[Any] = []  # onnx NodeProto
+        self.inits: list[Any] = []  # onnx TensorProto
         self.data_path = data_path
         self.data = open(data_path, "wb")
         self._n = 0
@@ -73,7 +73,7 @@ class _Writer:
         self._n += 1
         return f"{base}_{self._n}"
 
-    def const_parts(self, name: str, dtype: np.dtype, shape: tuple[int, ...], parts) -> str:
+    def const_parts(self, name: str, dtype: np.dtype[Any], shape: tuple[int, ...], parts: Iterable[np.ndarray]) -> str:
         """An external initializer written from an iterable of row blocks (never whole in memory)."""
         from onnx import TensorProto
 
@@ -111,12 +111,12 @@ class _Writer:
             return name
         return self.const_parts(name, arr.dtype, arr.shape, [arr])
 
-    def node(self, op: str, inputs: list[str], n_out: int = 1, domain: str = "", **attrs) -> list[str]:
+    def node(self, op: str, inputs: list[str], n_out: int = 1, domain: str = "", **attrs: Any) -> list[str]:
         outs = [self.name(op) for _ in range(n_out)]
         self.nodes.append(self.helper.make_node(op, inputs, outs, domain=domain or None, **attrs))
         return outs
 
-    def one(self, op: str, inputs: list[str], domain: str = "", **attrs) -> str:
+    def one(self, op: str, inputs: list[str], domain: str = "", **attrs: Any) -> str:
         return self.node(op, inputs, 1, domain, **attrs)[0]
 
     def close(self) -> None:
@@ -208,7 +208,7 @@ def build_graph(
         if int8:
             scales: list[np.ndarray] = []
 
-            def quantized():
+            def quantized() -> Iterator[np.ndarray]:
                 for a, b in slices:
                     q, scale = quantize_rows(word.read_rows(a, b))
                     scales.append(scale)

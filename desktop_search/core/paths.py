@@ -8,25 +8,26 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from types import ModuleType
 from typing import Iterable
 
 
 @lru_cache(maxsize=1024)
-def _folder_key(folder: str, flavour) -> tuple[str, str]:
-    f = flavour.normcase(flavour.normpath(folder))
+def _folder_key(folder: str, flavour: ModuleType) -> tuple[str, str]:
+    f: str = flavour.normcase(flavour.normpath(folder))
     return f, f if f.endswith(flavour.sep) else f + flavour.sep
 
 
-def is_under(path: str, folder: str, *, flavour=os.path) -> bool:
+def is_under(path: str, folder: str, *, flavour: ModuleType = os.path) -> bool:
     """``path`` is ``folder`` itself or anywhere below it (``flavour``: ``ntpath``/``posixpath``, for tests)."""
     if not folder:
         return False
     f, prefix = _folder_key(folder, flavour)
-    p = flavour.normcase(path)
+    p: str = flavour.normcase(path)
     if flavour.altsep:  # Windows: stored paths may use either separator
         p = p.replace(flavour.altsep, flavour.sep)
     return p == f or p.startswith(prefix) or (p + flavour.sep) == prefix
 
 
-def under_any(path: str, folders: Iterable[str], *, flavour=os.path) -> bool:
+def under_any(path: str, folders: Iterable[str], *, flavour: ModuleType = os.path) -> bool:
     return any(is_under(path, f, flavour=flavour) for f in folders)

@@ -33,7 +33,7 @@ from typing import Any, Callable
 import numpy as np
 
 from desktop_search.core.m3graph import DATA_SUFFIX
-from desktop_search.core.tokenizer import SPECIALS_FILE, TOKENIZER_FILE
+from desktop_search.core.tokenizer import SPECIALS_FILE, TOKENIZER_FILE, M3Tokenizer
 
 FORMAT_VERSION = 3  # 2: graph written from the weights (m3graph), external data, tokenizer saved beside it;
 # 3: LayerNorm from plain operators (ONNX Runtime's fused CPU LayerNorm kernels are slower)
@@ -82,7 +82,7 @@ def cpu_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def import_onnxruntime():  # noqa: ANN201 - the module
+def import_onnxruntime() -> Any:  # the onnxruntime module
     """ONNX Runtime with its telemetry off: ``ORT_DISABLE_TELEMETRY`` (environment.py) must be set before the
     first import, which starts its 1DS uploader on Linux and macOS; ``disable_telemetry_events`` turns off the ETW
     events of its Windows builds."""
@@ -118,17 +118,17 @@ class OnnxM3:
         return dense, weights, colbert
 
 
-def _wrapper(net):
+def _wrapper(net: Any) -> Any:
     """The FlagEmbedding inference forward pass with all three outputs, as a traceable module."""
     import torch
     import torch.nn.functional as F
 
-    class M3Graph(torch.nn.Module):
+    class M3Graph(torch.nn.Module):  # type: ignore[misc]  # torch is not analysed (Any)
         def __init__(self) -> None:
             super().__init__()
             self.net = net
 
-        def forward(self, input_ids, attention_mask):
+        def forward(self, input_ids: Any, attention_mask: Any) -> tuple[Any, Any, Any]:
             h = self.net.model(input_ids=input_ids, attention_mask=attention_mask, return_dict=True).last_hidden_state
             dense = F.normalize(h[:, 0], dim=-1)
             weights = torch.relu(self.net.sparse_linear(h)).squeeze(-1)
@@ -138,12 +138,13 @@ def _wrapper(net):
     return M3Graph().eval()
 
 
-def _calibration_batch(tokenizer) -> tuple[np.ndarray, np.ndarray]:
+def _calibration_batch(tokenizer: Any) -> tuple[np.ndarray, np.ndarray]:
     enc = tokenizer(list(CALIBRATION), padding=True, truncation=True, max_length=512, return_tensors="np")
     return enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
 
 
-def _compare(ref_dense, ref_colbert, dense, colbert, mask) -> Verdict:
+def _compare(ref_dense: np.ndarray, ref_colbert: np.ndarray, dense: np.ndarray, colbert: np.ndarray,
+             mask: np.ndarray) -> Verdict:
     cos = np.sum(ref_dense * dense, axis=1) / (
         np.linalg.norm(ref_dense, axis=1) * np.linalg.norm(dense, axis=1) + 1e-12
     )
@@ -278,7 +279,7 @@ def _remove_other_versions(out_dir: Path) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def _child_build(model_dir: str, out_dir: str, error_file: str, conn) -> None:
+def _child_build(model_dir: str, out_dir: str, error_file: str, conn: Any) -> None:
     import logging
     import traceback
     import warnings
@@ -415,10 +416,8 @@ def load_int8(out_dir: Path, threads: int | None = None) -> tuple[OnnxM3, Verdic
     return session, verdict
 
 
-def load_tokenizer(out_dir: Path):
+def load_tokenizer(out_dir: Path) -> M3Tokenizer:
     """The tokenizer FlagEmbedding uses, as saved beside the int8 graph (no transformers import)."""
-    from desktop_search.core.tokenizer import M3Tokenizer
-
     return M3Tokenizer.load(out_dir)
 
 

@@ -12,7 +12,7 @@ from bisect import bisect_right
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from desktop_search.core.extract import extract, runs_isolated
 from desktop_search.core.highlight import highlight_spans
@@ -42,10 +42,11 @@ class TextContext:
 
 
 MIN_ZOOM, MAX_ZOOM = 0.25, 6.0
+Rect = tuple[float, float, float, float]  # x0, y0, x1, y1
 
 
 @contextmanager
-def _document(path: str | Path) -> Iterator:
+def _document(path: str | Path) -> Iterator[Any]:
     from desktop_search.core.extract.pdf import MUPDF_LOCK, open_document
 
     data = Path(path).read_bytes()
@@ -55,7 +56,7 @@ def _document(path: str | Path) -> Iterator:
         yield doc
 
 
-def term_boxes(pg, terms: Sequence[str]) -> list[tuple[float, float, float, float]]:
+def term_boxes(pg: Any, terms: Sequence[str]) -> list[tuple[float, float, float, float]]:
     """Boxes (PDF points) of the page's words that the highlight rule marks for ``terms``: whole words, and parts
     of a word only where the script has no spaces (the span's share of the word box)."""
     words = pg.get_text("words", sort=True)
@@ -109,11 +110,11 @@ def render_pdf_page(
         zoom = max(MIN_ZOOM, min(MAX_ZOOM, zoom))
         pix = pg.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), alpha=False)
 
-        def scaled(rects) -> list[tuple[float, float, float, float]]:
+        def scaled(rects: Iterable[Any]) -> list[tuple[float, float, float, float]]:
             return [(r[0] * zoom, r[1] * zoom, r[2] * zoom, r[3] * zoom) for r in rects]
 
         term_rects = scaled(term_boxes(pg, terms))
-        passage_rects = []
+        passage_rects: list[tuple[float, float, float, float]] = []
         # The passage is located line by line: a chunk spans many lines and search_for works within lines.
         passage_lines = [ln.strip() for ln in passage.splitlines() if len(ln.strip()) >= 8][:60]
         for line in passage_lines:
@@ -135,7 +136,8 @@ def render_pdf_page(
         )
 
 
-def _ocr_rects(pg, terms, passage_lines, zoom, cache_dir) -> tuple[list, list]:
+def _ocr_rects(pg: Any, terms: Sequence[str], passage_lines: list[str], zoom: float,
+               cache_dir: str | Path | None) -> tuple[list[Rect], list[Rect]]:
     from desktop_search.config import default_cache_dir
     from desktop_search.core.extract.ocr import cached_page
 
@@ -143,7 +145,7 @@ def _ocr_rects(pg, terms, passage_lines, zoom, cache_dir) -> tuple[list, list]:
     if recognised is None:
         return [], []
 
-    def scaled(boxes) -> list[tuple[float, float, float, float]]:
+    def scaled(boxes: Iterable[tuple[float, float, float, float]]) -> list[Rect]:
         return [(x0 * zoom, y0 * zoom, x1 * zoom, y1 * zoom) for x0, y0, x1, y1 in boxes]
 
     term_rects = [r for t in terms if len(t.strip()) >= 2 for r in scaled(recognised.find(t))]

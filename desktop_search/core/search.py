@@ -21,7 +21,7 @@ import unicodedata
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Literal, NamedTuple
+from typing import Any, Callable, Iterator, Literal, NamedTuple
 
 import numpy as np
 
@@ -36,6 +36,11 @@ MARK_OPEN, MARK_CLOSE = "**", "**"
 Stage = Literal["keyword", "hybrid", "reranked"]
 # The per-mode scores ``search --json`` reports (README); ``Hit.scores`` may also carry the fusion's ``hybrid``.
 JSON_SCORES = ("dense", "sparse", "colbert", "bm25")
+
+
+Row = dict[str, Any]  # a chunk row as the store reads it (a ref from chunk_refs has only id, path, text_hash)
+Keep = Callable[[str], bool]  # the result filter on a path (query.SearchFilter.matcher)
+_QueryVectors = tuple[np.ndarray, dict[int, float], np.ndarray]  # the query's dense, lexical weights, ColBERT
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,7 @@ class Candidate(NamedTuple):
     """A chunk row with the score it is ranked by and its per-mode scores."""
 
     score: float
-    row: dict[str, Any]
+    row: Row
     scores: ModeScores
 
 
@@ -202,7 +207,7 @@ class KeywordMatches:
 
     kq: KeywordQuery
     lang: str
-    rows: list[dict] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
     corrected: str | None = None  # the query as corrected by the typo fallback
 
 
@@ -245,7 +250,7 @@ class Searcher:
         self.rrf_k = rrf_k
         self.keyword_weight = keyword_weight
         self.chunk_sum_weight = chunk_sum_weight
-        self._query_cache: OrderedDict[str, Any] = OrderedDict()
+        self._query_cache: OrderedDict[str, _QueryVectors] = OrderedDict()
         self._cache_lock = threading.Lock()
 
     @property
@@ -270,7 +275,7 @@ class Searcher:
         # are read there while the hybrid stage's chunks are read here: on 2 cores the reranked stage arrives
         # ~10 ms sooner at 100k chunks, for ~3 ms on the keyword stage.
         early = _helper().submit(self._semantic_candidates, pq.text) if semantic and pq.text else None
-        pending: list[Future] = [early] if early is not None else []
+        pending: list[Future[Any]] = [early] if early is not None else []
         snippets: dict[str, str] = {}  # the stages show mostly the same chunks: each snippet is made once
         try:
             keep = (flt or SearchFilter()).matcher(self.store)
@@ -290,13 +295,22 @@ class Searcher:
         """The parsed query in index keys, in each language the index holds enough of (see
         ``Store.query_languages``), and the language it most likely is in (for corrections and snippets)."""
         langs = self.store.query_languages(pq.text) if pq.text else [analysis.UNKNOWN]
-        should = [key for lang in langs for key in analysis.query_keys(pq.text, lang)]
+        text = analysis.strip_stop_runs(pq.text, langs[0]) if pq.prose else pq.text
+        if not text.strip():
+            text = pq.text
+        should = [key for lang in langs for key in analysis.query_keys(text, lang)]
         # A key counts as often as the query says it (long queries repeat what matters, as BM25's sum over query
         # terms does); keys only another language of the index gives count less: the query is most likely in
-        # langs[0].
+        # langs[0]. A question or a pasted passage leaves out its function words (they match nearly every
+        # passage and, repeated, outweigh the words that matter: +0.03 nDCG@10 on CISI, see benchmarks/README).
+        stop = analysis.stop_keys(langs[0]) if pq.prose else frozenset()
+        if stop and all(key in stop for key in should):
+            stop = frozenset()
+        should = [key for key in should if key not in stop]
         boosts: dict[str, float] = {}
-        for key in analysis.analyse(pq.text, langs[0]):
-            boosts[key] = boosts.get(key, 0.0) + 1.0
+        for key in analysis.analyse(text, langs[0]):
+            if key not in stop:
+                boosts[key] = boosts.get(key, 0.0) + 1.0
         for key in should:
             boosts.setdefault(key, SECONDARY_LANGUAGE_BOOST)
         phrases = []
@@ -313,7 +327,7 @@ class Searcher:
         )
         return kq, langs[0]
 
-    def keyword_matches(self, pq: ParsedQuery, k: int, keep) -> KeywordMatches:
+    def keyword_matches(self, pq: ParsedQuery, k: int, keep: Keep) -> KeywordMatches:
         """Chunks matching the query by BM25, enough of them for ``k`` files to pass the filters (the fetch grows
         until it has them or the matches run out); a word with no match at all is retried with typo tolerance."""
         kq, lang = self.analyse_query(pq)
@@ -330,7 +344,7 @@ class Searcher:
                 kw.kq, kw.rows, kw.corrected = fuzzy_kq, rows, corrected
         return kw
 
-    def _fetch(self, pq: ParsedQuery, kq: KeywordQuery, lang: str, k: int, keep) -> list[dict]:
+    def _fetch(self, pq: ParsedQuery, kq: KeywordQuery, lang: str, k: int, keep: Keep) -> list[Row]:
         limit = max(self.candidates_per_mode, 4 * k)
         while True:
             rows = self.store.keyword_rows(kq, limit)
@@ -340,7 +354,7 @@ class Searcher:
                 return good
             limit *= 4
 
-    def _typo_keys(self, kq: KeywordQuery, rows: list[dict]) -> dict[str, int]:
+    def _typo_keys(self, kq: KeywordQuery, rows: list[Row]) -> dict[str, int]:
         """Query keys that match nothing in the index and are long enough for typo tolerance -> edits allowed."""
         if not self.store.has_terms or len(set(analysis.analyse(" ".join(kq.raw), "und"))) > TYPO_MAX_WORDS:
             return {}  # a pasted question or passage: a word it has that the index lacks is no typo to fix
@@ -356,7 +370,7 @@ class Searcher:
         return out
 
     @staticmethod
-    def _corrected(pq: ParsedQuery, lang: str, fuzzy: dict[str, int], rows: list[dict]) -> str | None:
+    def _corrected(pq: ParsedQuery, lang: str, fuzzy: dict[str, int], rows: list[Row]) -> str | None:
         """The query with each typo replaced by the word the fuzzy matches found most often."""
         replacement: dict[str, str] = {}
         for key, edits in fuzzy.items():
@@ -380,8 +394,8 @@ class Searcher:
         return " ".join(words)
 
     def _keyword_result(
-        self, query: str, pq: ParsedQuery, kw: KeywordMatches, k: int, keep, mode: SearchMode = "keyword",
-        snippets: dict | None = None,
+        self, query: str, pq: ParsedQuery, kw: KeywordMatches, k: int, keep: Keep, mode: SearchMode = "keyword",
+        snippets: dict[str, str] | None = None,
     ) -> SearchResult:
         scored = []
         for r, s in zip(kw.rows, self._file_scores(kw.rows)):
@@ -389,7 +403,7 @@ class Searcher:
         hits = self._group(scored, pq, k, keep, snippets=snippets, lang=kw.lang, corrected=kw.corrected)
         return SearchResult(query, mode, "keyword", hits, corrected=kw.corrected)
 
-    def _file_scores(self, rows: list[dict]) -> list[float]:
+    def _file_scores(self, rows: list[Row]) -> list[float]:
         """Each chunk's score for ranking files: a file's best chunk gets the file's score, its best chunk's BM25
         plus ``chunk_sum_weight`` times the BM25 of its other matching chunks (a document cut into chunks spreads
         the query's words over them; see benchmarks/bench_quality.py), other chunks keep their own."""
@@ -412,7 +426,7 @@ class Searcher:
         return out
 
     # -- semantic ---------------------------------------------------------------------------------------
-    def _encode_query(self, text: str):
+    def _encode_query(self, text: str) -> _QueryVectors:
         with self._cache_lock:
             if text in self._query_cache:
                 self._query_cache.move_to_end(text)
@@ -426,7 +440,7 @@ class Searcher:
                 self._query_cache.popitem(last=False)
         return q
 
-    def _semantic_candidates(self, text: str):
+    def _semantic_candidates(self, text: str) -> tuple[np.ndarray, dict[int, float], np.ndarray, dict[str, None]]:
         """The query's three encodings and its dense and lexical-weight candidates (on the helper thread)."""
         q_dense, q_sparse, q_colbert = self._encode_query(text)
         n = self.candidates_per_mode
@@ -434,7 +448,7 @@ class Searcher:
         candidates.update(dict.fromkeys(self.store.sparse_neighbours(q_sparse, n)))
         return q_dense, q_sparse, q_colbert, candidates
 
-    def _fuse(self, semantic: list[Candidate], keyword_rows: list[dict], unencoded: list[Candidate]) -> list[Candidate]:
+    def _fuse(self, semantic: list[Candidate], keyword_rows: list[Row], unencoded: list[Candidate]) -> list[Candidate]:
         """The final ordering of semantically scored chunks and keyword matches (see the class docstring); with
         ``fusion="none"`` the semantic order, then the keyword matches that have no vectors yet."""
         if self.fusion == "none":
@@ -452,8 +466,8 @@ class Searcher:
         return list(fused.values())
 
     def _semantic(
-        self, query: str, pq: ParsedQuery, kw: KeywordMatches, k: int, keep, early: Future | None,
-        pending: list[Future], snippets: dict[str, str],
+        self, query: str, pq: ParsedQuery, kw: KeywordMatches, k: int, keep: Keep, early: Future[Any] | None,
+        pending: list[Future[Any]], snippets: dict[str, str],
     ) -> Iterator[SearchResult]:
         keyword_rows = kw.rows
         if early is None:
@@ -553,11 +567,11 @@ class Searcher:
             corrected=kw.corrected,
         )
 
-    def _completer(self):
+    def _completer(self) -> Callable[[list[Row]], dict[str, Row]]:
         """rows -> the same rows with text, page and offsets, read once per search (stages share them)."""
-        done: dict[str, dict] = {}
+        done: dict[str, Row] = {}
 
-        def complete(rows: list[dict]) -> dict[str, dict]:
+        def complete(rows: list[Row]) -> dict[str, Row]:
             todo = [r for r in rows if "text" not in r and r["id"] not in done]
             if todo:
                 done.update((r["id"], r) for r in self.store.chunk_rows_for_refs(todo))
@@ -567,7 +581,7 @@ class Searcher:
 
     # -- shared -----------------------------------------------------------------------------------------
     @staticmethod
-    def _passes(pq: ParsedQuery, kq: KeywordQuery, lang: str, row: dict) -> bool:
+    def _passes(pq: ParsedQuery, kq: KeywordQuery, lang: str, row: Row) -> bool:
         """Every quoted phrase is in the chunk as words in a row (across line breaks, line-end hyphenation,
         punctuation, case and accents) and no excluded word or its stem is."""
         text = row["text"]
@@ -580,8 +594,9 @@ class Searcher:
         return not any(x in keys for x in kq.excluded)
 
     def _group(
-        self, scored: list[Candidate], pq: ParsedQuery, k: int, keep, extra: list[Candidate] | None = None,
-        tail: list | None = None, complete=None, prefetch: list | None = None, snippets: dict | None = None,
+        self, scored: list[Candidate], pq: ParsedQuery, k: int, keep: Keep, extra: list[Candidate] | None = None,
+        tail: list[Candidate] | None = None, complete: Callable[[list[Row]], dict[str, Row]] | None = None,
+        prefetch: list[Row] | None = None, snippets: dict[str, str] | None = None,
         lang: str = analysis.UNKNOWN, corrected: str | None = None,
     ) -> list[Hit]:
         """Best chunk per file, sorted by score; ``more`` counts that file's other matching chunks. Rows without
@@ -616,7 +631,7 @@ class Searcher:
         return hits
 
     @staticmethod
-    def _hit(r: dict, s: float, sc: ModeScores, terms: list[str], snippets: dict[str, str]) -> Hit:
+    def _hit(r: Row, s: float, sc: ModeScores, terms: list[str], snippets: dict[str, str]) -> Hit:
         snippet = snippets.get(r["id"])
         if snippet is None:
             snippet = snippets[r["id"]] = make_snippet(r["text"], terms, lang=r.get("lang") or analysis.UNKNOWN)

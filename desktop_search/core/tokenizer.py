@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -51,7 +51,7 @@ class M3Tokenizer:
         meta = json.loads((folder / SPECIALS_FILE).read_text("utf-8"))
         return cls((folder / TOKENIZER_FILE).read_text("utf-8"), meta["pad_token_id"], meta["special_ids"])
 
-    def _truncating(self, max_length: int | None):
+    def _truncating(self, max_length: int | None) -> Any:
         if max_length is None:
             return self._base
         tok = self._by_length.get(max_length)
@@ -75,9 +75,10 @@ class M3Tokenizer:
         return self._base.decode(list(ids))
 
     def __call__(self, texts: Sequence[str] | str, truncation: bool = False, max_length: int | None = None,
-                 add_special_tokens: bool = True, **_ignored) -> dict[str, list]:
+                 add_special_tokens: bool = True, **_ignored: Any) -> dict[str, list[Any]]:
         single = isinstance(texts, str)
-        rows = self.encode_ids([texts] if single else texts, max_length if truncation else None, add_special_tokens)
+        rows = self.encode_ids([texts] if isinstance(texts, str) else texts, max_length if truncation else None,
+                               add_special_tokens)
         masks = [[1] * len(r) for r in rows]
         if single:
             return {"input_ids": rows[0], "attention_mask": masks[0]}
@@ -96,7 +97,7 @@ def pad_rows(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np
     return ids, mask
 
 
-def special_ids_of(hf_tokenizer) -> list[int]:
+def special_ids_of(hf_tokenizer: Any) -> list[int]:
     """The ids FlagEmbedding drops from the lexical weights: CLS, EOS, PAD and UNK."""
     return sorted({
         int(hf_tokenizer.convert_tokens_to_ids(hf_tokenizer.special_tokens_map[name]))
@@ -105,7 +106,7 @@ def special_ids_of(hf_tokenizer) -> list[int]:
     })
 
 
-def save_from_transformers(hf_tokenizer, folder: Path, check_texts: Sequence[str]) -> M3Tokenizer:
+def save_from_transformers(hf_tokenizer: Any, folder: Path, check_texts: Sequence[str]) -> M3Tokenizer:
     """Save the Rust tokenizer inside a transformers fast tokenizer to ``folder``, and prove the saved copy gives
     the same ids on ``check_texts`` (with and without truncation); raises ValueError if it does not."""
     folder = Path(folder)

@@ -18,6 +18,7 @@ import time
 import urllib.request
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 __all__ = ["LocalS3", "S3Proxy", "ACCESS_KEY", "SECRET_KEY"]
 
@@ -160,11 +161,11 @@ class S3Proxy:
         if h.path.startswith("/__proxy/"):  # counters for a client in another process (benchmarks)
             if h.path == "/__proxy/reset":
                 self.reset_counts()
-            body = json.dumps({"requests": self.requests, "bytes_out": self.bytes_out}).encode()
+            counts = json.dumps({"requests": self.requests, "bytes_out": self.bytes_out}).encode()
             h.send_response(200)
-            h.send_header("Content-Length", str(len(body)))
+            h.send_header("Content-Length", str(len(counts)))
             h.end_headers()
-            h.wfile.write(body)
+            h.wfile.write(counts)
             return
         if self.log is not None:
             self.log.append((time.perf_counter(), h.command, h.path, h.headers.get("Range", "")))
@@ -227,7 +228,7 @@ def proxy_counts(endpoint: str, reset: bool = False) -> dict:
         return json.loads(resp.read())
 
 
-def prime(client: object, keys: list[str]) -> None:
+def prime(client: Any, keys: list[str]) -> None:
     """Have a caching proxy load these objects from moto now (``client``: an obstore store whose endpoint is the
     proxy), so that a measurement after it sees only what the client fetches (each object is read whole once;
     ranged reads are then served from memory)."""

@@ -124,7 +124,7 @@ class FoldersPanel(QWidget):
     def counts_for(self, path: str) -> tuple[int, int, int]:
         for i in range(self.tree.topLevelItemCount()):
             it = self.tree.topLevelItem(i)
-            if it.text(0) == path:
+            if it is not None and it.text(0) == path:
                 return int(it.text(1)), int(it.text(2)), int(it.text(3))
         raise KeyError(path)
 

@@ -11,6 +11,7 @@ import ctypes
 import os
 import sys
 from pathlib import Path
+from typing import Mapping
 
 # What PySide6's libqxcb.so and libQt6XcbQpa.so.6 link against (ldd), plus libxcb-cursor, which Qt >= 6.5 loads.
 XCB_SONAMES = (
@@ -28,7 +29,7 @@ def debian_package(soname: str) -> str:
     return base.lower() + ("-" if base[-1:].isdigit() else "") + version
 
 
-def uses_xcb(env: dict[str, str] | None = None) -> bool:
+def uses_xcb(env: Mapping[str, str] | None = None) -> bool:
     """Whether Qt will pick its xcb plugin here (Linux/BSD, no other platform asked for, not a Wayland session)."""
     env = os.environ if env is None else env
     if not sys.platform.startswith(("linux", "freebsd")):

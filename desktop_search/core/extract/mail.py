@@ -19,6 +19,7 @@ from pathlib import Path
 
 from desktop_search.core.extract.base import Extraction, Page, clean_text, describe, ok, squeeze_blank_lines
 from desktop_search.core.extract.registry import Extractor, Source, for_path, read_data
+from desktop_search.core.failures import Reason
 
 __all__ = ["EXTRACTORS", "read_eml", "read_mbox", "message_text"]
 
@@ -32,7 +33,7 @@ def read_eml(src: Source) -> Extraction:
     warnings: list[str] = []
     message = email.message_from_bytes(src.data, policy=email.policy.default)
     if not any(message.get(h) for h in (*_HEADERS, "Message-ID", "MIME-Version", "Received")):
-        return src.fail("corrupt", "not an e-mail message (no mail headers)")
+        return src.fail(Reason.CORRUPT, "not an e-mail message (no mail headers)")
     text = message_text(message, src, warnings, 0)
     return ok(src.path, src.kind, [Page(1, text)], 1, what="message", warnings=warnings)
 
@@ -40,13 +41,13 @@ def read_eml(src: Source) -> Extraction:
 def read_mbox(src: Source) -> Extraction:
     starts = [m.start() for m in _FROM_LINE.finditer(src.data)]
     if not starts:
-        return src.fail("corrupt", "not a mailbox (no 'From ' line separates messages)")
+        return src.fail(Reason.CORRUPT, "not a mailbox (no 'From ' line separates messages)")
     pages: list[Page] = []
     warnings: list[str] = []
     ends = starts[1:] + [len(src.data)]
     for number, (start, end) in enumerate(zip(starts, ends), 1):
         if src.over_time():
-            return src.fail("timeout", f"stopped after {number - 1} of {len(starts)} messages "
+            return src.fail(Reason.TIMEOUT, f"stopped after {number - 1} of {len(starts)} messages "
                                        f"(time limit {src.options.time_limit_s:g} s)", page_count=len(starts))
         raw = src.data[start:end]
         raw = _QUOTED_FROM.sub(rb"\1", raw[raw.index(b"\n") + 1:])
@@ -75,8 +76,8 @@ def _body(message: EmailMessage) -> str:
     try:
         content = part.get_content()
     except (LookupError, ValueError, AssertionError):  # an unknown charset or a broken transfer encoding
-        payload = part.get_payload(decode=True) or b""
-        content = payload.decode("utf-8", errors="replace")
+        payload = part.get_payload(decode=True)
+        content = payload.decode("utf-8", errors="replace") if isinstance(payload, bytes) else ""
     if not isinstance(content, str):
         return ""
     if part.get_content_subtype() == "html":
@@ -98,7 +99,8 @@ def _attachment(part: EmailMessage, src: Source, warnings: list[str], depth: int
     if not name:
         return []
     reader = for_path(name)
-    data = part.get_payload(decode=True) or b""
+    payload = part.get_payload(decode=True)
+    data = payload if isinstance(payload, bytes) else b""
     if reader is None or depth >= _MAX_DEPTH or not data:
         return [f"Attachment: {name} (not read)"]
     try:

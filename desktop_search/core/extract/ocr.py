@@ -87,7 +87,7 @@ class OcrPage:
     @staticmethod
     def from_json(raw: str) -> "OcrPage":
         data = json.loads(raw)
-        lines = tuple(OcrLine(t, tuple(b), tuple(tuple(c) for c in cs)) for t, b, cs in data["lines"])  # type: ignore[arg-type]
+        lines = tuple(OcrLine(t, tuple(b), tuple(tuple(c) for c in cs)) for t, b, cs in data["lines"])
         return OcrPage(lines, int(data.get("unreadable", 0)), cached=True)
 
 
@@ -232,7 +232,7 @@ def _misread(text: str) -> bool:
     return len(words) >= 1 and sum(bool(_CASE_FLIP.search(w)) for w in words) > 0.5 * len(words)
 
 
-def _char_spans(item: list, text: str, zoom: float) -> tuple[tuple[float, float], ...]:
+def _char_spans(item: list[Any], text: str, zoom: float) -> tuple[tuple[float, float], ...]:
     # With return_word_box the engine adds a box per recognised character and the characters themselves.
     if len(item) < 5 or not item[3] or not item[4]:
         return ()
