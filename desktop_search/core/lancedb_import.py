@@ -185,7 +185,7 @@ def _deferred_pydantic_builds() -> Iterator[None]:
         yield
     finally:
         if had:
-            config["defer_build"] = before
+            config["defer_build"] = bool(before)
         else:
             config.pop("defer_build", None)
 

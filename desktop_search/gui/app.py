@@ -91,12 +91,14 @@ def run(argv: list[str] | None = None) -> int:
     skip_feature_scan()
     from PySide6.QtWidgets import QApplication
 
+    from desktop_search.gui.prefs import Key
+
     app = QApplication.instance() or QApplication(argv or sys.argv[:1])
     app.setApplicationName("desktop_search")
     services, window = create(start=False)
     window.show()
     preload_index_stack()
     services.start()
-    if not services.prefs.get("setup_completed"):
+    if not services.prefs.get(Key.SETUP_COMPLETED):
         show_wizard(services, window)
     return app.exec()

@@ -24,7 +24,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from desktop_search import config
 from desktop_search.core.paths import under_any
 from desktop_search.environment import settle_heap
-from desktop_search.gui.prefs import Prefs, WatchedFolder
+from desktop_search.gui.prefs import Key, Prefs, WatchedFolder
 from desktop_search.gui.workers import Pools, Task
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ class Services(QObject):
         self._closing = False
         self._model_task: Task | None = None
         # None: the pinned BGE-M3 manifest shipped in resources/; Settings → Model manifest picks another.
-        self.manifest_path = Path(prefs.get("manifest")) if prefs.get("manifest") else None
+        self.manifest_path = Path(prefs.get(Key.MANIFEST)) if prefs.get(Key.MANIFEST) else None
         # A model installed meanwhile by the CLI (`model download/import`) is noticed without a restart.
         self._model_watch = QTimer(self)
         self._model_watch.setInterval(MODEL_WATCH_MS)
