@@ -17,15 +17,25 @@ Each figure is a fresh process (median of --runs), measured side by side in one 
   copy once), and model_ready_breakdown_s, where a later start's time goes in a fresh process (importing the
   encoder module, building the Encoder from the cached int8 copy, the first query encoding, and whether torch
   was imported at all);
-- import_torch_stack_s: for comparison, importing torch + transformers + FlagEmbedding, which the app defers.
+- import_torch_stack_s: for comparison, importing torch + transformers + FlagEmbedding, which the app defers;
+- *_cpu_s: CPU seconds (user + system, every thread) next to the wall times: the GUI's from its own process at
+  each milestone, the CLI's of the whole child process. On a shared machine wall time varies with the load;
+  CPU seconds much less, so before/after comparisons are made with them and the load average is printed.
+
+The app's own modules are byte-compiled first (``compileall``, into the git-ignored ``__pycache__``): an
+installed app or a frozen bundle has its bytecode, while a checkout run with ``PYTHONDONTWRITEBYTECODE=1``
+would compile every module of the package from source at each start (~0.1 s of CPU on the window's path).
+``--app DIR`` measures another checkout of the app (e.g. the commit before a change) with this script.
 Prints one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -33,7 +43,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import _common  # noqa: F401  # first: it prepares the app's process environment and sys.path
+import _common  # first: it prepares the app's process environment and sys.path
 
 from desktop_search.environment import process_env
 
@@ -53,11 +63,20 @@ print(json.dumps(out))
 """
 
 
-def _run(args, env) -> tuple[float, str]:
-    t = time.perf_counter()
-    out = subprocess.run(args, capture_output=True, text=True, env=env, timeout=900)
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _run(args, env, cpu: list[float] | None = None) -> tuple[float, str]:
+    """Run ``args``: (wall seconds, stdout); the child's CPU seconds are appended to ``cpu``."""
+    t, c = time.perf_counter(), _children_cpu()
+    # In the measured checkout: `python -m` puts the working directory first on sys.path.
+    out = subprocess.run(args, capture_output=True, text=True, env=env, timeout=900, cwd=env["PYTHONPATH"])
     if out.returncode != 0:
         raise SystemExit(f"{args} failed: {out.stderr[-800:]}")
+    if cpu is not None:
+        cpu.append(_children_cpu() - c)
     return time.perf_counter() - t, out.stdout
 
 
@@ -87,12 +106,16 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--model-dir", type=Path, default=None, help="model for the 'model ready' figures")
     ap.add_argument("--no-model", action="store_true", help="skip the 'model ready' figures")
+    ap.add_argument("--app", type=Path, default=_common.REPO, help="checkout whose app is measured (default: this one)")
     a = ap.parse_args()
     a.runs = a.runs or (2 if a.quick else 3)
+    load_at_start = round(os.getloadavg()[0], 2)
     tmp = Path(tempfile.mkdtemp(prefix="bench-startup-"))
+    app = a.app.resolve()
+    compileall.compile_dir(str(app / "desktop_search"), quiet=1)  # as installed: bytecode present (see above)
     env = process_env(QT_QPA_PLATFORM="offscreen", DESKTOP_SEARCH_DATA_DIR=str(tmp / "data"),
                       DESKTOP_SEARCH_CONFIG_DIR=str(tmp / "cfg"), DESKTOP_SEARCH_MODEL_DIR=str(tmp / "no-model"),
-                      DESKTOP_SEARCH_CACHE_DIR=str(tmp / "cache"))
+                      DESKTOP_SEARCH_CACHE_DIR=str(tmp / "cache"), PYTHONPATH=str(app))
     docs = tmp / "docs"
     docs.mkdir()
     for i in range(50):
@@ -100,22 +123,29 @@ def main() -> int:
     ds = [sys.executable, "-m", "desktop_search"]
     _run([*ds, "index", str(docs)], env)
     figures: dict[str, list[float]] = {k: [] for k in (
-        "shown", "results", "ready", "kw", "status", "lancedb", "lancedb_deferred", "torch_stack")}
+        "shown", "results", "ready", "kw", "status", "lancedb", "lancedb_deferred", "torch_stack",
+        "shown_cpu", "results_cpu", "ready_cpu", "kw_cpu", "status_cpu")}
     imp = "import time; t = time.perf_counter(); {}; print(time.perf_counter() - t)"
     for _ in range(a.runs):
         g = _smoke(ds, env, "--smoke-query", "telescope")
         figures["shown"].append(g["window_shown_s"])
         figures["ready"].append(g["index_ready_s"])
         figures["results"].append(g["first_results_s"])
-        figures["kw"].append(_run([*ds, "search", "telescope", "--mode", "keyword"], env)[0])
-        figures["status"].append(_run([*ds, "status"], env)[0])
+        for key, name in (("shown_cpu", "window_shown_cpu_s"), ("ready_cpu", "index_ready_cpu_s"),
+                          ("results_cpu", "first_results_cpu_s")):
+            if name in g:  # an app from before these were printed has none
+                figures[key].append(g[name])
+        figures["kw"].append(_run([*ds, "search", "telescope", "--mode", "keyword"], env, figures["kw_cpu"])[0])
+        figures["status"].append(_run([*ds, "status"], env, figures["status_cpu"])[0])
         figures["lancedb"].append(float(_run([sys.executable, "-c", imp.format("import lancedb")], env)[1]))
         figures["lancedb_deferred"].append(float(_run([sys.executable, "-c", imp.format(
             "from desktop_search.core.lancedb_import import import_lancedb; import_lancedb()")], env)[1]))
         figures["torch_stack"].append(_run([sys.executable, "-c", "import torch, transformers, FlagEmbedding"], env)[0])
-    med = lambda xs: round(statistics.median(xs), 3)
+    med = lambda xs: round(statistics.median(xs), 3) if xs else None
     result = {
         "runs": a.runs,
+        "app": str(app),
+        "load_avg_1m_start": load_at_start,
         "gui_window_shown_s": med(figures["shown"]),
         "gui_first_results_s": med(figures["results"]),
         "gui_keyword_search_ready_s": med(figures["ready"]),
@@ -124,6 +154,11 @@ def main() -> int:
         "import_lancedb_s": med(figures["lancedb"]),
         "import_lancedb_deferred_s": med(figures["lancedb_deferred"]),
         "import_torch_stack_s": med(figures["torch_stack"]),
+        "gui_window_shown_cpu_s": med(figures["shown_cpu"]),
+        "gui_keyword_search_ready_cpu_s": med(figures["ready_cpu"]),
+        "gui_first_results_cpu_s": med(figures["results_cpu"]),
+        "cli_keyword_search_cpu_s": med(figures["kw_cpu"]),
+        "cli_status_cpu_s": med(figures["status_cpu"]),
     }
     if not a.no_model:
         model = _model_dir(a.model_dir, tmp, env)

@@ -7,8 +7,9 @@ model is still loading. On first launch the setup wizard opens over the window; 
 
 PySide6 checks every module imported after it for ``from __feature__ import`` (snake_case / true_property) by
 reading the module's source (``inspect.getsource``): ~0.35 s of CPU for the ~700 modules of LanceDB, Arrow and
-numpy alone. :func:`skip_feature_scan` answers that question without reading: this app selects no feature
-anywhere, so only PySide's own modules and the window's count as PySide users, as PySide would find.
+numpy alone. :func:`skip_feature_scan` reads only the sources of PySide's and the window's modules: no other
+module of this app imports PySide6 (the core is Qt-free), and none selects a feature, so every other module
+gets the answer the scan gives it ("ignore this module") without being read.
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 role pools and re-emits what the core reports as Qt signals on the GUI thread.
 
 Start-up order is what makes the window appear at once: the window is shown first, then the index is opened
-(keyword search works from then on) while the model loads beside it in its own pool; when the model is ready,
-searches become hybrid and an incremental pass encodes whatever was keyword-indexed meanwhile. A model that is
-ready before the index waits for it: the window's first reconciliation then encodes as it goes.
+(keyword search works from then on) while the model loads beside it in its own pool, from the moment the index
+libraries are imported (imports hold the GIL: loading both at once would delay the first keyword results). When
+the model is ready, searches become hybrid and an incremental pass encodes whatever was keyword-indexed meanwhile.
+A model that is ready before the index waits for it: the window's first reconciliation then encodes as it goes.
 
 Threads: workers return values and the GUI thread assigns them (Picard's ``run_task(func, next_func)``), so
 ``store``, ``searcher`` and ``encoder`` only ever change on the GUI thread. A ``Searcher`` is never changed once
@@ -107,19 +108,24 @@ class Services(QObject):
     def start(self, *, load_model: bool = True) -> None:
         settings, shared = self.settings, self.shared
 
-        def open_store() -> Store:  # in a worker: opening reads the tables
+        def open_store(progress, cancel) -> Store:  # in a worker: opening reads the tables
+            from desktop_search.core.lancedb_import import import_lancedb
             from desktop_search.core.store import Store
 
+            import_lancedb()  # (else imported when the tables open)
+            progress("imported")  # the index libraries: the model may load now (see below)
             # A shared index is searched, never written, from the window: the team's indexing machine writes it.
             return Store(settings.index, create=not shared, read_consistency_s=settings.read_consistency_s,
                          mirror_dir=settings.mirror_dir)
 
-        task = Task(open_store)
+        task = Task(open_store, with_progress=True)
         task.signals.result.connect(self._on_store)
         task.signals.error.connect(self._on_store_failed)
+        if load_model:
+            # Beside the index opening, not after it; but once the index libraries are imported: imports hold the
+            # GIL, and the model's would only stretch those of the index (and the first keyword results).
+            task.signals.progress.connect(lambda _step: self.load_model())
         self.pools.start(self.pools.search, task)
-        if load_model:  # beside the index, not after it
-            self.load_model()
 
     def _make_searcher(self) -> None:
         """A new Searcher for the current store, encoder and weights (GUI thread)."""
