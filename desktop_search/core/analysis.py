@@ -7,7 +7,8 @@ and accents folded for Latin and Greek script except in Vietnamese (whose tone m
 runs of letters, marks and digits (the ``regex`` module's ``\\p{L}\\p{M}\\p{N}``: Devanagari and Thai vowel signs
 stay inside the word). Identifiers and codes are indexed whole and by their parts: ``ERR_4711`` -> ``err_4711
 err 4711``, ``std::vector`` -> ``std_vector std vector``, ``getUserId`` -> ``getuserid get user id``, so a search
-for a part finds them and a search for the whole ranks exact matches first. Apostrophes split words
+for a part finds them and a search for the whole ranks exact matches first. Hyphenated words
+(``well-known``) are only their words; a hyphenated code (``ERR-4711``) is an identifier. Apostrophes split words
 (``Newcastle'da`` -> ``newcastle da``), hyphenation at a line end is undone (``exam-\\nple`` -> ``example``).
 
 The keys, space-separated, are what the store's full-text index reads (:func:`index_terms`); runs of scripts
@@ -40,7 +41,7 @@ SNOWBALL = {
 # spellings stem alike (others stem first, their suffix rules use the accented letters, then fold).
 FOLD_BEFORE_STEMMING = frozenset({"en", "de", "nl", "und"})
 UNKNOWN = "und"  # no language detected: words are only lower-cased and folded
-ANALYZER_VERSION = 1  # bump when keys change: stored terms are recomputed (Store.upgrade_terms)
+ANALYZER_VERSION = 2  # bump when keys change: stored terms are recomputed (Store.upgrade_terms)
 
 _NO_SPACE = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}"
 _NO_SPACE_RE = regex.compile(rf"[{_NO_SPACE}]")
@@ -184,18 +185,31 @@ def tokens(text: str) -> Iterator[Token]:
         yield Token(m.group(), m.start(), m.end())
 
 
-def _token_keys(tok: str, lang: str) -> tuple[str | None, list[str]]:
-    """(the whole identifier's key or None, the keys of its words) for one token."""
+@functools.lru_cache(maxsize=200_000)
+def _token_keys(tok: str, lang: str) -> tuple[str | None, tuple[str, ...]]:
+    """(the whole identifier's key or None, the keys of its words) for one token. Cached: a text's words repeat,
+    and snippets of every shown passage are highlighted with the same keys."""
     if _NO_SPACE_RE.search(tok):
-        return None, [tok.casefold()]  # left to the index's ICU segmenter
+        return None, (tok.casefold(),)  # left to the index's ICU segmenter
     parts = _parts(tok)
-    keys = word_keys([p.casefold() for p in parts], lang)
+    keys = tuple(word_keys([p.casefold() for p in parts], lang))
     if len(parts) == 1:
         return None, keys
     if "'" in tok or "’" in tok:  # elisions and suffixes (l'homme, Newcastle'da, don't): words only
         return None, keys
+    if _is_compound_word(tok):
+        return None, keys
     whole = "_".join(fold(p.casefold(), lang) for p in parts)
     return whole, keys
+
+
+def _is_compound_word(tok: str) -> bool:
+    """A hyphenated word of letters (``well-known``, ``heat-transfer``) or of numbers (``1990-2000``): its words,
+    not one identifier. A whole key for these lengthened prose documents by a tenth and cost plain BM25 quality
+    (Cranfield, CISI); codes that mix letters and digits (``ERR-4711``, ``SHA-256``) keep theirs."""
+    if "_" in tok or "::" in tok or "." in tok or "-" not in tok:
+        return False
+    return not (regex.search(r"\p{L}", tok) and regex.search(r"\p{N}", tok))
 
 
 def analyse(text: str, lang: str) -> list[str]:
@@ -253,7 +267,7 @@ def exclusion_keys(word: str, lang: str) -> list[str]:
     if len(toks) != 1:
         return [k for t in toks for k in _token_keys(t.text, lang)[1]]
     whole, keys = _token_keys(toks[0].text, lang)
-    return [whole] if whole is not None else keys
+    return [whole] if whole is not None else list(keys)
 
 
 def is_unsegmented(key: str) -> bool:
@@ -312,6 +326,47 @@ STOP_WORDS = frozenset(
     der die das und ist im in den dem des ein eine zu mit von auf für le la les de des du et un une en est au
     el los las y que del por con para il lo gli e di da che al o em os as um uma do dos""".split()
 )
+
+
+# Function words per language, left out of prose queries (a typed question or a pasted passage, see
+# ``query.is_prose``; ``Searcher.analyse_query``): English is Snowball's stop list, Hindi its common postpositions,
+# auxiliaries and question words. Short keyword queries keep every word ("the who").
+QUERY_STOP_WORDS = {
+    "en": """i me my myself we our ours ourselves you your yours yourself yourselves he him his himself she her hers
+        herself it its itself they them their theirs themselves what which who whom this that these those am is are
+        was were be been being have has had having do does did doing would should could ought a an the and but if or
+        because as until while of at by for with about against between into through during before after above below
+        to from up down in out on off over under again further then once here there when where why how all any both
+        each few more most other some such no nor not only own same so than too very""",
+    "de": "der die das und ist im in den dem des ein eine zu mit von auf für",
+    "fr": "le la les de des du et un une en est au",
+    "es": "el la los las y que de del por con para en un una es",
+    "it": "il lo la le gli e di da che al un una in",
+    "pt": "o os a as um uma do dos da em e que de",
+    "hi": """का के की को में से पर है हैं था थे थी और या एक यह वह ये वे ने भी तो ही हो होता होती होते हुआ हुए हुई किया
+        किए गया गई गए कर करने करता करते किस किसने किसको किसके किसकी किसका कौन क्या कब कहाँ कहां कैसे क्यों जो जिस
+        जिसे जिसने तक लिए द्वारा इस उस इसके उसके उनके इसकी उसकी अपने कितने कितना कितनी""",
+}
+
+
+# Question words of languages written without spaces: cut out of a prose query's runs before the index segments
+# them (they are rare in documents, so left in they favour the few passages that happen to ask something).
+QUERY_STOP_RUNS = {
+    "zh": ("为什么", "什么", "哪些", "哪里", "哪儿", "哪个", "哪种", "哪位", "多少", "怎么", "怎样", "如何", "谁", "吗", "呢"),
+}
+
+
+def strip_stop_runs(text: str, lang: str) -> str:
+    """``text`` with ``lang``'s question words (:data:`QUERY_STOP_RUNS`) replaced by spaces."""
+    for word in QUERY_STOP_RUNS.get(lang, ()):
+        text = text.replace(word, " ")
+    return text
+
+
+@functools.lru_cache(maxsize=64)
+def stop_keys(lang: str) -> frozenset[str]:
+    """The index keys of ``lang``'s query stop words (empty for a language without a list)."""
+    return frozenset(analyse(QUERY_STOP_WORDS.get(lang, ""), lang))
 
 
 def highlight_spans(text: str, query: str | Sequence[str], lang: str) -> list[tuple[int, int]]:

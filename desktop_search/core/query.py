@@ -27,6 +27,7 @@ class ParsedQuery:
     text: str
     phrases: tuple[str, ...] = ()
     excluded: tuple[str, ...] = ()
+    prose: bool = False  # a question or a pasted passage (is_prose): no operators, function words left out
 
     @property
     def terms(self) -> list[str]:
@@ -44,7 +45,26 @@ class ParsedQuery:
         return list(dict.fromkeys(out))
 
 
+PROSE_WORDS = 12  # a query of this many words outside quotes is a pasted passage
+_QUESTION_END = ("?", "？", "؟", ";", "՞")  # Greek's question mark is ";" after NFC
+
+
+def is_prose(raw: str) -> bool:
+    """A typed question (3+ words ending in a question mark) or a pasted passage (``PROSE_WORDS`` words or more
+    outside quotes): text, not search syntax. Its quotation marks are punctuation (a question that quotes a name
+    is not asking for that exact phrase) and its hyphens are not exclusions."""
+    words = re.sub(r'"[^"]*"?', " ", raw).split()
+    if len(words) >= PROSE_WORDS:
+        return True
+    n_words = len(raw.split()) + sum(len(run) for run in _CJK_RE.findall(raw)) // 2  # ~2 characters a word
+    return n_words >= 3 and raw.rstrip().endswith(_QUESTION_END)
+
+
 def parse_query(raw: str) -> ParsedQuery:
+    """``raw`` -> free text, ``"phrases"`` that must appear and ``-words`` that must not; prose (:func:`is_prose`)
+    is all free text."""
+    if is_prose(raw):
+        return ParsedQuery(text=" ".join(raw.replace('"', " ").split()), prose=True)
     phrases = tuple(p.strip() for p in re.findall(r'"([^"]+)"', raw) if p.strip())
     rest = re.sub(r'"[^"]*"?', " ", raw)
     excluded = tuple(t[1:] for t in rest.split() if t.startswith("-") and len(t) > 1)
