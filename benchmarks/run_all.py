@@ -15,7 +15,7 @@ from pathlib import Path
 
 import _common as c
 
-BENCHMARKS = ("encode", "query", "size", "index", "startup", "s3")
+BENCHMARKS = ("encode", "query", "size", "index", "startup", "s3", "hostile")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,7 +41,7 @@ from desktop_search.core.extract import is_supported
 from desktop_search.core.indexer import is_ignored_name
 from desktop_search.core.paths import is_under
 
-__all__ = ["ChangeBatch", "FolderWatcher", "NETWORK_FILESYSTEMS", "is_network_path"]
+__all__ = ["ChangeBatch", "FolderWatcher", "NETWORK_FILESYSTEMS", "OfflineFolder", "is_network_path"]
 
 # File systems whose changes made by other machines never reach local change notification.
 NETWORK_FILESYSTEMS = frozenset({
@@ -70,6 +70,21 @@ class ChangeBatch:
             if root is not None:
                 out.setdefault(root, []).append(p)
         return out
+
+
+@dataclass(frozen=True)
+class OfflineFolder:
+    """A watched folder that is not there now: since when (wall-clock seconds) and when it is looked for next."""
+
+    path: str
+    since: float
+    next_look_s: float  # seconds from the moment the value was taken
+
+    def describe(self) -> str:
+        """One line for the user: which folder, since when, what happens meanwhile."""
+        since = time.strftime("%H:%M", time.localtime(self.since))
+        return (f"folder offline since {since}: {self.path} is not there (unplugged drive or share not mounted?); "
+                "its documents stay searchable and it is watched again as soon as it is back")
 
 
 def _inside(path: str, root: str) -> bool:
@@ -175,6 +190,7 @@ class FolderWatcher:
         self.offline_retry_max_s = max(offline_retry_max_s, offline_retry_s)
         self.modes: dict[str, str] = {}  # root -> "native" | "polling" | "offline" | "error"
         self._retry: dict[str, tuple[float, float]] = {}  # offline root -> (next look, current back-off)
+        self._offline_since: dict[str, float] = {}  # offline root -> wall-clock time it went away
         self._polling_watches: dict[str, ObservedWatch] = {}
         self.reasons: dict[str, str] = {}  # root -> why it is polled / not watched
         self.batches = 0  # batches handed out (for tests and diagnostics)
@@ -202,6 +218,15 @@ class FolderWatcher:
     def offline(self) -> list[str]:
         """Watched folders that are not there now (looked for again with a back-off)."""
         return [r for r, m in self.modes.items() if m == "offline"]
+
+    def offline_folders(self) -> tuple[OfflineFolder, ...]:
+        """The offline folders as values (safe to call from any thread: it reads copies)."""
+        modes, retry, since = dict(self.modes), dict(self._retry), dict(self._offline_since)
+        now = time.monotonic()
+        return tuple(
+            OfflineFolder(root, since.get(root, time.time()), max(0.0, retry.get(root, (now, 0.0))[0] - now))
+            for root, mode in modes.items() if mode == "offline"
+        )
 
     @property
     def idle(self) -> bool:
@@ -292,6 +317,7 @@ class FolderWatcher:
             self._pending.paths = {p for p in self._pending.paths if not _inside(p, root)}
         if self.modes.get(root) != "offline":
             self._retry[root] = (time.monotonic() + self.offline_retry_s, self.offline_retry_s)
+            self._offline_since[root] = time.time()
         self.modes[root], self.reasons[root] = "offline", "folder not found, looking for it again"
 
     def _check_roots(self) -> None:
@@ -310,6 +336,7 @@ class FolderWatcher:
                 continue
             if os.path.isdir(root):
                 self._retry.pop(root, None)
+                self._offline_since.pop(root, None)
                 self.modes.pop(root, None)
                 self._watch(root, polling=self.force_polling,
                             reason="polling requested" if self.force_polling else "")

@@ -137,6 +137,7 @@ class MainWindow(QMainWindow):
 
         # results + preview
         self.model = ResultsModel(self)
+        self.model.offline_of = services.offline_folder_of  # hits in a folder that is offline are greyed
         self.view = ResultsView()
         self.view.setModel(self.model)
         self.view.setItemDelegateForColumn(COL_RESULT, ResultDelegate(self.view))
@@ -346,6 +347,7 @@ class MainWindow(QMainWindow):
         s.model_progress.connect(self._on_model_progress)
         s.encoder_progress.connect(lambda p: self.device_label.setText(p.text()))
         s.watch_status.connect(self._on_watch_status)
+        s.offline_changed.connect(lambda _folders: self.model.refresh_offline())
         s.model_done.connect(self._on_model_done)
 
     def _on_watch_status(self, status: str) -> None:
@@ -438,6 +440,10 @@ class MainWindow(QMainWindow):
 
     def _reachable(self, hit) -> str | None:
         """The hit's file on this machine (through the path mapping), or None after saying why it is not there."""
+        folder = self.services.offline_folder_of(hit.path)
+        if folder is not None:
+            self._folder_offline(hit.path, folder)
+            return None
         located = self.services.settings.paths.locate(hit.path)
         if located.problem:
             self.statusBar().showMessage(located.problem, 15000)
@@ -472,6 +478,25 @@ class MainWindow(QMainWindow):
         choose.clicked.connect(lambda: self._choose_app(folder))
         box.setModal(False)
         box.open()
+        self.open_failure_box = box
+        return box
+
+    def _folder_offline(self, stored: str, folder) -> QMessageBox:
+        """Open / Show in folder on a hit whose watched folder is offline: say so (not "no program would open
+        it"), and offer the path."""
+        path = fs_path(stored)
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Information)
+        box.setWindowTitle("Folder offline")
+        box.setText(f"This file cannot be opened now: its folder is offline.\n{path}")
+        state = folder.describe()
+        box.setInformativeText(f"{state[:1].upper()}{state[1:]}.")
+        copy = box.addButton("Copy path", QMessageBox.ButtonRole.ActionRole)
+        box.addButton(QMessageBox.StandardButton.Close)
+        copy.clicked.connect(lambda: self._copy_text(path))
+        box.setModal(False)
+        box.open()
+        self.statusBar().showMessage(f"folder offline: {folder.path}", 15000)
         self.open_failure_box = box
         return box
 

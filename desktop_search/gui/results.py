@@ -3,7 +3,9 @@
 The model is fed whole SearchResults (one per stage). Updating keeps rows that are still present in place
 where possible so the list does not jump under the user's cursor: the selected file is re-selected by path
 and the view keeps it at the same height. Each result is drawn as a heading line (name, page, date, "+N more")
-over its snippet, with the matched terms highlighted; the folder is a second, narrower column.
+over its snippet, with the matched terms highlighted; the folder is a second, narrower column. A hit whose
+watched folder is offline (an unplugged drive) stays listed, greyed and marked "offline", with the folder's
+state in its tooltip.
 """
 
 from __future__ import annotations
@@ -12,9 +14,18 @@ import html
 import os
 import time
 from dataclasses import dataclass
+from typing import Any, Callable
 
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, QRect, QRectF, QSize, Qt
-from PySide6.QtGui import QAbstractTextDocumentLayout, QColor, QFont, QFontMetrics, QPalette, QTextDocument
+from PySide6.QtGui import (
+    QAbstractTextDocumentLayout,
+    QColor,
+    QFont,
+    QFontMetrics,
+    QGuiApplication,
+    QPalette,
+    QTextDocument,
+)
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from desktop_search.core.extract.registry import position_name
@@ -24,6 +35,8 @@ COL_RESULT, COL_FOLDER = range(2)
 HIT_ROLE = Qt.ItemDataRole.UserRole + 1
 SNIPPET_HTML_ROLE = Qt.ItemDataRole.UserRole + 2
 HEADING_ROLE = Qt.ItemDataRole.UserRole + 3  # (name, details, count): the first line of a result
+OFFLINE_ROLE = Qt.ItemDataRole.UserRole + 4  # the offline folder's state (a sentence), or None
+OFFLINE_MARK = "offline"
 MARK_STYLE = "background-color:#ffe066;color:#000"
 
 
@@ -67,6 +80,17 @@ class ResultsModel(QAbstractItemModel):
         self._roots: list[_Node] = []
         self._mtimes: dict[str, float] = {}
         self.stage = ""
+        # stored path -> the offline folder it is in (core.watcher.OfflineFolder), or None; set by the window
+        self.offline_of: Callable[[str], Any] = lambda _path: None
+
+    def refresh_offline(self) -> None:
+        """Watched folders went offline or came back: redraw every row's mark."""
+        for node in self._roots:
+            last = len(COLUMNS) - 1
+            self.dataChanged.emit(self.createIndex(node.row, 0, node), self.createIndex(node.row, last, node))
+            if node.children:
+                first, end = node.children[0], node.children[-1]
+                self.dataChanged.emit(self.createIndex(first.row, 0, first), self.createIndex(end.row, last, end))
 
     # -- feeding ----------------------------------------------------------------------------------------
     def set_result(self, result) -> None:
@@ -145,9 +169,10 @@ class ResultsModel(QAbstractItemModel):
         node: _Node = index.internalPointer()
         hit = node.hit
         page = f"{position_name(hit.path) or 'page'} {hit.page}" if hit.page else ""
+        offline = OFFLINE_MARK if self.offline_of(hit.path) is not None else ""
         if node.parent is not None:
-            return "", page or "passage", ""
-        details = " · ".join(x for x in (page, self._date(hit.path)) if x)
+            return "", " · ".join(x for x in (page or "passage", offline) if x), ""
+        details = " · ".join(x for x in (page, self._date(hit.path), offline) if x)
         return os.path.basename(hit.path), details, more_text(hit)
 
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
@@ -158,8 +183,15 @@ class ResultsModel(QAbstractItemModel):
         col = index.column()
         if role == HIT_ROLE:
             return hit
+        if role == OFFLINE_ROLE:
+            folder = self.offline_of(hit.path)
+            return folder.describe() if folder is not None else None
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{hit.path}\n{why_it_matched(hit)}"
+            folder = self.offline_of(hit.path)
+            state = f"{folder.describe()}\n" if folder is not None else ""
+            return f"{state}{hit.path}\n{why_it_matched(hit)}"
+        if role == Qt.ItemDataRole.ForegroundRole and self.offline_of(hit.path) is not None:
+            return QGuiApplication.palette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
         if col == COL_RESULT and role == SNIPPET_HTML_ROLE:
             return snippet_html(hit.snippet)
         if col == COL_RESULT and role == HEADING_ROLE:
@@ -194,7 +226,9 @@ class ResultDelegate(QStyledItemDelegate):
         if style is not None:
             style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, opt.widget)
         selected = bool(opt.state & QStyle.StateFlag.State_Selected)
-        text_color = opt.palette.color(QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text)
+        offline = index.data(OFFLINE_ROLE) is not None  # greyed: found, but its folder is not there now
+        role = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
+        text_color = opt.palette.color(QPalette.ColorGroup.Disabled, role) if offline else opt.palette.color(role)
         dim = QColor(text_color)
         dim.setAlpha(170)
         rect = opt.rect.adjusted(self.PAD, self.PAD, -self.PAD, -self.PAD)

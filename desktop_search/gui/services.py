@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from desktop_search import config
-from desktop_search.core.paths import under_any
+from desktop_search.core.paths import is_under, under_any
 from desktop_search.environment import settle_heap
 from desktop_search.gui.prefs import Key, Prefs, WatchedFolder
 from desktop_search.gui.workers import Pools, Task
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from desktop_search.config import SearchMode
     from desktop_search.core.search import Searcher
     from desktop_search.core.store import Store
-    from desktop_search.core.watcher import FolderWatcher
+    from desktop_search.core.watcher import FolderWatcher, OfflineFolder
 
 
 def bad_files_message(bad, src_dir: str) -> str:
@@ -60,6 +60,7 @@ class Services(QObject):
     index_failed = Signal(str)
     stats_ready = Signal(object)  # dict
     watch_status = Signal(str)  # "watching 2 folders (native)" / why a folder is polled
+    offline_changed = Signal(object)  # tuple[OfflineFolder, ...]: watched folders not there now
     _batch_arrived = Signal(object)  # from the watcher thread; queued to the GUI thread
     model_progress = Signal(object)  # core.models.TransferProgress
     model_done = Signal(bool, str)  # verified?, message (names bad files on failure)
@@ -82,7 +83,12 @@ class Services(QObject):
         self._index_queue: list[tuple[str, list[str], list[str], list[str]]] = []
         self.current_job_paths: list[str] = []
         self.watcher: FolderWatcher | None = None
+        self.offline: tuple[OfflineFolder, ...] = ()
+        # How soon an offline folder (an unplugged drive) is looked for again, doubling up to the maximum.
+        self.offline_retry_s, self.offline_retry_max_s = 2.0, 60.0
         self._batch_arrived.connect(self._on_batch)
+        # Emitted on the watcher's thread, so this runs queued on ours, after the watcher changed its state.
+        self.watch_status.connect(self._refresh_offline)
         self._stats_timer = QTimer(self)
         self._stats_timer.setSingleShot(True)
         self._stats_timer.setInterval(300)
@@ -422,7 +428,9 @@ class Services(QObject):
         if self.shared:
             self.watch_status.emit("shared index: search only")
             return
-        roots = [f.path for f in self.prefs.folders() if Path(f.path).is_dir()]
+        # Folders that are not there now are watched too: the watcher says they are offline and looks for them
+        # again (a drive unplugged before the window started), so their documents stay marked, not dropped.
+        roots = [f.path for f in self.prefs.folders()]
         if not roots or self._closing:
             self.watch_status.emit("not watching: no folders" if not roots else "")
             return
@@ -431,6 +439,8 @@ class Services(QObject):
             self._batch_arrived.emit,  # called on the watcher's thread; the signal queues it to ours
             ignore_dirs=[self.settings.index_dir, self.settings.model_dir],
             on_status=self.watch_status.emit,
+            offline_retry_s=self.offline_retry_s,
+            offline_retry_max_s=self.offline_retry_max_s,
         ).start()
         self.watcher = watcher
         self.watch_status.emit(watcher.status)
@@ -439,6 +449,22 @@ class Services(QObject):
         if self.watcher is not None:
             self.watcher.stop()
             self.watcher = None
+        self._refresh_offline()
+
+    def _refresh_offline(self, _status: str = "") -> None:
+        offline = self.watcher.offline_folders() if self.watcher is not None else ()
+        if [f.path for f in offline] != [f.path for f in self.offline]:
+            self.offline = offline
+            self.offline_changed.emit(offline)
+
+    def offline_folder_of(self, stored_path: str) -> OfflineFolder | None:
+        """The offline watched folder a result's file is in, if any (its file cannot be opened now)."""
+        if not self.offline:
+            return None
+        from desktop_search.core.store import fs_path
+
+        path = fs_path(stored_path)
+        return next((f for f in self.offline if is_under(path, f.path)), None)
 
     def _on_batch(self, batch) -> None:
         if self._closing:
