@@ -110,6 +110,122 @@ def machine() -> dict[str, Any]:
     return info
 
 
+# int8 multiply-accumulates one core can issue per cycle with its widest int8 dot-product instruction, as
+# (cpuinfo flag, MACs/cycle, why). Vendor figures, not measured here: AMX tiles 16x16x64 per 16 cycles; AVX-512
+# VNNI VPDPBUSD is 64 MACs and Intel's server cores issue two per cycle, AMD Zen 4 one (512-bit work in two
+# 256-bit halves); AVX-VNNI 32 MACs x 2 ports; plain AVX2 needs VPMADDUBSW + VPMADDWD + VPADDD for 32 MACs;
+# Arm SDOT 16 MACs x 2 pipes, SMMLA 32 x 2.
+_INT8_MACS_PER_CYCLE = (
+    ("amx_int8", 1024, "AMX TMUL"),
+    ("avx512_vnni", 128, "AVX-512 VNNI, 2 x 64 MACs per cycle"),
+    ("avx_vnni", 64, "AVX-VNNI, 2 x 32 MACs per cycle"),
+    ("i8mm", 64, "Arm SMMLA, 2 x 32 MACs per cycle"),
+    ("asimddp", 32, "Arm SDOT, 2 x 16 MACs per cycle"),
+    ("avx2", 21, "AVX2 without VNNI: 3 instructions per 32 MACs, 2 ports"),
+)
+
+
+def int8_macs_per_token(model: Path) -> int:
+    """int8 multiply-accumulates per token of the app's int8 graph: the encoder's Q/K/V, output and FFN
+    projections and the ColBERT head (attention's token x token products stay fp32 and grow with length; they
+    are left out, which makes the limit below an upper bound)."""
+    cfg = json.loads((Path(model) / "config.json").read_text("utf-8"))
+    h, inner, layers = int(cfg["hidden_size"]), int(cfg["intermediate_size"]), int(cfg["num_hidden_layers"])
+    return layers * (4 * h * h + 2 * h * inner) + h * h
+
+
+def int8_limit(model: Path) -> dict[str, Any]:
+    """An ESTIMATE of the tokens/s this machine's int8 units could reach on the model if every int8
+    multiply-accumulate ran at peak: usable cores x clock x MACs per cycle (from the CPU's flags, see
+    ``_INT8_MACS_PER_CYCLE``) / MACs per token. The clock is the CPU's maximum where the OS reports one, else
+    /proc/cpuinfo's "cpu MHz" (in a VM the nominal clock: boost makes the true limit higher)."""
+    out: dict[str, Any] = {"is_estimate": True}
+    flags: set[str] = set()
+    mhz = None
+    vendor, family = "", ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key in ("flags", "Features") and not flags:
+                flags = set(value.split())
+            elif key == "cpu MHz" and mhz is None:
+                mhz, out["clock_source"] = float(value), "/proc/cpuinfo cpu MHz (nominal in a VM; boost not seen)"
+            elif key == "vendor_id" and not vendor:
+                vendor = value.strip()
+            elif key == "cpu family" and not family:
+                family = value.strip()
+    except OSError:
+        pass
+    try:
+        mhz = int(Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq").read_text()) / 1000
+        out["clock_source"] = "cpufreq cpuinfo_max_freq"
+    except (OSError, ValueError):
+        pass
+    found = next(((f, m, why) for f, m, why in _INT8_MACS_PER_CYCLE if f in flags), None)
+    if found is None or not mhz:
+        out["note"] = "no known int8 dot-product instruction or clock reported: no estimate"
+        return out
+    flag, macs, why = found
+    if flag == "avx512_vnni" and vendor == "AuthenticAMD" and family == "25":
+        macs, why = 64, "AVX-512 VNNI on AMD Zen 4: 64 MACs per cycle (two 256-bit halves)"
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    per_token = int8_macs_per_token(model)
+    out.update({
+        "instruction": why, "macs_per_cycle_per_core": macs, "cores": cores, "clock_mhz": round(mhz),
+        "int8_macs_per_token": per_token,
+        "tokens_per_s": round(cores * mhz * 1e6 * macs / per_token, 1),
+    })
+    return out
+
+
+def int8_gemm_ceiling(model: Path, tokens: int = 512) -> dict[str, Any]:
+    """MEASURED: the rate of ONNX Runtime's own int8 matmul kernel (``DynamicQuantizeMatMul``, the one the app's
+    graph uses) on this machine for one FFN-sized product (``tokens`` x 1024 x 4096), best of 5, as tokens/s of
+    the model if every int8 product ran that fast and nothing else took time: what the app could reach with
+    this kernel, next to the estimate of the hardware's limit. Wall clock with every usable CPU (load lowers
+    it), and per CPU-second on one thread without spinning times the usable CPUs (less sensitive to load)."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    from desktop_search.core.quantize import cpu_threads, import_onnxruntime
+
+    ort = import_onnxruntime()
+    k, n = 1024, 4096
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.integers(-127, 128, (k, n)).astype(np.int8), "w"),
+             numpy_helper.from_array(np.full(n, 0.01, np.float32), "s")]
+    node = helper.make_node("DynamicQuantizeMatMul", ["x", "w", "s"], ["y"], domain="com.microsoft")
+    graph = helper.make_graph([node], "gemm", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["m", k])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["m", n])], inits)
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    proto.ir_version = 8
+    x = rng.standard_normal((tokens, k)).astype(np.float32)
+    macs, per_token, cores = tokens * k * n, int8_macs_per_token(model), cpu_threads()
+    rates = {}
+    for label, threads in (("wall", cores), ("cpu", 1)):
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.log_severity_level = 3
+        if label == "cpu":
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        session = ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        session.run(None, {"x": x})
+        best = float("inf")
+        for _ in range(5):
+            t, p = time.perf_counter(), time.process_time()
+            session.run(None, {"x": x})
+            best = min(best, (time.perf_counter() - t) if label == "wall" else (time.process_time() - p))
+        rates[label] = macs / best * (1 if label == "wall" else cores)
+    return {"kernel": "onnxruntime DynamicQuantizeMatMul", "shape": [tokens, k, n], "cpus": cores,
+            "gmacs_per_s_wall": round(rates["wall"] / 1e9, 1), "tokens_per_s_wall": round(rates["wall"] / per_token, 1),
+            "gmacs_per_s_from_cpu_time": round(rates["cpu"] / 1e9, 1),
+            "tokens_per_s_from_cpu_time": round(rates["cpu"] / per_token, 1), "load_avg": load_avg()}
+
+
 def load_avg() -> list[float] | None:
     try:
         return [round(x, 2) for x in os.getloadavg()]

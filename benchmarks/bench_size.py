@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from desktop_search.config import COLBERT_STORAGE, Settings
     from desktop_search.core.search import colbert_maxsim_many
-    from desktop_search.core.store import Store, chunk_id, dequantize_colbert, quantize_colbert, text_hash
+    from desktop_search.core.store import ChunkRow, Store, chunk_id, dequantize_colbert, quantize_colbert, text_hash
     from desktop_search.core.encoder import Encoder
 
     model_dir = c.model_dir(args.model_dir)
@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> dict:
                 h = text_hash(text)
                 path = f"/scifact/{i}.txt"
                 chunk_rows.append(
-                    {"id": chunk_id(path, 0), "path": path, "ordinal": 0, "page": None, "char_start": 0,
-                     "char_end": len(text), "text": text, "text_hash": h, "n_tokens": n_tokens[i]}
+                    ChunkRow(id=chunk_id(path, 0), path=path, ordinal=0, page=None, char_start=0,
+                             char_end=len(text), text=text, text_hash=h, n_tokens=n_tokens[i])
                 )
                 blob, scale = quantize_colbert(docs.colbert[i], storage)
                 colbert_bytes += len(blob) + len(scale or b"")

@@ -21,8 +21,9 @@ def _fix_std_streams() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     multiprocessing.freeze_support()
-    from desktop_search.environment import prepare_process
+    from desktop_search.environment import defer_collections, prepare_process
 
+    defer_collections()  # until the index is open (cli.common.open_store, the window's services) or a command starts
     prepare_process()
     _fix_std_streams()
     from desktop_search import cli

@@ -75,15 +75,15 @@ def main() -> int:
     from desktop_search.core.models import Manifest, verify_model, write_manifest_for
     from desktop_search.devtools.random_bge_m3 import build_random_bge_m3
     from desktop_search.gui.app import create
-    from desktop_search.gui.prefs import Prefs, WatchedFolder
+    from desktop_search.gui.prefs import Key, Prefs, WatchedFolder
 
     docs = _demo_library(work)
     model = build_random_bge_m3(work / "model", size="tiny")
     verify_model(Manifest.load(write_manifest_for(model)), model)
     prefs = Prefs()
-    prefs.set("model_dir", str(model))
-    prefs.set("device", "cpu")
-    prefs.set("setup_completed", True)
+    prefs.set(Key.MODEL_DIR, str(model))
+    prefs.set(Key.DEVICE, "cpu")
+    prefs.set(Key.SETUP_COMPLETED, True)
     prefs.set_folders([WatchedFolder(str(docs))])
 
     def wait_for(signal, timeout_ms=300_000, check=lambda *a: True):

@@ -113,13 +113,13 @@ def test_output_piped_into_head_ends_quietly(tmp_path, docs):
     assert run("index", docs, "--keyword-only", "--index-dir", idx).returncode == 0
     queries = tmp_path / "queries.txt"
     queries.write_text("tides\n" * 3000)
-    proc = subprocess.Popen([sys.executable, "-m", "desktop_search", "search", "--queries", str(queries), "--mode",
-                             "keyword", "--index-dir", str(idx)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert proc.stdout.readline()
-    proc.stdout.close()  # what `head -1` does after its line
-    err = proc.stderr.read().decode()
-    assert proc.wait(60) == 141
+    with subprocess.Popen([sys.executable, "-m", "desktop_search", "search", "--queries", str(queries), "--mode",
+                           "keyword", "--index-dir", str(idx)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}) as proc:
+        assert proc.stdout.readline()
+        proc.stdout.close()  # what `head -1` does after its line
+        err = proc.stderr.read().decode()
+        assert proc.wait(60) == 141
     assert err == "", err
 
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from desktop_search import environment
-from tests.conftest import REPO
+from tests.conftest import REPO, write
 
 
 def test_defaults_fill_gaps_but_keep_what_the_user_set():
@@ -62,3 +62,35 @@ def test_telemetry_is_off_even_where_the_user_turned_it_on():
     env = {"ORT_DISABLE_TELEMETRY": "0", "DO_NOT_TRACK": "0"}
     environment.prepare_process(environ=env)
     assert env["ORT_DISABLE_TELEMETRY"] == env["HF_HUB_DISABLE_TELEMETRY"] == env["DO_NOT_TRACK"] == "1"
+
+
+def test_a_one_shot_search_collects_garbage_again_once_its_index_is_open(tmp_path):
+    """Start-up runs without garbage collections (environment.defer_collections); the index being open ends it:
+    collections are back on, and what start-up loaded is frozen, also out of the collection at exit. A command
+    that opens no index gets collections back before it starts."""
+    docs = write(tmp_path / "docs" / "a.txt", "The telescope pointed at the observatory dome.").parent
+    code = (
+        "import gc, sys\n"
+        "import desktop_search.__main__ as m\n"
+        "from desktop_search.cli import common\n"
+        "real_open, seen = common.open_store, []\n"
+        "def open_store(*a, **k):\n"
+        "    seen.append(gc.isenabled())\n"
+        "    return real_open(*a, **k)\n"
+        "common.open_store = open_store\n"
+        "import desktop_search.cli.search as s; s.open_store = open_store\n"
+        "rc = m.main(sys.argv[1:])\n"
+        "print(rc, seen, gc.isenabled(), gc.get_freeze_count() > 1000, file=sys.stderr)\n"
+    )
+    env = environment.process_env(DESKTOP_SEARCH_DATA_DIR=str(tmp_path / "data"),
+                                  DESKTOP_SEARCH_CONFIG_DIR=str(tmp_path / "cfg"),
+                                  DESKTOP_SEARCH_MODEL_DIR=str(tmp_path / "none"), PYTHONPATH=str(REPO))
+
+    def run(*args: str) -> str:
+        proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300,
+                              cwd=REPO, env=env)
+        return proc.stderr.strip().splitlines()[-1]
+
+    assert run("index", str(docs), "--keyword-only") == "0 [] True True"  # collections on before indexing starts
+    assert run("search", "telescope", "--mode", "keyword") == "0 [False] True True"
+    assert run("model", "status").split()[-2] == "True"

@@ -22,9 +22,13 @@ from typing import Sequence
 from desktop_search import config
 from desktop_search.cli import credentials, doctor, gui, index, model, search
 from desktop_search.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, CliError, Parser
-from desktop_search.environment import prepare_process
+from desktop_search.environment import prepare_process, settle_heap
 
 __all__ = ["build_parser", "main"]
+
+# Commands whose start-up is timed by a user: the entry point leaves garbage collection off until their index is
+# open (environment.py). Every other command gets it back before it starts.
+QUICK_COMMANDS = {None, "gui", "search", "status"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     prepare_process()  # also when called without __main__ (tests, scripts)
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command not in QUICK_COMMANDS or args.self_test:
+        settle_heap()
     try:
         if args.self_test:
             from desktop_search.core.encoder import ModelUnavailable

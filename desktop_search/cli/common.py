@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import IO, Any, Iterator
 
 from desktop_search import config
+from desktop_search.environment import settle_heap
 from desktop_search.errors import UserError
 from desktop_search.formatting import format_duration
 
@@ -106,10 +107,12 @@ def open_store(settings: config.Settings, *, create: bool) -> Any:
 
     try:
         # A reader of a shared index keeps a local copy of the chunks table; a writer works on the bucket.
-        return Store(settings.index, create=create, read_consistency_s=settings.read_consistency_s,
-                     mirror_dir=None if create else settings.mirror_dir)
+        store = Store(settings.index, create=create, read_consistency_s=settings.read_consistency_s,
+                      mirror_dir=None if create else settings.mirror_dir)
     except (IndexMissing, IndexIncompatible, RemoteError) as e:
         raise CliError(str(e)) from None
+    settle_heap()  # start-up is over: what is loaded now stays (see environment.py)
+    return store
 
 
 @contextlib.contextmanager

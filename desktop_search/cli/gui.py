@@ -19,7 +19,7 @@ def add_parsers(sub: Any) -> None:
 
 def cmd_gui(args: argparse.Namespace) -> int:
     try:
-        from desktop_search.gui.app import preload_index_stack, run
+        from desktop_search.gui.app import run
     except ImportError as e:
         raise CliError(f"the window cannot start: {e} (is PySide6 installed?)") from None
     from desktop_search.gui.system_libs import problem
@@ -27,7 +27,6 @@ def cmd_gui(args: argparse.Namespace) -> int:
     missing = problem()
     if missing:
         raise CliError(missing)
-    preload_index_stack()
     if getattr(args, "quit_after", None):
         from desktop_search.selftest import gui_smoke
 

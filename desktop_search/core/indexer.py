@@ -27,7 +27,7 @@ import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Literal, Sequence
 
@@ -41,6 +41,7 @@ from desktop_search.core.lease import writer_lock
 from desktop_search.core.lock import IndexBusy
 from desktop_search.core.paths import is_under, under_any
 from desktop_search.core.store import (
+    ChunkRow,
     FileRecord,
     Store,
     chunk_id,
@@ -183,6 +184,7 @@ class NotRegularFile(OSError):
     """The path is a pipe, device or socket: reading it could block or never end, so it is never read."""
 
 
+_NOTHING_TO_INDEX = Failure(Reason.NO_TEXT, "no text to index")
 SPECIAL_FILE = Failure(Reason.UNSUPPORTED, "not a regular file (a pipe, device or socket); such files are never read")
 
 
@@ -402,8 +404,7 @@ class Indexer:
             elif st.st_size == 0:
                 instant = Failure(Reason.NO_TEXT, "empty file")
             if instant is not None:
-                reason = instant.reason.value
-                if not (rec is not None and rec.status == "failed" and rec.reason == reason
+                if not (rec is not None and rec.status == "failed" and rec.reason == instant.reason.value
                         and rec.size == st.st_size and rec.mtime_ns == st.st_mtime_ns):
                     at_once.append((p, st, instant))
                 else:
@@ -433,15 +434,13 @@ class Indexer:
             report.removed = len(gone)
         self.store.upsert_files(touch)
         report.files_seen = len(files)
-        failures: list[tuple[Path, str, str, os.stat_result | None]] = []
-        for p, st, why in at_once:
-            reason, detail = why.reason.value, why.detail
-            failures.append((p, reason, detail, st))
+        failures: list[tuple[Path, Failure, os.stat_result | None]] = [(p, why, st) for p, st, why in at_once]
         for p in unsupported:
-            failures.append((p, "unsupported", f"not a supported document type ({p.suffix or 'no extension'})", None))
+            failures.append((p, Failure(Reason.UNSUPPORTED,
+                                        f"not a supported document type ({p.suffix or 'no extension'})"), None))
         for d, e in dir_errors:
             reason = Reason.PERMISSION_DENIED if isinstance(e, PermissionError) else Reason.UNSUPPORTED
-            failures.append((Path(d), reason.value, f"cannot open this folder: {e.strerror or e}", None))
+            failures.append((Path(d), Failure(reason, f"cannot open this folder: {e.strerror or e}"), None))
         self._record_failures(report, failures)
 
         tick(phase="indexing", files_total=len(todo), files_skipped=report.unchanged)
@@ -492,17 +491,14 @@ class Indexer:
         """Copy the chunks and files row of each source to its new path (intent row, chunks, files row; the
         caller then deletes the sources), so a moved file is neither extracted nor encoded again."""
         now = time.time()
-        rows: list[dict] = []
+        rows: list[ChunkRow] = []
         records: list[FileRecord] = []
         for rec, p, st in moved:
             dest = path_key(str(p))
             old = self.store.chunks_of(rec.path)
             if len(old) != rec.n_chunks:  # damaged record: let the normal path redo it
                 continue
-            for r in old:
-                r = {k: v for k, v in r.items() if not k.startswith("_")}
-                r.update(path=dest, id=chunk_id(dest, r["ordinal"]))
-                rows.append(r)
+            rows.extend(replace(r, path=dest, id=chunk_id(dest, r.ordinal)) for r in old)
             records.append(FileRecord(**{**rec.as_row(), "path": dest, "size": st.st_size,
                                          "mtime_ns": st.st_mtime_ns, "indexed_at": now}))
         if not records:
@@ -629,7 +625,7 @@ class Indexer:
 
     def _commit(self, group, report: IndexReport, prog: Progress, tick, cancel: threading.Event) -> None:
         now = time.time()
-        chunk_rows: list[dict] = []
+        chunk_rows: list[ChunkRow] = []
         records: list[FileRecord] = []
         intents: list[FileRecord] = []
         for prepared, chunks in group:
@@ -639,33 +635,20 @@ class Indexer:
                 report.ocr_pages += ex.ocr_pages
                 report.ocr_cached += ex.ocr_cached
             if prepared.error or ex is None or not ex.ok or not chunks:
-                if prepared.error:
-                    reason, detail = prepared.error.reason.value, prepared.error.detail
-                elif ex is not None and not ex.ok:
-                    reason, detail = ex.reason or "corrupt", ex.detail
-                else:
-                    reason, detail = "no_text", "no text to index"
-                records.append(self._failed_record(prepared, reason, detail, now))
+                why = prepared.error or (ex.failure if ex is not None else None) or _NOTHING_TO_INDEX
+                records.append(self._failed_record(prepared, why, now))
                 if path in self._known_keys:  # its old chunks are deleted below: pending until the row says failed
                     intents.append(FileRecord(**{**records[-1].as_row(), "status": "pending", "reason": None}))
                 report.failed += 1
-                report.failures.append((path, reason, detail))
+                report.failures.append((path, why.reason.value, why.detail))
                 prog.files_failed += 1
                 continue
-            for c in chunks:
-                chunk_rows.append(
-                    {
-                        "id": chunk_id(path, c.ordinal),
-                        "path": path,
-                        "ordinal": c.ordinal,
-                        "page": c.page,
-                        "char_start": c.char_start,
-                        "char_end": c.char_end,
-                        "text": c.text,
-                        "text_hash": text_hash(c.text),
-                        "n_tokens": c.n_tokens,
-                    }
-                )
+            chunk_rows.extend(
+                ChunkRow(id=chunk_id(path, c.ordinal), path=path, ordinal=c.ordinal, page=c.page,
+                         char_start=c.char_start, char_end=c.char_end, text=c.text, text_hash=text_hash(c.text),
+                         n_tokens=c.n_tokens)
+                for c in chunks
+            )
             record = FileRecord(
                 path=path,
                 size=prepared.size,
@@ -713,7 +696,8 @@ class Indexer:
             self.store.keep_searchable()  # committed means searchable: no waiting for the run's final optimize
         tick(files_done=prog.files_done + len(group), chunks_done=prog.chunks_done + len(chunk_rows))
 
-    def _failed_record(self, prepared: _Prepared, reason: str, detail: str, now: float) -> FileRecord:
+    def _failed_record(self, prepared: _Prepared, why: Failure, now: float) -> FileRecord:
+        """The files row of a failed file: the index stores the reason as its code (a string column)."""
         ex = prepared.extraction
         return FileRecord(
             path=path_key(str(prepared.path)),
@@ -722,29 +706,30 @@ class Indexer:
             sha256=prepared.sha256,
             kind=ex.kind if ex else "",
             status="failed",
-            reason=reason,
-            detail=detail,
+            reason=why.reason.value,
+            detail=why.detail,
             warnings="\n".join(ex.warnings) if ex else "",
             page_count=ex.page_count if ex else 0,
             n_chunks=0,
             indexed_at=now,
         )
 
-    def _record_failures(self, report: IndexReport, failures) -> None:
-        """Record ``(path, reason, detail, stat or None)`` failures found without reading the files: their old
+    def _record_failures(self, report: IndexReport,
+                         failures: list[tuple[Path, Failure, os.stat_result | None]]) -> None:
+        """Record ``(path, failure, stat or None)`` failures found without reading the files: their old
         chunks go first (a file that became empty), then one write of all their rows."""
         now = time.time()
         records: list[FileRecord] = []
-        for path, reason, detail, st in failures:
+        for path, why, st in failures:
             if st is None:
                 try:
                     st = path.stat()
                 except OSError:
                     st = None
             size, mtime = (st.st_size, st.st_mtime_ns) if st is not None else (0, 0)
-            records.append(self._failed_record(_Prepared(path, size, mtime, "", None), reason, detail, now))
+            records.append(self._failed_record(_Prepared(path, size, mtime, "", None), why, now))
             report.failed += 1
-            report.failures.append((path_key(str(path)), reason, detail))
+            report.failures.append((path_key(str(path)), why.reason.value, why.detail))
         stale = [r.path for r in records if r.path in self._known_keys]
         if stale:
             self.store.replace_chunks(stale, [])
@@ -752,10 +737,10 @@ class Indexer:
             self.store.upsert_files(records[start : start + 5000])
 
     # -- encoding ---------------------------------------------------------------------------------------
-    def _encode_rows(self, rows: list[dict], report: IndexReport, prog: Progress, tick, cancel,
+    def _encode_rows(self, rows: Sequence[ChunkRow], report: IndexReport, prog: Progress, tick, cancel,
                      counted: bool = False) -> None:
         """Encode and store the rows' texts that have no vectors yet; ``counted``: already in the total."""
-        by_hash = {r["text_hash"]: r["text"] for r in rows}
+        by_hash = {r.text_hash: r.text for r in rows}
         needed = [h for h in by_hash if h not in self.store.present_hashes(by_hash)]
         tick(chunks_to_encode=prog.chunks_to_encode + (len(needed) - len(by_hash) if counted else len(needed)))
         if not needed:
@@ -806,7 +791,8 @@ class Indexer:
                 return
             part = order[start : start + 256]
             rank = {h: i for i, h in enumerate(part)}
-            rows = sorted(self.store.chunks_for_hashes(part), key=lambda r: rank.get(r["text_hash"], len(rank)))
+            rows = sorted((ChunkRow.from_row(r) for r in self.store.chunks_for_hashes(part)),
+                          key=lambda r: rank.get(r.text_hash, len(rank)))
             try:
                 self._encode_rows(rows, report, prog, tick, cancel, counted=True)
             except InterruptedError:

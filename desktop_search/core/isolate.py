@@ -29,6 +29,7 @@ from typing import Any, Callable
 
 from desktop_search.core.extract import Extraction, ExtractOptions
 from desktop_search.core.extract.registry import kind_of
+from desktop_search.core.failures import Reason
 
 __all__ = [
     "ExtractorPool",
@@ -143,10 +144,10 @@ def _extract_job(path: str, options: ExtractOptions) -> Extraction:
     from desktop_search.core.extract import extract
 
     ex = extract(Path(path), options, progress=_send_progress)
-    if not ex.ok and ex.reason == "corrupt" and any(_OOM.search(t) for t in (ex.detail, *ex.warnings)):
+    if not ex.ok and ex.reason == Reason.CORRUPT and any(_OOM.search(t) for t in (ex.detail, *ex.warnings)):
         # MuPDF reports a failed allocation (the memory cap at work) as an ordinary error.
         return Extraction(path=ex.path, kind=ex.kind, pages=(), page_count=ex.page_count, ok=False,
-                          reason="too_large", detail="reading this file needed more memory than allowed "
+                          reason=Reason.TOO_LARGE, detail="reading this file needed more memory than allowed "
                                                      "(the reader's memory is capped)", warnings=ex.warnings)
     return ex
 
@@ -246,21 +247,21 @@ class ExtractorPool:
         try:
             return self.call(self.job, str(path), options, timeout_s=limit, progress=progress)
         except WorkerTimeout:
-            return _failure(path, "timeout", f"reading this file took longer than {limit:g} s "
+            return _failure(path, Reason.TIMEOUT, f"reading this file took longer than {limit:g} s "
                                              "and was stopped (the reader hung on it)")
         except WorkerOutOfMemory:
             limit = f" (limit {self.memory_limit / 1024**3:.1f} GiB)" if self.memory_limit else ""
-            return _failure(path, "too_large", f"reading this file needed too much memory{limit}")
+            return _failure(path, Reason.TOO_LARGE, f"reading this file needed too much memory{limit}")
         except WorkerCrashed as e:
             if e.exitcode == -getattr(signal, "SIGKILL", 9):
                 # Nobody here sends SIGKILL except on a timeout: the system's out-of-memory killer did.
-                return _failure(path, "too_large", "reading this file was stopped by the system for using too "
+                return _failure(path, Reason.TOO_LARGE, "reading this file was stopped by the system for using too "
                                                    "much memory")
-            return _failure(path, "corrupt", f"the reader crashed on this file ({e})")
+            return _failure(path, Reason.CORRUPT, f"the reader crashed on this file ({e})")
         except WorkerStartError:
             raise
         except Exception as e:  # noqa: BLE001 - one file, not the batch
-            return _failure(path, "corrupt", f"extraction failed: {type(e).__name__}: {e}")
+            return _failure(path, Reason.CORRUPT, f"extraction failed: {type(e).__name__}: {e}")
 
     def call(self, func: Callable[..., Any], *args: Any, timeout_s: float,
              progress: Callable[[str], None] | None = None) -> Any:
@@ -353,7 +354,7 @@ def _exit_description(code: int | None) -> str:
     return f"exit code {code}"
 
 
-def _failure(path: Path, reason: str, detail: str) -> Extraction:
+def _failure(path: Path, reason: Reason, detail: str) -> Extraction:
     return Extraction(path=path, kind=kind_of(path), pages=(), page_count=0, ok=False, reason=reason, detail=detail,
                       warnings=())
 

@@ -12,10 +12,10 @@ tokens), ``colbert`` (batch, tokens - 1, dim), computes exactly what FlagEmbeddi
 inference (``encoder.py`` post-processes the outputs the same way for both paths):
 
 * embeddings: word rows (int8 with one scale per row) + position rows (ids counted from the non-padding tokens,
-  as XLM-R does) + the token-type row, LayerNorm (``SkipLayerNormalization``);
+  as XLM-R does) + the token-type row, LayerNorm (written with plain operators: see ``_add_layer_norm``);
 * per layer: Q/K/V in one int8 matmul (``DynamicQuantizeMatMul``: activations quantized per call, weights int8
-  per output column), ``MultiHeadAttention`` with the padding mask, output projection + residual + LayerNorm
-  (``SkipLayerNormalization``), FFN with exact GELU, second residual + LayerNorm;
+  per output column), ``MultiHeadAttention`` with the padding mask, output projection + residual + LayerNorm,
+  FFN with exact GELU, second residual + LayerNorm;
 * heads: dense = normalised CLS vector; sparse = relu(linear(h)); ColBERT = normalised linear(h[:, 1:]) with
   padding zeroed.
 
@@ -141,6 +141,20 @@ def _normalize(g: _Writer, x: str, eps: str) -> str:
     return g.one("Div", [x, g.one("Max", [norm, eps])])
 
 
+def _add_layer_norm(g: _Writer, a: str, b: str, gamma: np.ndarray, beta: np.ndarray, eps: float, name: str) -> str:
+    """LayerNorm(a + b) from plain ONNX operators. ONNX Runtime's fused CPU kernels for this
+    (``SkipLayerNormalization``, ``LayerNormalization``; 1.31) take ~5.5 us per 1024-wide row on one core, ten
+    of these elementwise passes ~1.5 us: 49 norms cost 9 of the ~90 CPU-ms of a 32-token query and ~100 ms of
+    a 512-token passage that way (measured, benchmarks/README.md). The pattern ends in Reciprocal + Mul, which
+    ONNX Runtime's LayerNorm fusion does not match, so it is not turned back into the slow kernel."""
+    s = g.one("Add", [a, b])
+    d = g.one("Sub", [s, g.one("ReduceMean", [s], axes=[-1])])
+    var = g.one("ReduceMean", [g.one("Mul", [d, d])], axes=[-1])
+    inv = g.one("Reciprocal", [g.one("Sqrt", [g.one("Add", [var, g.const(f"{name}.eps", np.array(eps, np.float32))])])])
+    scaled = g.one("Mul", [g.one("Mul", [d, inv]), g.const(f"{name}.g", gamma.astype(np.float32))])
+    return g.one("Add", [scaled, g.const(f"{name}.b", beta.astype(np.float32))])
+
+
 def _layer_norm_params(ck: Checkpoint, prefix: str) -> tuple[np.ndarray, np.ndarray]:
     for w, b in (("weight", "bias"), ("gamma", "beta")):
         if f"{prefix}.{w}" in ck:
@@ -218,8 +232,7 @@ def build_graph(
         pos_vec = g.one("Gather", [g.const("pos.w", positions), pos_ids])
         del positions
         gamma, beta = _layer_norm_params(ck, "embeddings.LayerNorm")
-        x = g.node("SkipLayerNormalization", [word_vec, pos_vec, g.const("emb.ln.g", gamma), g.const("emb.ln.b", beta)],
-                   1, MS, epsilon=eps)[0]
+        x = _add_layer_norm(g, word_vec, pos_vec, gamma, beta, eps, "emb.ln")
         mask_i32 = g.one("Cast", [mask], to=TensorProto.INT32)
         advance()
         # -- encoder layers --------------------------------------------------------------------------------
@@ -234,16 +247,14 @@ def build_graph(
             attn = _linear(g, ctx, ck.read(f"{p}.attention.output.dense.weight"),
                            ck.read(f"{p}.attention.output.dense.bias"), f"l{i}.o", int8)
             gamma, beta = _layer_norm_params(ck, f"{p}.attention.output.LayerNorm")
-            x1 = g.node("SkipLayerNormalization", [attn, x, g.const(f"l{i}.ln1.g", gamma), g.const(f"l{i}.ln1.b", beta)],
-                        1, MS, epsilon=eps)[0]
+            x1 = _add_layer_norm(g, attn, x, gamma, beta, eps, f"l{i}.ln1")
             h = _linear(g, x1, ck.read(f"{p}.intermediate.dense.weight"), ck.read(f"{p}.intermediate.dense.bias"),
                         f"l{i}.ffn1", int8)
             h = g.one("Gelu", [h], domain=MS)
             y = _linear(g, h, ck.read(f"{p}.output.dense.weight"), ck.read(f"{p}.output.dense.bias"),
                         f"l{i}.ffn2", int8)
             gamma, beta = _layer_norm_params(ck, f"{p}.output.LayerNorm")
-            x = g.node("SkipLayerNormalization", [y, x1, g.const(f"l{i}.ln2.g", gamma), g.const(f"l{i}.ln2.b", beta)],
-                       1, MS, epsilon=eps)[0]
+            x = _add_layer_norm(g, y, x1, gamma, beta, eps, f"l{i}.ln2")
             advance()
         # -- heads -----------------------------------------------------------------------------------------
         cls = g.one("Gather", [x, g.const("zero", np.array(0, np.int64))], axis=1)

@@ -35,7 +35,8 @@ import numpy as np
 from desktop_search.core.m3graph import DATA_SUFFIX
 from desktop_search.core.tokenizer import SPECIALS_FILE, TOKENIZER_FILE
 
-FORMAT_VERSION = 2  # 2: graph written from the weights (m3graph), external data, tokenizer saved beside it
+FORMAT_VERSION = 3  # 2: graph written from the weights (m3graph), external data, tokenizer saved beside it;
+# 3: LayerNorm from plain operators (ONNX Runtime's fused CPU LayerNorm kernels are slower)
 MODEL_FILE = "model.onnx"
 REFERENCE_FILE = "reference.npz"
 META_FILE = "int8.json"

@@ -1,8 +1,14 @@
 """The one place that wires settings -> services -> window (-> first-run wizard).
 
-The window is shown before anything heavy happens: the index opens in a worker, and the model stack loads in
-the background after that, so the user can type (and get keyword results) while torch is still importing.
-On first launch the setup wizard opens over the window; Help → Setup wizard opens it again.
+The window is shown before anything heavy happens: only then do the index libraries start importing on a helper
+thread (imports hold the GIL, so importing them beside the window's own imports only delays the window) while the
+index opens in a worker and the model loads beside it, so the user can type (and get keyword results) while the
+model is still loading. On first launch the setup wizard opens over the window; Help → Setup wizard opens it again.
+
+PySide6 checks every module imported after it for ``from __feature__ import`` (snake_case / true_property) by
+reading the module's source (``inspect.getsource``): ~0.35 s of CPU for the ~700 modules of LanceDB, Arrow and
+numpy alone. :func:`skip_feature_scan` answers that question without reading: this app selects no feature
+anywhere, so only PySide's own modules and the window's count as PySide users, as PySide would find.
 """
 
 from __future__ import annotations
@@ -11,10 +17,33 @@ import sys
 import threading
 
 
+PYSIDE_USERS = ("PySide6", "shiboken6", "desktop_search.gui")  # the packages whose modules may use PySide6
+
+
+def skip_feature_scan() -> None:
+    """Import PySide6 and narrow its per-import source scan for ``__feature__`` users (see the module docstring)
+    to the modules that can be users: Python files of PySide6 itself and of the window. Every other module (the
+    Qt-free core, the index and model libraries) is ignored for feature switching without its source being read,
+    which is what the scan finds for them."""
+    import PySide6  # noqa: F401  (installs the import hook and its feature module)
+
+    feature = sys.modules.get("PySide6.support.feature")
+    scan = getattr(feature, "_mod_uses_pyside", None)
+    if scan is None or hasattr(scan, "full_scan"):
+        return
+
+    def uses_pyside(module) -> bool:
+        name, file = str(getattr(module, "__name__", "")), str(getattr(module, "__file__", None) or "")
+        return name.startswith(PYSIDE_USERS) and file.endswith(".py") and scan(module)
+
+    uses_pyside.full_scan = scan  # type: ignore[attr-defined]
+    feature._mod_uses_pyside = uses_pyside  # type: ignore[union-attr]
+
+
 def preload_index_stack() -> threading.Thread:
-    """Start importing what opening the index needs (numpy, Arrow, LanceDB: ~1 s, far more on a busy machine)
-    on a helper thread while the main thread imports Qt and builds the window, so keyword search is ready
-    sooner. The worker that opens the index simply finds the modules imported (or waits on the import lock)."""
+    """Start importing what opening the index needs (numpy, Arrow, LanceDB: ~0.5 s, far more on a busy machine)
+    on a helper thread once the window is shown, so the first search finds them loaded; the worker that opens
+    the index meanwhile simply waits on the import lock."""
 
     def run() -> None:
         try:
@@ -58,13 +87,17 @@ def create(prefs=None, *, load_model: bool = True, start: bool = True):
 
 
 def run(argv: list[str] | None = None) -> int:
+    skip_feature_scan()
     from PySide6.QtWidgets import QApplication
+
+    from desktop_search.gui.prefs import Key
 
     app = QApplication.instance() or QApplication(argv or sys.argv[:1])
     app.setApplicationName("desktop_search")
     services, window = create(start=False)
     window.show()
+    preload_index_stack()
     services.start()
-    if not services.prefs.get("setup_completed"):
+    if not services.prefs.get(Key.SETUP_COMPLETED):
         show_wizard(services, window)
     return app.exec()

@@ -40,7 +40,7 @@ from desktop_search.formatting import format_bytes
 from desktop_search.gui import help as help_pages
 from desktop_search.gui import opener
 from desktop_search.gui.folders import FailuresDialog, FoldersPanel
-from desktop_search.gui.prefs import WatchedFolder
+from desktop_search.gui.prefs import Key, WatchedFolder
 from desktop_search.gui.preview import PreviewPane
 from desktop_search.gui.results import COL_FOLDER, COL_RESULT, ResultDelegate, ResultsModel
 
@@ -236,24 +236,24 @@ class MainWindow(QMainWindow):
     # -- window layout, remembered between launches -------------------------------------------------------
     def _restore_layout(self) -> None:
         """Window size and position, dock, splitter and column widths as the user left them."""
-        if geometry := self.prefs.get("window_geometry"):
+        if geometry := self.prefs.get(Key.WINDOW_GEOMETRY):
             self.restoreGeometry(geometry)
-        if state := self.prefs.get("window_state"):
+        if state := self.prefs.get(Key.WINDOW_STATE):
             self.restoreState(state)
         else:  # first launch: a narrow folders panel leaves the results and the preview room at 1280x800
             QTimer.singleShot(0, lambda: self.resizeDocks([self.folders_dock], [250], Qt.Orientation.Horizontal))
-        if sizes := self.prefs.get("splitter_sizes"):
+        if sizes := self.prefs.get(Key.SPLITTER_SIZES):
             self.splitter.setSizes(sizes)
-        if widths := self.prefs.get("results_columns"):
+        if widths := self.prefs.get(Key.RESULTS_COLUMNS):
             for col, width in enumerate(widths[: self.model.columnCount()]):
                 if col != COL_RESULT:  # the result column takes whatever is left
                     self.view.setColumnWidth(col, width)
 
     def save_layout(self) -> None:
-        self.prefs.set("window_geometry", bytes(self.saveGeometry()))
-        self.prefs.set("window_state", bytes(self.saveState()))
-        self.prefs.set("splitter_sizes", self.splitter.sizes())
-        self.prefs.set("results_columns", [self.view.columnWidth(c) for c in range(self.model.columnCount())])
+        self.prefs.set(Key.WINDOW_GEOMETRY, bytes(self.saveGeometry()))
+        self.prefs.set(Key.WINDOW_STATE, bytes(self.saveState()))
+        self.prefs.set(Key.SPLITTER_SIZES, self.splitter.sizes())
+        self.prefs.set(Key.RESULTS_COLUMNS, [self.view.columnWidth(c) for c in range(self.model.columnCount())])
 
     # -- construction -----------------------------------------------------------------------------------
     def _build_menus(self) -> None:
@@ -737,14 +737,14 @@ class MainWindow(QMainWindow):
 
         dlg = SettingsDialog(self.prefs, self)
         if dlg.exec():
-            self.services.set_weights(tuple(self.prefs.get("weights")))
+            self.services.set_weights(tuple(self.prefs.get(Key.WEIGHTS)))
             self.run_search()
 
     def show_shared_index(self) -> None:
         from desktop_search.gui.shared_dialog import SharedIndexDialog
 
         if SharedIndexDialog(self.prefs, self).exec():
-            where = self.prefs.get("shared_index") or "your own index"
+            where = self.prefs.get(Key.SHARED_INDEX) or "your own index"
             self.statusBar().showMessage(f"{where} opens when the window is opened again", 15000)
 
     def closeEvent(self, event) -> None:

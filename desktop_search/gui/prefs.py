@@ -88,8 +88,8 @@ class Prefs:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._qs = QSettings(str(self.path), QSettings.Format.IniFormat)
 
-    def get(self, key: Key | str) -> Any:
-        key = _key(key)
+    def get(self, key: Key) -> Any:
+        _check(key)
         default = self.DEFAULTS[key]
         raw = self._qs.value(key.value, None)
         if raw is None:
@@ -105,8 +105,8 @@ class Prefs:
             return bytes(raw) if not isinstance(raw, str) else raw.encode("latin-1")
         return str(raw)
 
-    def set(self, key: Key | str, value: Any) -> None:
-        key = _key(key)
+    def set(self, key: Key, value: Any) -> None:
+        _check(key)
         if isinstance(self.DEFAULTS[key], list):
             value = json.dumps(list(value))
         self._qs.setValue(key.value, value)
@@ -129,30 +129,30 @@ class Prefs:
         from desktop_search.core.location import parse_options, public_options
         from desktop_search.core.pathmap import parse_rules
 
-        weights = self.get("weights")
-        shared = self.get("shared_index")
+        weights = self.get(Key.WEIGHTS)
+        shared = self.get(Key.SHARED_INDEX)
         try:
-            options = public_options(parse_options(self.get("storage_options"))) if shared else None
-            path_map = parse_rules(self.get("path_map")) or None
+            options = public_options(parse_options(self.get(Key.STORAGE_OPTIONS))) if shared else None
+            path_map = parse_rules(self.get(Key.PATH_MAP)) or None
         except ValueError:  # a hand-edited INI file: ignore what cannot be read
             options, path_map = None, None
         return config.load_settings(
-            index_dir=shared or self.get("index_dir") or None,
+            index_dir=shared or self.get(Key.INDEX_DIR) or None,
             storage_options=options,
             path_map=path_map,
-            read_consistency_s=float(self.get("refresh_s")) if shared else None,
-            model_dir=self.get("model_dir") or None,
-            device=self.get("device"),
+            read_consistency_s=float(self.get(Key.REFRESH_S)) if shared else None,
+            model_dir=self.get(Key.MODEL_DIR) or None,
+            device=self.get(Key.DEVICE),
             weights=tuple(float(w) for w in weights) if len(weights) == 3 else None,
-            chunk_tokens=self.get("chunk_tokens"),
-            colbert_storage=self.get("colbert_storage"),
-            cpu_precision=self.get("cpu_precision") or None,
-            ocr=self.get("ocr"),
+            chunk_tokens=self.get(Key.CHUNK_TOKENS),
+            colbert_storage=self.get(Key.COLBERT_STORAGE),
+            cpu_precision=self.get(Key.CPU_PRECISION) or None,
+            ocr=self.get(Key.OCR),
         )
 
 
-def _key(key: Key | str) -> Key:
-    try:
-        return Key(key)
-    except ValueError:
-        raise KeyError(key) from None
+def _check(key: object) -> None:
+    """Only ``Key`` members name a preference: a misspelt member is an AttributeError (and a mypy error) where it
+    is written, and a plain string, even one that is a key's INI name, is refused rather than silently read."""
+    if not isinstance(key, Key):
+        raise TypeError(f"preference keys are Key members, not {key!r}")

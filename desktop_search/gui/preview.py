@@ -24,12 +24,13 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_search.core.extract.registry import for_path
-from desktop_search.core.highlight import mark
 from desktop_search.gui.workers import Pools, Task
 
 
 def marked_html(text: str, terms: list[str]) -> str:
     """``text`` escaped for rich text, with the words the highlight rule marks on a yellow background."""
+    from desktop_search.core.highlight import mark  # the keyword analysis (regex): loaded by the first search
+
     body = html.escape(mark(text, terms, "\x00", "\x01"))
     return body.replace("\x00", "<span style='background:#ffe066'>").replace("\x01", "</span>")
 

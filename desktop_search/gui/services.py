@@ -2,8 +2,9 @@
 role pools and re-emits what the core reports as Qt signals on the GUI thread.
 
 Start-up order is what makes the window appear at once: the window is shown first, then the index is opened
-(keyword search works from then on), then the model stack (~10 s of imports) loads in the background; when it
-is ready, searches become hybrid and an incremental pass encodes whatever was keyword-indexed meanwhile.
+(keyword search works from then on) while the model loads beside it in its own pool; when the model is ready,
+searches become hybrid and an incremental pass encodes whatever was keyword-indexed meanwhile. A model that is
+ready before the index waits for it: the window's first reconciliation then encodes as it goes.
 
 Threads: workers return values and the GUI thread assigns them (Picard's ``run_task(func, next_func)``), so
 ``store``, ``searcher`` and ``encoder`` only ever change on the GUI thread. A ``Searcher`` is never changed once
@@ -13,7 +14,6 @@ Stats refreshes and cache warm-up run in the one-thread ``maintenance`` pool, ne
 
 from __future__ import annotations
 
-import gc
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -22,7 +22,8 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from desktop_search import config
 from desktop_search.core.paths import under_any
-from desktop_search.gui.prefs import Prefs, WatchedFolder
+from desktop_search.environment import settle_heap
+from desktop_search.gui.prefs import Key, Prefs, WatchedFolder
 from desktop_search.gui.workers import Pools, Task
 
 if TYPE_CHECKING:
@@ -43,13 +44,6 @@ def bad_files_message(bad, src_dir: str) -> str:
 
 
 MODEL_WATCH_MS = 3000  # how often a window without a model looks for one installed meanwhile
-
-
-def settle_heap() -> None:
-    """Exclude everything alive now (the imported ML stack: hundreds of thousands of objects) from future
-    garbage collections. Without this a full collection, triggered by any allocation in any thread, holds the
-    GIL for more than half a second and freezes the window (measured with torch + transformers loaded)."""
-    gc.freeze()
 
 
 class Services(QObject):
@@ -94,7 +88,7 @@ class Services(QObject):
         self._closing = False
         self._model_task: Task | None = None
         # None: the pinned BGE-M3 manifest shipped in resources/; Settings → Model manifest picks another.
-        self.manifest_path = Path(prefs.get("manifest")) if prefs.get("manifest") else None
+        self.manifest_path = Path(prefs.get(Key.MANIFEST)) if prefs.get(Key.MANIFEST) else None
         # A model installed meanwhile by the CLI (`model download/import`) is noticed without a restart.
         self._model_watch = QTimer(self)
         self._model_watch.setInterval(MODEL_WATCH_MS)
@@ -117,9 +111,11 @@ class Services(QObject):
                          mirror_dir=settings.mirror_dir)
 
         task = Task(open_store)
-        task.signals.result.connect(lambda store: self._on_store(store, load_model))
-        task.signals.error.connect(self.store_failed)
+        task.signals.result.connect(self._on_store)
+        task.signals.error.connect(self._on_store_failed)
         self.pools.start(self.pools.search, task)
+        if load_model:  # beside the index, not after it
+            self.load_model()
 
     def _make_searcher(self) -> None:
         """A new Searcher for the current store, encoder and weights (GUI thread)."""
@@ -138,14 +134,17 @@ class Services(QObject):
             keyword_weight=self.settings.keyword_weight,
         )
 
-    def _on_store(self, store: Store, load_model: bool) -> None:
+    def _on_store(self, store: Store) -> None:
         settle_heap()
         self.store = store
         self._make_searcher()
         self.store_ready.emit()
         self.refresh_stats()
-        if load_model:
-            self.load_model()
+        self._warm_caches()  # when the model was ready first
+
+    def _on_store_failed(self, message: str) -> None:
+        settle_heap()  # start-up ends here too
+        self.store_failed.emit(message)
 
     def load_model(self) -> None:
         from desktop_search.core.encoder import model_problem
@@ -184,8 +183,9 @@ class Services(QObject):
         self._make_searcher()
         self.semantic_ready.emit(encoder.device)
         self._warm_caches()
-        # Catch up: anything keyword-indexed before the model was ready gets its vectors now.
-        if self.prefs.folders() and not self.shared:
+        # Catch up: anything keyword-indexed before the model was ready gets its vectors now. (Before the index
+        # is open there is nothing to catch up: the window reconciles its folders, with this encoder, once it is.)
+        if self.store is not None and self.prefs.folders() and not self.shared:
             self.index_folders(self.prefs.folders())
 
     def _check_model_appeared(self) -> None:

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_search import config
-from desktop_search.gui.prefs import Prefs
+from desktop_search.gui.prefs import Key, Prefs
 
 # Bytes per indexed token for the ColBERT vectors of BGE-M3 (1024 dimensions).
 # Figures from benchmarks/bench_size.py (bytes per indexed token, ColBERT part; top-10 agreement vs fp32).
@@ -56,10 +56,10 @@ class SettingsDialog(QDialog):
         self.prefs = prefs
         self.device = QComboBox()
         self.device.addItems(list(config.DEVICES))
-        self.device.setCurrentText(prefs.get("device"))
+        self.device.setCurrentText(prefs.get(Key.DEVICE))
         self.cpu_precision = QComboBox()
         self.cpu_precision.addItems(list(config.CPU_PRECISIONS))
-        self.cpu_precision.setCurrentText(prefs.get("cpu_precision") or config.load_settings().cpu_precision)
+        self.cpu_precision.setCurrentText(prefs.get(Key.CPU_PRECISION) or config.load_settings().cpu_precision)
         self.cpu_precision_note = QLabel(CPU_PRECISION_TEXT.get(self.cpu_precision.currentText(), ""))
         self.cpu_precision_note.setWordWrap(True)
         self.cpu_precision.currentTextChanged.connect(
@@ -67,7 +67,7 @@ class SettingsDialog(QDialog):
         )
         self.weights = []
         wrow = QHBoxLayout()
-        for label, value in zip(("dense", "sparse", "ColBERT"), prefs.get("weights")):
+        for label, value in zip(("dense", "sparse", "ColBERT"), prefs.get(Key.WEIGHTS)):
             box = QDoubleSpinBox()
             box.setRange(0.0, 1.0)
             box.setSingleStep(0.05)
@@ -81,22 +81,22 @@ class SettingsDialog(QDialog):
         self.chunk = QSpinBox()
         self.chunk.setRange(64, 8192)
         self.chunk.setSingleStep(64)
-        self.chunk.setValue(prefs.get("chunk_tokens"))
-        self.index_dir = self._dir_field(prefs.get("index_dir") or str(config.default_index_dir()))
-        self.model_dir = self._dir_field(prefs.get("model_dir") or str(config.default_model_dir()))
-        self.manifest = self._dir_field(prefs.get("manifest"), file=True)
+        self.chunk.setValue(prefs.get(Key.CHUNK_TOKENS))
+        self.index_dir = self._dir_field(prefs.get(Key.INDEX_DIR) or str(config.default_index_dir()))
+        self.model_dir = self._dir_field(prefs.get(Key.MODEL_DIR) or str(config.default_model_dir()))
+        self.manifest = self._dir_field(prefs.get(Key.MANIFEST), file=True)
         self.manifest[1].setPlaceholderText("the bundled BGE-M3 manifest (pinned revision)")
         self.manifest[1].setToolTip("Files, sizes and SHA-256 the model must match: a mirror's manifest or a "
                                     "fine-tuned BGE-M3's (`desktop-search model manifest DIR` writes one)")
         self.storage = QComboBox()
         self.storage.addItems(list(config.COLBERT_STORAGE))
-        self.storage.setCurrentText(prefs.get("colbert_storage"))
+        self.storage.setCurrentText(prefs.get(Key.COLBERT_STORAGE))
         self.storage_cost = QLabel(colbert_cost_text(self.storage.currentText()))
         self.storage_cost.setWordWrap(True)
         self.storage.currentTextChanged.connect(lambda s: self.storage_cost.setText(colbert_cost_text(s)))
 
         self.ocr = QCheckBox("Recognise text in scanned pages and images (OCR; Latin script and Chinese)")
-        self.ocr.setChecked(bool(prefs.get("ocr")))
+        self.ocr.setChecked(bool(prefs.get(Key.OCR)))
 
         form = QFormLayout(self)
         form.addRow("Device", self.device)
@@ -138,16 +138,16 @@ class SettingsDialog(QDialog):
         weights = [b.value() for b in self.weights]
         if sum(weights) <= 0:
             weights = list(config.Settings().weights)
-        self.prefs.set("device", self.device.currentText())
-        self.prefs.set("cpu_precision", self.cpu_precision.currentText())
-        self.prefs.set("weights", weights)
-        self.prefs.set("chunk_tokens", self.chunk.value())
-        self.prefs.set("colbert_storage", self.storage.currentText())
-        self.prefs.set("ocr", self.ocr.isChecked())
+        self.prefs.set(Key.DEVICE, self.device.currentText())
+        self.prefs.set(Key.CPU_PRECISION, self.cpu_precision.currentText())
+        self.prefs.set(Key.WEIGHTS, weights)
+        self.prefs.set(Key.CHUNK_TOKENS, self.chunk.value())
+        self.prefs.set(Key.COLBERT_STORAGE, self.storage.currentText())
+        self.prefs.set(Key.OCR, self.ocr.isChecked())
         default_index, default_model = str(config.default_index_dir()), str(config.default_model_dir())
-        self.prefs.set("index_dir", "" if self.index_dir[1].text() == default_index else self.index_dir[1].text())
-        self.prefs.set("model_dir", "" if self.model_dir[1].text() == default_model else self.model_dir[1].text())
-        self.prefs.set("manifest", self.manifest[1].text().strip())
+        self.prefs.set(Key.INDEX_DIR, "" if self.index_dir[1].text() == default_index else self.index_dir[1].text())
+        self.prefs.set(Key.MODEL_DIR, "" if self.model_dir[1].text() == default_model else self.model_dir[1].text())
+        self.prefs.set(Key.MANIFEST, self.manifest[1].text().strip())
 
     def accept(self) -> None:
         self.save()

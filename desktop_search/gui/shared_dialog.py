@@ -30,7 +30,7 @@ from desktop_search.core.location import (
     public_options,
 )
 from desktop_search.core.pathmap import parse_rules
-from desktop_search.gui.prefs import Prefs
+from desktop_search.gui.prefs import Key, Prefs
 
 # Options with a field of their own; any other stored option is kept as it is.
 _FIELDS = ("endpoint", "region", "profile", "allow_http")
@@ -41,8 +41,8 @@ class SharedIndexDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Connect to a shared index")
         self.prefs = prefs
-        options = dict(parse_options(prefs.get("storage_options")))
-        self.uri = QLineEdit(prefs.get("shared_index"))
+        options = dict(parse_options(prefs.get(Key.STORAGE_OPTIONS)))
+        self.uri = QLineEdit(prefs.get(Key.SHARED_INDEX))
         self.uri.setPlaceholderText("s3://bucket/team-index")
         self.endpoint = QLineEdit(options.get("endpoint", ""))
         self.endpoint.setPlaceholderText("AWS by default; e.g. https://minio.example.org:9000")
@@ -55,13 +55,13 @@ class SharedIndexDialog(QDialog):
         self.key_id.setPlaceholderText("optional: kept in the system keychain")
         self.secret = QLineEdit()
         self.secret.setEchoMode(QLineEdit.EchoMode.Password)
-        self.path_map = QPlainTextEdit("\n".join(prefs.get("path_map")))
+        self.path_map = QPlainTextEdit("\n".join(prefs.get(Key.PATH_MAP)))
         self.path_map.setPlaceholderText("/srv/docs=/Volumes/docs\n/srv/docs=\\\\fileserver\\docs")
         self.path_map.setFixedHeight(70)
         self.refresh = QSpinBox()
         self.refresh.setRange(1, 3600)
         self.refresh.setSuffix(" s")
-        self.refresh.setValue(int(prefs.get("refresh_s")))
+        self.refresh.setValue(int(prefs.get(Key.REFRESH_S)))
         self.error = QLabel("")
         self.error.setWordWrap(True)
         self.error.setStyleSheet("color: #b00020")
@@ -83,7 +83,7 @@ class SharedIndexDialog(QDialog):
         form.addRow(self.error)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         self.disconnect_btn = QPushButton("Use my own index")
-        self.disconnect_btn.setEnabled(bool(prefs.get("shared_index")))
+        self.disconnect_btn.setEnabled(bool(prefs.get(Key.SHARED_INDEX)))
         buttons.addButton(self.disconnect_btn, QDialogButtonBox.ButtonRole.ResetRole)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -91,13 +91,13 @@ class SharedIndexDialog(QDialog):
         form.addRow(buttons)
 
     def disconnect(self) -> None:
-        self.prefs.set("shared_index", "")
+        self.prefs.set(Key.SHARED_INDEX, "")
         super().accept()
 
     def accept(self) -> None:
         """Check and save; on a problem, say it in the dialog and keep it open."""
         try:
-            options = dict(parse_options(self.prefs.get("storage_options")))
+            options = dict(parse_options(self.prefs.get(Key.STORAGE_OPTIONS)))
             for key in _FIELDS:
                 options.pop(key, None)
             for key, box in (("endpoint", self.endpoint), ("region", self.region), ("profile", self.profile)):
@@ -114,8 +114,8 @@ class SharedIndexDialog(QDialog):
         except (ValueError, RemoteError) as e:
             self.error.setText(str(e))
             return
-        self.prefs.set("shared_index", location.uri)
-        self.prefs.set("storage_options", [f"{k}={v}" for k, v in location.options])
-        self.prefs.set("path_map", [f"{src}={dst}" for src, dst in rules])
-        self.prefs.set("refresh_s", self.refresh.value())
+        self.prefs.set(Key.SHARED_INDEX, location.uri)
+        self.prefs.set(Key.STORAGE_OPTIONS, [f"{k}={v}" for k, v in location.options])
+        self.prefs.set(Key.PATH_MAP, [f"{src}={dst}" for src, dst in rules])
+        self.prefs.set(Key.REFRESH_S, self.refresh.value())
         super().accept()

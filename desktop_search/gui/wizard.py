@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 
 from desktop_search import config
 from desktop_search.formatting import format_bytes, format_duration
-from desktop_search.gui.prefs import WatchedFolder
+from desktop_search.gui.prefs import Key, WatchedFolder
 from desktop_search.gui.workers import Task
 
 
@@ -95,7 +95,7 @@ class HardwarePage(QWizardPage):
         self.info.setText(html.escape(hw.summary()).replace("\n", "<br>"))
         self.radios["cuda"].setEnabled(bool(hw.gpu_name))
         self.radios["mps"].setEnabled(hw.apple_silicon)
-        self.radios.get(self.services.prefs.get("device"), self.radios["auto"]).setChecked(True)
+        self.radios.get(self.services.prefs.get(Key.DEVICE), self.radios["auto"]).setChecked(True)
         if self.services.encoder is not None and self.tokens_per_s is None:
             self.speed.setText("Measuring how fast this computer runs the model…")
             task = Task(hardware.benchmark_encoder, self.services.encoder, 2.0)
@@ -133,9 +133,9 @@ class ModelPage(QWizardPage):
         self.setSubTitle("BGE-M3 (BAAI), pinned revision, every file verified by SHA-256 before use.")
         self.status = QLabel("")
         self.status.setWordWrap(True)
-        self.endpoint = QLineEdit(services.prefs.get("endpoint"))
+        self.endpoint = QLineEdit(services.prefs.get(Key.ENDPOINT))
         self.endpoint.setPlaceholderText("https://huggingface.co (or your mirror)")
-        self.proxy = QLineEdit(services.prefs.get("proxy"))
+        self.proxy = QLineEdit(services.prefs.get(Key.PROXY))
         self.proxy.setPlaceholderText("none (e.g. http://proxy.example:3128)")
         self.download_btn = QPushButton("Download")
         self.pause_btn = QPushButton("Pause")
@@ -196,8 +196,8 @@ class ModelPage(QWizardPage):
         self.pause_btn.setEnabled(busy)
 
     def start_download(self) -> None:
-        self.services.prefs.set("endpoint", self.endpoint.text().strip())
-        self.services.prefs.set("proxy", self.proxy.text().strip())
+        self.services.prefs.set(Key.ENDPOINT, self.endpoint.text().strip())
+        self.services.prefs.set(Key.PROXY, self.proxy.text().strip())
         self.detail.setText("")
         self.status.setText("Downloading… (you can pause and resume later; finished files are kept)")
         self.services.download_model(self.endpoint.text().strip() or None, self.proxy.text().strip() or None)
@@ -370,10 +370,10 @@ class SetupWizard(QWizard):
         folders = [WatchedFolder(p, include, exclude) for p in self.folders_page.folders()]
         prefs.set_folders(folders)
         device = self.hardware_page.device()
-        if device != prefs.get("device"):
-            prefs.set("device", device)
+        if device != prefs.get(Key.DEVICE):
+            prefs.set(Key.DEVICE, device)
             self.services.settings = self.services.settings.with_(device=device)
-        prefs.set("setup_completed", True)
+        prefs.set(Key.SETUP_COMPLETED, True)
         super().accept()
         # Search from minute one: keyword-index now; the model (if still downloading) catches up later.
         self.services.index_folders(folders)

@@ -34,7 +34,7 @@ def test_doctor_finds_and_repairs_every_kind_of_damage(tmp_path, docs, tiny_enco
     assert healthy.ok and not healthy.problems and healthy.stats["indexed"] == 7
 
     store = Store(settings.index_dir)
-    chunk = store.chunks_of(_path(docs, 'kitchen/bread.md'))[0]
+    chunk = store.chunks_of(_path(docs, 'kitchen/bread.md'))[0].as_row()
     # orphan chunks, a duplicated chunk, a file marked indexed without its chunks, a failed file with chunks
     store.chunks.add(pa.Table.from_pylist([{**chunk, "path": "/gone/ghost.txt", "id": "ghost:0"}],
                                           schema=CHUNKS_SCHEMA))
@@ -49,7 +49,7 @@ def test_doctor_finds_and_repairs_every_kind_of_damage(tmp_path, docs, tiny_enco
     vec = store.vectors.search().limit(1).to_arrow()
     store.vectors.add(vec)
     store.vectors.add(vec.set_column(0, "text_hash", pa.array(["0" * 40])))
-    moscow = store.chunks_of(_path(docs, 'ru/moscow.txt'), ["text_hash"])[0]["text_hash"]
+    moscow = store.chunks_of(_path(docs, 'ru/moscow.txt'))[0].text_hash
     store.delete_vectors([moscow])
     # the full-text index is gone
     for ix in store.chunks.list_indices():

@@ -122,6 +122,7 @@ def test_sigterm_and_ctrl_c_stop_an_index_run_keeping_what_was_committed(tmp_pat
             out, err = proc.communicate(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.communicate()
             pytest.fail(f"{sig.name} did not stop the run")
         assert proc.returncode == code, err
         assert "interrupted" in err and "Traceback" not in err

@@ -116,7 +116,7 @@ def test_cancel_stops_early_and_next_run_finishes(settings, tmp_path, tiny_encod
     assert 0 < len(done) < 80
     # everything marked indexed really has its chunks
     for p in done:
-        assert store.chunks_of(p, ["id"])
+        assert store.chunks_of(p)
     store, rep = run(settings, [folder], tiny_encoder)
     assert len(paths_in(store, "indexed")) == 80
     assert rep.unchanged == len(done)

@@ -1,5 +1,5 @@
-"""Opening a local index does not import LanceDB's namespace REST client (a third of `import lancedb`), and
-anything that does use the client still gets it."""
+"""Opening a local index does not import LanceDB's namespace REST client (a third of `import lancedb`), pandas,
+or build the validators of pydantic models nobody uses, and anything that does use them still gets them."""
 
 from __future__ import annotations
 
@@ -30,10 +30,11 @@ def test_keyword_search_end_to_end_never_imports_the_rest_client(tmp_path):
         f"assert cli.main(['index', {str(docs)!r}, '--keyword-only']) == 0\n"
         "assert cli.main(['search', 'telescope', '--mode', 'keyword']) == 0\n"
         "print(sorted(m for m in sys.modules if m.startswith('lance_namespace_urllib3_client.api')))\n"
+        "print(sorted(m for m in ('pandas', 'torch', 'transformers', 'onnxruntime') if m in sys.modules))\n"
     )
     out = _py(code, tmp_path)
     assert "a.txt" in out and "**telescope**" in out
-    assert out.strip().splitlines()[-1] == "[]"
+    assert out.strip().splitlines()[-2:] == ["[]", "[]"]
 
 
 def test_the_deferred_client_loads_in_full_when_used(tmp_path):
@@ -59,3 +60,32 @@ def test_import_lancedb_leaves_overrides_as_it_was(tmp_path):
         "except TypeError:\n    print('still checked')\n"
     )
     assert _py(code, tmp_path).split("\n")[:2] == ["True", "still checked"]
+
+
+def test_pyarrow_works_with_pandas_as_usual_once_pandas_is_imported(tmp_path):
+    code = (
+        "import sys\n"
+        "from desktop_search.core.lancedb_import import import_lancedb\n"
+        "import_lancedb()\n"
+        "print('pandas' in sys.modules)\n"
+        "import pandas as pd, pyarrow as pa\n"
+        "arr = pa.array(pd.Series([1.0, float('nan')]))\n"  # pandas semantics: NaN is a missing value
+        "print(arr.null_count, pa.Table.from_pandas(pd.DataFrame({'a': [1, 2]})).num_rows)\n"
+    )
+    assert _py(code, tmp_path).split() == ["False", "1", "2"]
+
+
+def test_pydantic_models_made_while_lancedb_loads_still_validate(tmp_path):
+    code = (
+        "import pydantic\n"
+        "from desktop_search.core.lancedb_import import import_lancedb\n"
+        "import_lancedb()\n"
+        "print(pydantic.BaseModel.model_config)\n"
+        "from lance_namespace_urllib3_client.models import ListTablesResponse\n"
+        "print(ListTablesResponse(tables=['a']).tables)\n"
+        "try:\n    ListTablesResponse(tables=[{'not': 'a name'}])\n"
+        "except pydantic.ValidationError:\n    print('rejected')\n"
+        "class Later(pydantic.BaseModel):\n    x: int\n"
+        "print(Later.__pydantic_complete__)\n"
+    )
+    assert _py(code, tmp_path).split("\n")[:4] == ["{}", "['a']", "rejected", "True"]

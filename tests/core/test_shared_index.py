@@ -87,6 +87,8 @@ class Watcher:
             self.proc.send_signal(sig)
         code = self.proc.wait(timeout=60)
         self._reader.join(timeout=10)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
         return code
 
 
@@ -101,8 +103,7 @@ def watchers():
 
     yield start
     for w in started:
-        if w.proc.poll() is None:
-            w.stop(signal.SIGKILL)
+        w.stop(signal.SIGKILL)  # closes its pipes too; a no-op signal for one already stopped
 
 
 # -- indexing and searching across machines ------------------------------------------------------------------

@@ -117,7 +117,7 @@ def test_settings_accept_new_storage():
 
 
 def _fill(store: Store, n: int, rng, start: int = 0) -> list[dict]:
-    from desktop_search.core.store import chunk_id, text_hash
+    from desktop_search.core.store import ChunkRow, chunk_id, text_hash
 
     store.bind_model("test", DIM, "int8")
     chunks, vecs = [], []
@@ -125,10 +125,8 @@ def _fill(store: Store, n: int, rng, start: int = 0) -> list[dict]:
         text = f"passage number {i} about topic {i % 7}"
         h = text_hash(text)
         path = f"/docs/f{i // 4}.txt"
-        chunks.append(
-            {"id": chunk_id(path, i % 4), "path": path, "ordinal": i % 4, "page": None, "char_start": 0,
-             "char_end": len(text), "text": text, "text_hash": h, "n_tokens": 8}
-        )
+        chunks.append(ChunkRow(id=chunk_id(path, i % 4), path=path, ordinal=i % 4, page=None, char_start=0,
+                               char_end=len(text), text=text, text_hash=h, n_tokens=8))
         ids = sorted(set(rng.integers(5, 500, 12).tolist()))
         blob, scale = quantize_colbert(_unit(rng, 6), "binary" if i % 3 == 0 else "int8")  # mixed formats
         vecs.append(

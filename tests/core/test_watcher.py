@@ -123,7 +123,7 @@ def test_moves_keep_chunks_without_reading_or_encoding_again(tmp_path, live_fact
     assert len(encoder.encoded) == encoded, "moved files were encoded again"
     assert live.names("lighthouses") == ["lighthouse notes.txt"]
     store = live.store
-    assert not store.chunks_of(str(folder / 'single.txt'), ["id"])
+    assert not store.chunks_of(str(folder / 'single.txt'))
     assert store.count_vectors() == len(store.all_chunk_hashes())
 
 

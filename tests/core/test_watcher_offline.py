@@ -73,9 +73,10 @@ def test_watch_command_says_offline_and_marks_hits_offline(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "desktop_search", "watch", str(folder), "--keyword-only", "--index-dir", str(index_dir),
-         "--debounce", "0.2"], stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO, env=env)
+         "--debounce", "0.2"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=REPO, env=env)
     lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True).start()
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+    reader.start()
     try:
         def saw(text: str) -> bool:
             return any(text in line for line in list(lines))
@@ -94,4 +95,6 @@ def test_watch_command_says_offline_and_marks_hits_offline(tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
+        reader.join(timeout=10)
+        proc.stderr.close()
     assert proc.returncode == 0

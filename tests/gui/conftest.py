@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import QCoreApplication, QTimer
 from shiboken6 import isValid
 
-from desktop_search.gui.prefs import Prefs
+from desktop_search.gui.prefs import Key, Prefs
 from desktop_search.gui.workers import Pools
 
 
@@ -70,9 +70,9 @@ def no_dangling_tasks_or_timers(monkeypatch, qapp):
 @pytest.fixture
 def prefs(tmp_path, tiny_model_dir):
     p = Prefs(tmp_path / "cfg" / "desktop-search.ini")
-    p.set("index_dir", str(tmp_path / "index"))
-    p.set("model_dir", str(tiny_model_dir))
-    p.set("device", "cpu")
+    p.set(Key.INDEX_DIR, str(tmp_path / "index"))
+    p.set(Key.MODEL_DIR, str(tiny_model_dir))
+    p.set(Key.DEVICE, "cpu")
     return p
 
 

@@ -217,7 +217,7 @@ def test_failures_view_lists_reasons_and_retry_works(make_window, qtbot, tmp_pat
 
 
 def test_settings_persist(make_window, qtbot, prefs):
-    from desktop_search.gui.prefs import Prefs
+    from desktop_search.gui.prefs import Key, Prefs
     from desktop_search.gui.settings_dialog import SettingsDialog
 
     _s, window = make_window()
@@ -233,8 +233,8 @@ def test_settings_persist(make_window, qtbot, prefs):
     assert "KB per token" in dlg.storage_cost.text()
     dlg.accept()
     again = Prefs(prefs.path)
-    assert again.get("weights") == [0.5, 0.2, 0.4]
-    assert again.get("chunk_tokens") == 256 and again.get("colbert_storage") == "float16"
+    assert again.get(Key.WEIGHTS) == [0.5, 0.2, 0.4]
+    assert again.get(Key.CHUNK_TOKENS) == 256 and again.get(Key.COLBERT_STORAGE) == "float16"
     s = again.to_settings()
     assert s.weights == (0.5, 0.2, 0.4) and s.chunk_tokens == 256
     assert s.cpu_precision == "fp32" and s.device == "cpu"  # what the encoder is loaded with at the next start

@@ -14,7 +14,7 @@ from desktop_search.core import models
 from desktop_search.core.encoder import model_problem
 from desktop_search.gui.folders import FolderDialog
 from desktop_search.gui.main_window import NO_MODEL_TEXT
-from desktop_search.gui.prefs import WatchedFolder
+from desktop_search.gui.prefs import Key, WatchedFolder
 from tests.conftest import REPO
 from tests.gui.test_wizard import walk_to
 
@@ -25,9 +25,9 @@ def _copy_model(src, dst, *, keep_marker=False):
 
 
 def _fresh(make_window, prefs, tmp_path, tiny_model_dir):
-    prefs.set("model_dir", str(tmp_path / "model"))
-    prefs.set("cpu_precision", "fp32")  # the exact path: no int8 copy to build in a test
-    prefs.set("manifest", str(tiny_model_dir / "manifest.json"))
+    prefs.set(Key.MODEL_DIR, str(tmp_path / "model"))
+    prefs.set(Key.CPU_PRECISION, "fp32")  # the exact path: no int8 copy to build in a test
+    prefs.set(Key.MANIFEST, str(tiny_model_dir / "manifest.json"))
     return make_window()
 
 

@@ -21,13 +21,16 @@ def test_every_key_round_trips_through_the_ini_file(tmp_path):
         writer.set(key, value)
     reader = Prefs(path)  # a new process reading the file
     assert {key: reader.get(key) for key in values} == values
-    assert reader.get("chunk_tokens") == 256  # the INI names are the keys' values
+    assert "chunk_tokens=256" in path.read_text()  # the INI names are the keys' values
 
 
-def test_unknown_keys_are_refused(tmp_path):
+def test_only_key_members_name_a_preference(tmp_path):
     prefs = Prefs(tmp_path / "p.ini")
-    with pytest.raises(KeyError):
-        prefs.get("colour")
-    with pytest.raises(KeyError):
-        prefs.set("colour", "blue")
+    with pytest.raises(AttributeError):
+        prefs.get(Key.COLOUR)  # type: ignore[attr-defined]  # a typo fails where it is written
+    for name in ("colour", "chunk_tokens"):  # a string is refused, even a key's INI name
+        with pytest.raises(TypeError, match="Key members"):
+            prefs.get(name)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="Key members"):
+            prefs.set(name, "blue")  # type: ignore[arg-type]
     assert set(Prefs.DEFAULTS) == set(Key)

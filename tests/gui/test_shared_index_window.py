@@ -8,6 +8,7 @@ from pathlib import Path
 
 from desktop_search.core.location import IndexLocation
 from desktop_search.gui import opener
+from desktop_search.gui.prefs import Key
 from tests.gui.test_main_window import search, shown_paths
 from tests.s3_fixtures import aws_keys, s3, shared  # noqa: F401 - fixtures
 
@@ -29,10 +30,10 @@ def test_connected_window_searches_and_opens_through_the_path_mapping(
     # On this laptop the server's folder is mounted elsewhere: the indexed paths do not exist here.
     mounted = tmp_path / "Volumes" / "docs"
     shutil.move(str(docs), str(mounted))
-    prefs.set("shared_index", shared)
-    prefs.set("storage_options", [f"endpoint={s3.endpoint}"])
-    prefs.set("path_map", [f"{docs}={mounted}"])
-    prefs.set("refresh_s", 1)
+    prefs.set(Key.SHARED_INDEX, shared)
+    prefs.set(Key.STORAGE_OPTIONS, [f"endpoint={s3.endpoint}"])
+    prefs.set(Key.PATH_MAP, [f"{docs}={mounted}"])
+    prefs.set(Key.REFRESH_S, 1)
 
     services, window = make_window()
     assert services.shared and services.store.index_dir.uri == shared
@@ -74,14 +75,14 @@ def test_connect_dialog_keeps_no_secret_in_the_settings_file(qtbot, prefs, monke
     dlg.key_id.setText("AKIAEXAMPLE")
     dlg.secret.setText("very-secret")
     dlg.accept()
-    assert "no keychain" in dlg.error.text() and not prefs.get("shared_index")  # refused, dialog stays open
+    assert "no keychain" in dlg.error.text() and not prefs.get(Key.SHARED_INDEX)  # refused, dialog stays open
 
     dlg.key_id.clear()
     dlg.secret.clear()
     dlg.accept()
-    assert prefs.get("shared_index") == "s3://team-bucket/docs-index"
-    assert prefs.get("storage_options") == ["allow_http=true", "endpoint=http://minio.lab:9000"]
-    assert prefs.get("path_map") == ["/srv/docs=/Volumes/docs"]
+    assert prefs.get(Key.SHARED_INDEX) == "s3://team-bucket/docs-index"
+    assert prefs.get(Key.STORAGE_OPTIONS) == ["allow_http=true", "endpoint=http://minio.lab:9000"]
+    assert prefs.get(Key.PATH_MAP) == ["/srv/docs=/Volumes/docs"]
     assert "very-secret" not in prefs.path.read_text("utf-8")
     settings = prefs.to_settings()
     assert settings.index_uri == "s3://team-bucket/docs-index" and settings.paths.to_local("/srv/docs/a.pdf") == "/Volumes/docs/a.pdf"

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
+from desktop_search.gui.prefs import Key
 from desktop_search.gui.wizard import SetupWizard, progress_text
 from tests.model_server import ModelServer
 
@@ -22,7 +23,7 @@ def server(tiny_model_dir):
 @pytest.fixture
 def fresh(make_window, prefs, tmp_path, tiny_model_dir):
     """A window whose model folder is empty (first launch), pointed at the tiny model's manifest."""
-    prefs.set("model_dir", str(tmp_path / "model"))
+    prefs.set(Key.MODEL_DIR, str(tmp_path / "model"))
     services, window = make_window()
     services.manifest_path = tiny_model_dir / "manifest.json"
     return services, window
@@ -48,7 +49,7 @@ def test_wizard_downloads_verifies_and_finishes_into_semantic_search(fresh, qtbo
         qtbot.mouseClick(page.download_btn, Qt.MouseButton.LeftButton)
     assert done.args[0] is True, done.args
     assert page.verified() and "verified" in page.status.text()
-    assert services.prefs.get("endpoint") == server.url
+    assert services.prefs.get(Key.ENDPOINT) == server.url
     walk_to(qtbot, wizard, wizard.folders_page)
     wizard.folders_page.list.clear()  # defaults (Documents, Desktop) live under the test's HOME
     wizard.folders_page.add(str(docs))
@@ -57,7 +58,7 @@ def test_wizard_downloads_verifies_and_finishes_into_semantic_search(fresh, qtbo
     assert "Model: ready" in wizard.done_page.summary.text()
     with qtbot.waitSignal(services.semantic_ready, timeout=120_000):
         qtbot.mouseClick(wizard.button(SetupWizard.WizardButton.FinishButton), Qt.MouseButton.LeftButton)
-    assert services.prefs.get("setup_completed") is True
+    assert services.prefs.get(Key.SETUP_COMPLETED) is True
     assert [f.path for f in services.prefs.folders()] == [str(docs)]
     qtbot.waitUntil(lambda: services.index_idle, timeout=120_000)
     assert services.store.count_vectors() > 0  # the catch-up pass encoded the keyword-indexed chunks

@@ -3,7 +3,7 @@
 An extractor (one module per kind, see ``registry.py``) turns the bytes of one file into positions of text
 (``Page``: a PDF page, a slide, a sheet, a section, a message) and returns an ``Extraction``. Following the house
 rule "errors are data", nothing raises for a bad input file: every failure comes back as ``ok=False`` with a
-reason code from ``REASONS`` and a human-readable ``detail``. Source files are only ever read: the bytes are read
+``Reason`` (``failures.py``) and a human-readable ``detail`` (together: ``Extraction.failure``). Source files are only ever read: the bytes are read
 once into memory (``read_checked``, which also enforces the size limit and refuses folders, pipes and devices)
 and every library works on that copy, so a damaged document that a library repairs is repaired in memory, never
 on disk. The cleaning helpers (control characters out, line endings to ``\\n``, NFC composition) are shared so
@@ -20,7 +20,7 @@ import unicodedata
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from desktop_search.core.failures import REASONS  # re-exported: the codes of failures.Reason
+from desktop_search.core.failures import REASONS, Failure, Reason  # REASONS re-exported: the codes of Reason
 from desktop_search.formatting import format_bytes
 
 __all__ = [
@@ -56,11 +56,18 @@ class Extraction:
     pages: tuple[Page, ...]  # only positions with non-whitespace text; empty when not ok
     page_count: int  # positions in the document (1 for text files, 0 if it could not be opened)
     ok: bool  # True -> the file will be indexed
-    reason: str | None  # one of REASONS when not ok, None when ok
+    reason: Reason | None  # why it is not ok; None when ok
     detail: str  # human-readable explanation, "" when there is nothing to say
     warnings: tuple[str, ...]  # non-fatal notes for the user
     ocr_pages: int = 0  # pages the OCR engine recognised for this extraction
     ocr_cached: int = 0  # pages whose OCR text came from the cache (the engine did not run)
+
+    @property
+    def failure(self) -> Failure | None:
+        """Why the file cannot be indexed, as the indexer records it; None when it can."""
+        if self.ok:
+            return None
+        return Failure(self.reason or Reason.CORRUPT, self.detail)
 
 
 @dataclass(frozen=True)
@@ -106,13 +113,13 @@ def read_checked(path: Path, kind: str, max_bytes: int) -> bytes | Extraction:
     try:
         st = os.stat(path)  # follows symlinks on purpose
         if stat.S_ISDIR(st.st_mode):
-            return fail(path, kind, "unsupported", "is a folder, not a file")
+            return fail(path, kind, Reason.UNSUPPORTED, "is a folder, not a file")
         if not stat.S_ISREG(st.st_mode):
             # Opening a FIFO or device would block or read forever.
-            return fail(path, kind, "unsupported", "not a regular file (device, pipe or socket)")
+            return fail(path, kind, Reason.UNSUPPORTED, "not a regular file (device, pipe or socket)")
         if st.st_size > max_bytes:
             return fail(
-                path, kind, "too_large",
+                path, kind, Reason.TOO_LARGE,
                 f"file is {format_bytes(st.st_size)}, "
                 f"larger than the limit of {format_bytes(max_bytes)}",
             )
@@ -121,7 +128,7 @@ def read_checked(path: Path, kind: str, max_bytes: int) -> bytes | Extraction:
         return os_error(path, kind, exc)
     if len(data) > max_bytes:
         return fail(
-            path, kind, "too_large",
+            path, kind, Reason.TOO_LARGE,
             f"file grew beyond the limit of {format_bytes(max_bytes)} while being read",
         )
     return data
@@ -129,26 +136,26 @@ def read_checked(path: Path, kind: str, max_bytes: int) -> bytes | Extraction:
 
 def os_error(path: Path, kind: str, exc: OSError) -> Extraction:
     if isinstance(exc, PermissionError):
-        return fail(path, kind, "permission_denied",
+        return fail(path, kind, Reason.PERMISSION_DENIED,
                     f"permission denied: cannot read this file ({describe(exc)})")
     if isinstance(exc, FileNotFoundError):
         # Not a separate reason: for the user it is a file that could not be read as a whole.
-        return fail(path, kind, "corrupt", "file disappeared while reading")
+        return fail(path, kind, Reason.CORRUPT, "file disappeared while reading")
     if isinstance(exc, IsADirectoryError):
-        return fail(path, kind, "unsupported", "is a folder, not a file")
+        return fail(path, kind, Reason.UNSUPPORTED, "is a folder, not a file")
     if exc.errno == errno.EIO:
-        return fail(path, kind, "corrupt", f"read error from the disk ({describe(exc)})")
-    return fail(path, kind, "unsupported", f"cannot read this file ({describe(exc)})")
+        return fail(path, kind, Reason.CORRUPT, f"read error from the disk ({describe(exc)})")
+    return fail(path, kind, Reason.UNSUPPORTED, f"cannot read this file ({describe(exc)})")
 
 
 # --------------------------------------------------------------------------------------------
 # Results
 # --------------------------------------------------------------------------------------------
 
-def fail(path: Path, kind: str, reason: str, detail: str, *warnings: str,
+def fail(path: Path, kind: str, reason: Reason, detail: str, *warnings: str,
          page_count: int = 0) -> Extraction:
     return Extraction(path=path, kind=kind, pages=(), page_count=page_count, ok=False,
-                      reason=reason, detail=detail, warnings=compact(list(warnings)))
+                      reason=Reason(reason), detail=detail, warnings=compact(list(warnings)))
 
 
 def ok(path: Path, kind: str, pages: list[Page], page_count: int, *, what: str = "document",
@@ -156,7 +163,7 @@ def ok(path: Path, kind: str, pages: list[Page], page_count: int, *, what: str =
     """An extraction of the positions that hold text; ``no_text`` when none does."""
     kept = tuple(p for p in pages if p.text.strip())
     if not kept:
-        return fail(path, kind, "no_text", f"no text found in this {what}", *(warnings or []),
+        return fail(path, kind, Reason.NO_TEXT, f"no text found in this {what}", *(warnings or []),
                     page_count=page_count)
     return Extraction(path=path, kind=kind, pages=kept, page_count=page_count, ok=True, reason=None,
                       detail=detail, warnings=compact(list(warnings or [])))

@@ -16,6 +16,7 @@ import re
 from desktop_search.core.extract.base import Extraction, Page, clean_text, ok
 from desktop_search.core.extract.registry import Extractor, Source
 from desktop_search.core.extract.text import NotText, decode
+from desktop_search.core.failures import Reason
 
 __all__ = ["EXTRACTORS", "html_to_text", "decode_html", "read_html"]
 
@@ -96,7 +97,7 @@ def html_to_text(markup: str) -> tuple[str, str]:
 def read_html(src: Source) -> Extraction:
     markup = decode_html(src.data)
     if markup is None:
-        return src.fail("decode_error", "could not determine the text encoding of this web page")
+        return src.fail(Reason.DECODE_ERROR, "could not determine the text encoding of this web page")
     title, text = html_to_text(markup)
     text = clean_text("\n".join(t for t in (title, text) if t))
     return ok(src.path, src.kind, [Page(None, text)], 1, what="web page")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from desktop_search.core.extract.base import Extraction, Page, clean_text, describe, ok, squeeze_blank_lines
 from desktop_search.core.extract.registry import Extractor, Source, for_path, read_data
+from desktop_search.core.failures import Reason
 
 __all__ = ["EXTRACTORS", "read_eml", "read_mbox", "message_text"]
 
@@ -32,7 +33,7 @@ def read_eml(src: Source) -> Extraction:
     warnings: list[str] = []
     message = email.message_from_bytes(src.data, policy=email.policy.default)
     if not any(message.get(h) for h in (*_HEADERS, "Message-ID", "MIME-Version", "Received")):
-        return src.fail("corrupt", "not an e-mail message (no mail headers)")
+        return src.fail(Reason.CORRUPT, "not an e-mail message (no mail headers)")
     text = message_text(message, src, warnings, 0)
     return ok(src.path, src.kind, [Page(1, text)], 1, what="message", warnings=warnings)
 
@@ -40,13 +41,13 @@ def read_eml(src: Source) -> Extraction:
 def read_mbox(src: Source) -> Extraction:
     starts = [m.start() for m in _FROM_LINE.finditer(src.data)]
     if not starts:
-        return src.fail("corrupt", "not a mailbox (no 'From ' line separates messages)")
+        return src.fail(Reason.CORRUPT, "not a mailbox (no 'From ' line separates messages)")
     pages: list[Page] = []
     warnings: list[str] = []
     ends = starts[1:] + [len(src.data)]
     for number, (start, end) in enumerate(zip(starts, ends), 1):
         if src.over_time():
-            return src.fail("timeout", f"stopped after {number - 1} of {len(starts)} messages "
+            return src.fail(Reason.TIMEOUT, f"stopped after {number - 1} of {len(starts)} messages "
                                        f"(time limit {src.options.time_limit_s:g} s)", page_count=len(starts))
         raw = src.data[start:end]
         raw = _QUOTED_FROM.sub(rb"\1", raw[raw.index(b"\n") + 1:])

@@ -19,6 +19,7 @@ from typing import Iterator
 from desktop_search.core.extract.base import Extraction, Page, clean_text, describe, ok
 from desktop_search.core.extract.containers import MemberTooLarge, odf_is_encrypted, read_member, zip_mimetype
 from desktop_search.core.extract.registry import Extractor, Source
+from desktop_search.core.failures import Reason
 
 __all__ = ["EXTRACTORS", "read_odf"]
 
@@ -49,21 +50,21 @@ def read_odf(src: Source) -> Extraction:
     try:
         zf = zipfile.ZipFile(io.BytesIO(src.data))
     except (zipfile.BadZipFile, ValueError) as exc:
-        return src.fail("corrupt", f"not a readable OpenDocument file ({describe(exc)})")
+        return src.fail(Reason.CORRUPT, f"not a readable OpenDocument file ({describe(exc)})")
     with zf:
         if odf_is_encrypted(zf):
-            return src.fail("encrypted", "password-protected OpenDocument file; no password known")
+            return src.fail(Reason.ENCRYPTED, "password-protected OpenDocument file; no password known")
         try:
             root = ET.fromstring(read_member(zf, "content.xml"))
         except KeyError:
-            return src.fail("corrupt", "not a readable OpenDocument file (content.xml is missing)")
+            return src.fail(Reason.CORRUPT, "not a readable OpenDocument file (content.xml is missing)")
         except MemberTooLarge as exc:
-            return src.fail("too_large", f"the document's content is too large to read ({exc})")
+            return src.fail(Reason.TOO_LARGE, f"the document's content is too large to read ({exc})")
         except ET.ParseError as exc:
-            return src.fail("corrupt", f"not a readable OpenDocument file ({describe(exc)})")
+            return src.fail(Reason.CORRUPT, f"not a readable OpenDocument file ({describe(exc)})")
     body = root.find(_q("office", "body"))
     if body is None:
-        return src.fail("corrupt", "not a readable OpenDocument file (no document body)")
+        return src.fail(Reason.CORRUPT, "not a readable OpenDocument file (no document body)")
     slides = body.find(_q("office", "presentation"))
     if slides is not None:
         pages = []
@@ -74,7 +75,7 @@ def read_odf(src: Source) -> Extraction:
         return ok(src.path, src.kind, pages, len(pages), what="presentation")
     text = body.find(_q("office", "text"))
     if text is None:
-        return src.fail("unsupported", "this OpenDocument file holds neither text nor slides")
+        return src.fail(Reason.UNSUPPORTED, "this OpenDocument file holds neither text nor slides")
     sections: list[list[str]] = [[]]
     for block in text:
         if block.tag == _H and _outline_level(block) <= 2 and any(s.strip() for s in sections[-1]):

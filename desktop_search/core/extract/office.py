@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator
 from desktop_search.core.extract.base import Extraction, Page, clean_text, describe, ok
 from desktop_search.core.extract.containers import OLE2, ole_is_encrypted_package, zip_member_names
 from desktop_search.core.extract.registry import Extractor, Source
+from desktop_search.core.failures import Reason
 
 __all__ = ["EXTRACTORS", "read_docx", "read_pptx", "read_legacy"]
 
@@ -30,8 +31,8 @@ def _ole_failure(src: Source, what: str, modern: str) -> Extraction | None:
     if not src.data.startswith(OLE2):
         return None
     if ole_is_encrypted_package(src.data):
-        return src.fail("encrypted", f"password-protected {what}; no password known")
-    return src.fail("unsupported", f"this is a legacy binary {what} (Office 97-2003) under a {modern} name; "
+        return src.fail(Reason.ENCRYPTED, f"password-protected {what}; no password known")
+    return src.fail(Reason.UNSUPPORTED, f"this is a legacy binary {what} (Office 97-2003) under a {modern} name; "
                                    f"save it as {modern} or PDF to make it searchable")
 
 
@@ -43,7 +44,7 @@ def _open(src: Source, what: str, modern: str, load: Callable[[io.BytesIO], Any]
     try:
         return load(io.BytesIO(src.data))
     except Exception as exc:  # noqa: BLE001 - PackageNotFoundError, BadZipFile, KeyError, XMLSyntaxError...
-        return src.fail("corrupt", f"not a readable {what} ({describe(exc)})")
+        return src.fail(Reason.CORRUPT, f"not a readable {what} ({describe(exc)})")
 
 
 def read_docx(src: Source) -> Extraction:
@@ -122,8 +123,8 @@ def read_legacy(src: Source) -> Extraction:
             ".dot": ("Word 97-2003 template", ".docx"), ".pps": ("PowerPoint 97-2003 show", ".pptx")}
     name, modern = what.get(src.path.suffix.lower(), ("Office 97-2003 file", "a current Office format"))
     if ole_is_encrypted_package(src.data):
-        return src.fail("encrypted", f"password-protected {name}; no password known")
-    return src.fail("unsupported", f"legacy binary {name} ({src.path.suffix.lower()}) files are not supported; "
+        return src.fail(Reason.ENCRYPTED, f"password-protected {name}; no password known")
+    return src.fail(Reason.UNSUPPORTED, f"legacy binary {name} ({src.path.suffix.lower()}) files are not supported; "
                                    f"save it as {modern} or PDF to make it searchable")
 
 

@@ -34,6 +34,7 @@ from desktop_search.core.extract.base import (
     squeeze_blank_lines,
 )
 from desktop_search.core.extract.registry import Extractor, Source
+from desktop_search.core.failures import Reason
 
 __all__ = ["EXTRACTORS", "MUPDF_LOCK", "pymupdf_module", "open_document", "read_pdf", "read_paged", "read_chapters"]
 
@@ -121,11 +122,11 @@ def _with_document(src: Source, filetype: str, label: str, read: Callable[[Sourc
         _quiet_mupdf()
         pymupdf.TOOLS.reset_mupdf_warnings()
         if len(src.data) == 0:
-            return src.fail("no_text", "empty file (0 bytes)")
+            return src.fail(Reason.NO_TEXT, "empty file (0 bytes)")
         try:
             doc = open_document(src.data, filetype)
         except Exception as exc:  # noqa: BLE001 - FileDataError, RuntimeError, ValueError...
-            return src.fail("corrupt", f"not a readable {label} ({describe(exc)})", mupdf_warning_note())
+            return src.fail(Reason.CORRUPT, f"not a readable {label} ({describe(exc)})", mupdf_warning_note())
         try:
             return read(src, doc, label)
         finally:
@@ -134,13 +135,13 @@ def _with_document(src: Source, filetype: str, label: str, read: Callable[[Sourc
 
 def _read_chapters(src: Source, doc: Any, label: str) -> Extraction:
     if doc.needs_pass and not doc.authenticate(""):
-        return src.fail("encrypted", f"this {label} is protected (DRM or password); it cannot be read")
+        return src.fail(Reason.ENCRYPTED, f"this {label} is protected (DRM or password); it cannot be read")
     pages: list[Page] = []
     flags = _text_flags()
     count = doc.chapter_count
     for chapter in range(count):
         if src.over_time():
-            return src.fail("timeout", f"stopped after {chapter} of {count} chapters "
+            return src.fail(Reason.TIMEOUT, f"stopped after {chapter} of {count} chapters "
                                        f"(time limit {src.options.time_limit_s:g} s)", page_count=count)
         texts = [doc.load_page((chapter, n)).get_text("text", flags=flags, sort=False)
                  for n in range(doc.chapter_page_count(chapter))]
@@ -156,14 +157,14 @@ def _read_pages(src: Source, doc: Any, label: str) -> Extraction:
         if not doc.authenticate(""):
             method = _encryption_name(doc)
             method = f" ({method})" if method else ""
-            return src.fail("encrypted", f"password-protected {label}{method}; no password known",
+            return src.fail(Reason.ENCRYPTED, f"password-protected {label}{method}; no password known",
                             mupdf_warning_note())
     try:
         page_count = doc.page_count
     except Exception as exc:  # noqa: BLE001
-        return src.fail("corrupt", f"page tree unreadable ({describe(exc)})", *warnings, mupdf_warning_note())
+        return src.fail(Reason.CORRUPT, f"page tree unreadable ({describe(exc)})", *warnings, mupdf_warning_note())
     if page_count <= 0:
-        return src.fail("corrupt", "no pages could be read", *warnings, mupdf_warning_note())
+        return src.fail(Reason.CORRUPT, "no pages could be read", *warnings, mupdf_warning_note())
 
     pages: list[Page] = []
     textless: list[int] = []  # nothing at all: scanned images, drawings, blank
@@ -179,7 +180,7 @@ def _read_pages(src: Source, doc: Any, label: str) -> Extraction:
         if index and src.over_time():
             return Extraction(
                 path=src.path, kind=src.kind, pages=(), page_count=page_count, ok=False,
-                reason="timeout",
+                reason=Reason.TIMEOUT,
                 detail=f"stopped after {index} of {page_count} pages "
                        f"(time limit {src.options.time_limit_s:g} s)",
                 warnings=compact(warnings + [mupdf_warning_note()]),
@@ -228,20 +229,20 @@ def _read_pages(src: Source, doc: Any, label: str) -> Extraction:
 
     if not pages:
         if failed and not (textless or glyphs_only):
-            reason, detail = "corrupt", f"none of the {page_count} pages could be read"
+            reason, detail = Reason.CORRUPT, f"none of the {page_count} pages could be read"
         elif glyphs_only:
-            reason = "no_text"
+            reason = Reason.NO_TEXT
             detail = ("the text cannot be read: its fonts have no Unicode mapping "
                       f"({unmapped} characters)")
         elif doc.is_repaired and not _has_images(doc, textless):
             # Empty pages salvaged from a broken file: calling it "scanned" would mislead.
-            reason = "corrupt"
+            reason = Reason.CORRUPT
             recovered = ("the recovered page contains" if page_count == 1
                          else f"the {page_count} recovered pages contain")
             detail = f"damaged file; {recovered} neither text nor images"
         else:
             of_pages = "the only page" if page_count == 1 else f"any of {page_count} pages"
-            reason = "no_text"
+            reason = Reason.NO_TEXT
             why = "OCR found no text it could read" if src.options.ocr else "OCR is turned off"
             detail = f"no text layer on {of_pages} (scanned or image-only; {why})"
         return src.fail(reason, detail, *warnings, mupdf_warning_note(), page_count=page_count)

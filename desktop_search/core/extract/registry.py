@@ -50,6 +50,7 @@ from desktop_search.core.extract.base import (
     read_checked,
     describe,
 )
+from desktop_search.core.failures import Reason
 
 __all__ = [
     "Extractor",
@@ -102,7 +103,7 @@ class Source:
     started: float  # time.monotonic() when reading began
     progress: Callable[[str], None] | None = None  # "OCR page 3/40"-style notes for the user
 
-    def fail(self, reason: str, detail: str, *warnings: str, page_count: int = 0) -> Extraction:
+    def fail(self, reason: Reason, detail: str, *warnings: str, page_count: int = 0) -> Extraction:
         return fail(self.path, self.kind, reason, detail, *warnings, page_count=page_count)
 
     def over_time(self) -> bool:
@@ -273,15 +274,15 @@ def extract(
     try:
         if ex is None:
             shown = f"'{path.suffix}'" if path.suffix else "no extension"
-            return fail(path, kind, "unsupported", f"file type not supported ({shown})")
+            return fail(path, kind, Reason.UNSUPPORTED, f"file type not supported ({shown})")
         started = time.monotonic()
         data = read_checked(path, kind, options.max_bytes)
         if isinstance(data, Extraction):
             return data
         return read_data(ex, path, data, options, started=started, progress=progress)
     except MemoryError:
-        return fail(path, kind, "too_large", "ran out of memory while extracting this file")
+        return fail(path, kind, Reason.TOO_LARGE, "ran out of memory while extracting this file")
     except OSError as exc:
         return os_error(path, kind, exc)
     except Exception as exc:  # noqa: BLE001 - a bad file must never stop a batch
-        return fail(path, kind, "corrupt", f"extraction failed: {describe(exc)}")
+        return fail(path, kind, Reason.CORRUPT, f"extraction failed: {describe(exc)}")

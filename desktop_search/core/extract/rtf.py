@@ -13,6 +13,7 @@ import re
 
 from desktop_search.core.extract.base import Extraction, Page, clean_text, ok, squeeze_blank_lines
 from desktop_search.core.extract.registry import Extractor, Source
+from desktop_search.core.failures import Reason
 
 __all__ = ["EXTRACTORS", "read_rtf"]
 
@@ -23,7 +24,7 @@ def read_rtf(src: Source) -> Extraction:
     from striprtf.striprtf import rtf_to_text
 
     if not src.data.lstrip().startswith(b"{\\rtf"):
-        return src.fail("corrupt", "not an RTF document (it does not start with {\\rtf)")
+        return src.fail(Reason.CORRUPT, "not an RTF document (it does not start with {\\rtf)")
     match = _CODEPAGE.search(src.data[:4096])
     encoding = f"cp{int(match.group(1))}" if match else "cp1252"
     try:

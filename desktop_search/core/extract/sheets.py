@@ -22,6 +22,7 @@ from desktop_search.core.extract.containers import (
     zip_mimetype,
 )
 from desktop_search.core.extract.registry import Extractor, Source
+from desktop_search.core.failures import Reason
 
 __all__ = ["EXTRACTORS", "read_workbook"]
 
@@ -31,23 +32,23 @@ MAX_CELLS_PER_SHEET = 2_000_000
 
 def read_workbook(src: Source) -> Extraction:
     if ole_is_encrypted_package(src.data) or _odf_encrypted(src.data):
-        return src.fail("encrypted", "password-protected workbook; no password known")
+        return src.fail(Reason.ENCRYPTED, "password-protected workbook; no password known")
     import python_calamine as calamine
 
     try:
         book = calamine.CalamineWorkbook.from_filelike(io.BytesIO(src.data))
     except calamine.PasswordError:
-        return src.fail("encrypted", "password-protected workbook; no password known")
+        return src.fail(Reason.ENCRYPTED, "password-protected workbook; no password known")
     except Exception as exc:  # noqa: BLE001 - CalamineError, ZipError, XmlError, ValueError...
         if "password" in str(exc).lower() or "encrypt" in str(exc).lower():
-            return src.fail("encrypted", "password-protected workbook; no password known")
-        return src.fail("corrupt", f"not a readable workbook ({describe(exc)})")
+            return src.fail(Reason.ENCRYPTED, "password-protected workbook; no password known")
+        return src.fail(Reason.CORRUPT, f"not a readable workbook ({describe(exc)})")
     pages: list[Page] = []
     warnings: list[str] = []
     names = book.sheet_names
     for number, name in enumerate(names, 1):
         if src.over_time():
-            return src.fail("timeout", f"stopped after {number - 1} of {len(names)} sheets "
+            return src.fail(Reason.TIMEOUT, f"stopped after {number - 1} of {len(names)} sheets "
                                        f"(time limit {src.options.time_limit_s:g} s)", page_count=len(names))
         try:
             sheet = book.get_sheet_by_index(number - 1)

@@ -15,10 +15,9 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from charset_normalizer import from_bytes
-
 from desktop_search.core.extract.base import Extraction, Page, clean_text, compact
 from desktop_search.core.extract.registry import Extractor, Source
+from desktop_search.core.failures import Reason
 
 __all__ = ["EXTRACTORS", "TEXT_EXTENSIONS", "Decoded", "NotText", "decode", "read_text"]
 
@@ -49,20 +48,20 @@ class Decoded:
 
 @dataclass(frozen=True)
 class NotText:
-    reason: str
+    reason: Reason
     detail: str
 
 
 def read_text(src: Source) -> Extraction:
     data = src.data
     if not data.strip():
-        return src.fail("no_text", "empty file", page_count=1)
+        return src.fail(Reason.NO_TEXT, "empty file", page_count=1)
     decoded = decode(data)
     if isinstance(decoded, NotText):
         return src.fail(decoded.reason, decoded.detail, page_count=1)
     text = clean_text(decoded.text.removeprefix("\ufeff"))
     if not text.strip():
-        return src.fail("no_text", "empty file (only whitespace)", page_count=1)
+        return src.fail(Reason.NO_TEXT, "empty file (only whitespace)", page_count=1)
     return Extraction(
         path=src.path, kind=src.kind, pages=(Page(number=None, text=text),), page_count=1, ok=True,
         reason=None,
@@ -93,7 +92,7 @@ def decode(data: bytes) -> Decoded | NotText:
             pass
 
     if _looks_binary(data):
-        return NotText("unsupported", "binary data, not text (despite the file extension)")
+        return NotText(Reason.UNSUPPORTED, "binary data, not text (despite the file extension)")
 
     try:
         return Decoded(data.decode("utf-8"), "utf-8")
@@ -103,9 +102,11 @@ def decode(data: bytes) -> Decoded | NotText:
     if mostly is not None:
         return mostly
 
+    from charset_normalizer import from_bytes  # on the first file that is not UTF-8 (the window lists kinds at start-up)
+
     best = from_bytes(data).best()
     if best is None or best.encoding is None:
-        return NotText("decode_error", "could not determine the text encoding (not UTF-8, "
+        return NotText(Reason.DECODE_ERROR, "could not determine the text encoding (not UTF-8, "
                                         "and no other encoding fits)")
     encoding = best.encoding
     text = str(best)
@@ -117,7 +118,7 @@ def decode(data: bytes) -> Decoded | NotText:
         except UnicodeDecodeError:
             pass
     if _control_ratio(text) > 0.05:
-        return NotText("decode_error", f"decoded as {encoding}, but the result looks like "
+        return NotText(Reason.DECODE_ERROR, f"decoded as {encoding}, but the result looks like "
                                         "binary data")
     return Decoded(text, encoding, guessed=True)
 

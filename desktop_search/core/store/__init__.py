@@ -5,8 +5,9 @@ Parts, in the order a query meets them:
 
 - ``facade``       ``Store``: opens an index directory and routes each call to the part below that does it.
 - ``meta``         the description file (schema version, bound model); ``IndexMissing`` / ``IndexIncompatible``.
-- ``tables``       schemas, ``FileRecord`` and every read and write of the three tables (typed queries such as
-                   ``records_under(roots)``, ``chunks_of(path)``): the only place with LanceDB filter strings.
+- ``tables``       schemas, the ``FileRecord`` and ``ChunkRow`` values, and every read and write of the three tables
+                   (typed queries such as ``records_under(roots)``, ``chunks_of(path)``): the only place with
+                   LanceDB filter strings.
 - ``keys``         stored path keys (and back to the path on disk), chunk ids, text hashes.
 - ``codecs``       ColBERT vectors to bytes and back (int8, float16, sign bits, pooled), int8 rows, sign bits.
 - ``tiers``        where dense search runs by table size (exact fp32 / int8 + sign bits in RAM / ANN on disk).
@@ -41,10 +42,17 @@ from desktop_search.core.store.meta import (
     read_meta,
     write_meta,
 )
-from desktop_search.core.store.tables import CHUNKS_SCHEMA, FILES_SCHEMA, HASH_INDEX, FileRecord, vectors_schema
+from desktop_search.core.store.tables import (
+    CHUNKS_SCHEMA,
+    FILES_SCHEMA,
+    HASH_INDEX,
+    ChunkRow,
+    FileRecord,
+    vectors_schema,
+)
 
 __all__ = [
-    "CHUNKS_SCHEMA", "FILES_SCHEMA", "HASH_INDEX", "META_FILE", "SCHEMA_VERSION", "FileRecord", "IndexIncompatible",
+    "CHUNKS_SCHEMA", "FILES_SCHEMA", "HASH_INDEX", "META_FILE", "SCHEMA_VERSION", "ChunkRow", "FileRecord", "IndexIncompatible",
     "IndexMissing", "IndexNotOurs", "KeywordQuery", "Store", "chunk_id", "dequantize_colbert",
     "dequantize_colbert_many", "dir_bytes", "foreign_content", "fs_path",
     "is_under", "path_key", "pool_tokens", "quantize_colbert", "quantize_rows", "read_meta", "sign_bits",

@@ -17,12 +17,12 @@ import numpy as np
 from desktop_search.core import analysis
 from desktop_search.core.store.caches import QueryCaches
 from desktop_search.core.store.fulltext import KeywordQuery
-from desktop_search.core.store.maintenance import Maintenance, dir_bytes
+from desktop_search.core.store.maintenance import FulltextCoverage, Maintenance, dir_bytes
 from desktop_search.core.location import IndexLocation
 from desktop_search.core.store.mirror import TableMirror
 from desktop_search.core.store.meta import META_FILE, open_meta, open_remote_meta, read_meta, write_meta
 from desktop_search.core.store.keys import is_under
-from desktop_search.core.store.tables import FileRecord, Tables, fresh_retry
+from desktop_search.core.store.tables import ChunkRow, FileRecord, Tables, fresh_retry
 
 __all__ = ["Store"]
 
@@ -146,7 +146,7 @@ class Store:
             self._tables.delete_files(paths)
 
     # -- chunks -----------------------------------------------------------------------------------------
-    def replace_chunks(self, paths: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
+    def replace_chunks(self, paths: Sequence[str], rows: Sequence[ChunkRow]) -> None:
         """Delete every chunk of ``paths`` and add ``rows`` (the new chunks of those files)."""
         with self._tables.write_lock:
             self._caches.forget_versions()
@@ -157,9 +157,9 @@ class Store:
         return int(self._tables.chunks.count_rows())
 
     @fresh_retry
-    def chunks_of(self, path: str, columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
-        """The chunk rows of one file (``columns`` only, if given)."""
-        return self._tables.chunks_of(path, columns)
+    def chunks_of(self, path: str) -> list[ChunkRow]:
+        """The chunks of one file."""
+        return self._tables.chunks_of(path)
 
     @fresh_retry
     def chunks_with_hashes(self, hashes: Sequence[str], columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
@@ -352,6 +352,10 @@ class Store:
 
     def has_fts_index(self) -> bool:
         return self._tables.has_fts_index()
+
+    def fulltext_coverage(self) -> FulltextCoverage | None:
+        """Chunks in the full-text index and chunks committed since it was last extended (None: no index)."""
+        return self._maintenance.fulltext_coverage()
 
     def broken_indexes(self) -> dict[str, str]:
         """Tables whose search indexes exist but fail when queried, with the error."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,7 +15,19 @@ from desktop_search.core.store.caches import QueryCaches
 from desktop_search.core.store.fulltext import FTS_INDEX, fts_config
 from desktop_search.core.store.tables import HASH_INDEX, Tables, index_names
 
-__all__ = ["Maintenance", "dir_bytes"]
+__all__ = ["FTS_MAX_UNINDEXED", "FulltextCoverage", "Maintenance", "dir_bytes"]
+
+# Past this many chunks not yet in the full-text index (LanceDB scans them on every keyword query), a commit adds
+# the new fragments to the index.
+FTS_MAX_UNINDEXED = 50_000
+
+
+@dataclass(frozen=True)
+class FulltextCoverage:
+    """How much of the chunks table the full-text (BM25) index covers: rows in it, and rows added since."""
+
+    indexed: int
+    unindexed: int
 
 # LanceDB warns that cleaning up old versions breaks concurrent users of them. This index has one writer (lock.py)
 # and readers retry on the latest version, so the warning only adds noise. Registered once here: a
@@ -54,23 +67,36 @@ class Maintenance:
             self.ensure_fts_index()
             self.ensure_vector_indexes()
 
-    def keep_searchable(self, *, max_unindexed: int = 50_000) -> None:
-        """Committed means searchable by keyword: after the first group of a run the full-text index exists
-        (LanceDB searches rows added after it too, unindexed ones by a scan), and once that scan grows past
-        ``max_unindexed`` rows the new fragments are added to the index incrementally (an optimize that keeps
-        old versions, so readers on them are not disturbed). Called by the indexer after each group."""
+    def fulltext_coverage(self) -> FulltextCoverage | None:
+        """Rows of the chunks table in / not yet in the full-text index; None when there is no such index."""
         chunks = self._tables.chunks
+        if not self._tables.has_fts_index():
+            return None
+        name = next((n for n in index_names(chunks) if "text" in n), None)
+        if name is None:
+            return None
+        stats = chunks.index_stats(name)
+        if stats is None:
+            return None
+        return FulltextCoverage(int(stats.num_indexed_rows), int(stats.num_unindexed_rows))
+
+    def keep_searchable(self, *, max_unindexed: int | None = None) -> None:
+        """Committed means searchable by keyword, through the index: after the first group of a run the
+        full-text index exists (LanceDB searches rows added after it too, unindexed ones by a scan), and once
+        that scan grows past ``max_unindexed`` rows (default ``FTS_MAX_UNINDEXED``) the new fragments are added to
+        the index incrementally (an optimize that keeps old versions, so readers on them are not disturbed).
+        Called by the indexer after each group."""
+        limit = FTS_MAX_UNINDEXED if max_unindexed is None else max_unindexed
         if not self._tables.has_fts_index():
             self.ensure_fts_index()
             return
-        name = next((n for n in index_names(chunks) if "text" in n), None)
         try:
-            unindexed = chunks.index_stats(name).num_unindexed_rows if name else 0
+            coverage = self.fulltext_coverage()
         except Exception:  # noqa: BLE001 - stats are an optimisation; doctor checks the index itself
             return
-        if unindexed > max_unindexed:
+        if coverage is not None and coverage.unindexed > limit:
             with self._tables.write_lock:
-                chunks.optimize(cleanup_older_than=timedelta(days=7))
+                self._tables.chunks.optimize(cleanup_older_than=timedelta(days=7))
 
     def ensure_fts_index(self) -> None:
         chunks = self._tables.chunks

@@ -27,8 +27,8 @@ import pyarrow as pa
 from desktop_search.core.store.fulltext import FTS_INDEX, KeywordQuery, fulltext_query, with_terms
 
 __all__ = [
-    "CHUNKS_SCHEMA", "FILES_SCHEMA", "FileRecord", "HASH_INDEX", "Tables", "fixed_list_matrix", "fresh_retry",
-    "rows_by_hash", "table_read_error", "vanished", "vectors_schema",
+    "CHUNKS_SCHEMA", "FILES_SCHEMA", "ChunkRow", "FileRecord", "HASH_INDEX", "Tables", "fixed_list_matrix",
+    "fresh_retry", "rows_by_hash", "table_read_error", "vanished", "vectors_schema",
 ]
 
 FILES_SCHEMA = pa.schema(
@@ -104,6 +104,38 @@ class FileRecord:
             if isinstance(row[key], str):
                 row[key] = row[key].encode("utf-8", "replace").decode("utf-8")
         return row
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    """One passage of one file, a row of the chunks table. ``page`` is the 1-based position, None for a
+    one-position file. ``lang``/``terms`` (the keyword analysis) are filled in at the write when None, and kept
+    as read when a row is copied (a moved file is not analysed again)."""
+
+    id: str  # keys.chunk_id(path, ordinal)
+    path: str
+    ordinal: int
+    page: int | None
+    char_start: int
+    char_end: int
+    text: str
+    text_hash: str  # keys.text_hash(text): what the vectors table is keyed by
+    n_tokens: int
+    lang: str | None = None
+    terms: str | None = None
+
+    def as_row(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> "ChunkRow":
+        """The value of a complete row read from the table (columns such as a search score left out)."""
+        values: dict[str, Any] = {"lang": None, "terms": None}
+        values.update((name, row[name]) for name in _CHUNK_FIELDS if name in row)
+        return cls(**values)
+
+
+_CHUNK_FIELDS = tuple(ChunkRow.__dataclass_fields__)
 
 
 # -- filter strings (nowhere else) ------------------------------------------------------------------------------
@@ -359,12 +391,13 @@ class Tables:
         return rows
 
     # -- chunks -------------------------------------------------------------------------------------------
-    def replace_chunks(self, paths: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
+    def replace_chunks(self, paths: Sequence[str], rows: Sequence[ChunkRow]) -> None:
         with self.write_lock:
             for part in batches(list(paths)):
                 self.chunks.delete(_in_list("path", part))
             if rows:
-                self.chunks.add(pa.Table.from_pylist(with_terms(rows), schema=CHUNKS_SCHEMA))
+                table = pa.Table.from_pylist(with_terms([r.as_row() for r in rows]), schema=CHUNKS_SCHEMA)
+                self.chunks.add(table)
 
     def rewrite_chunks(self, rows: Sequence[dict[str, Any]]) -> None:
         """Replace the whole chunks table with ``rows`` (re-analysed): how an index from before keyword analysis,
@@ -385,8 +418,8 @@ class Tables:
         rows: list[dict[str, Any]] = q.limit(None).to_arrow().to_pylist()
         return rows
 
-    def chunks_of(self, path: str, columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
-        return self._chunk_query(f"path = {_sql_str(path)}", columns)
+    def chunks_of(self, path: str) -> list[ChunkRow]:
+        return [ChunkRow.from_row(r) for r in self._chunk_query(f"path = {_sql_str(path)}", _CHUNK_FIELDS)]
 
     def chunks_with_hashes(self, hashes: Sequence[str], columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
