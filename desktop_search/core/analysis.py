@@ -329,8 +329,9 @@ STOP_WORDS = frozenset(
 
 
 # Function words per language, left out of prose queries (a typed question or a pasted passage, see
-# ``query.is_prose``; ``Searcher.analyse_query``): English is Snowball's stop list, Hindi its common postpositions,
-# auxiliaries and question words. Short keyword queries keep every word ("the who").
+# ``query.is_prose``; ``Searcher.analyse_query``): English and German are Snowball's stop lists (German with the
+# question words and the passive auxiliary added), Hindi its common postpositions, auxiliaries and question words;
+# the short Romance lists are the highlighting ones. Short keyword queries keep every word ("the who").
 QUERY_STOP_WORDS = {
     "en": """i me my myself we our ours ourselves you your yours yourself yourselves he him his himself she her hers
         herself it its itself they them their theirs themselves what which who whom this that these those am is are
@@ -338,7 +339,20 @@ QUERY_STOP_WORDS = {
         because as until while of at by for with about against between into through during before after above below
         to from up down in out on off over under again further then once here there when where why how all any both
         each few more most other some such no nor not only own same so than too very""",
-    "de": "der die das und ist im in den dem des ein eine zu mit von auf für",
+    "de": """aber alle allem allen aller alles als also am an ander andere anderem anderen anderer anderes anderm
+        andern anders auch auf aus bei bin bis bist da damit dann der den des dem die das dass daß derselbe
+        derselben denselben desselben demselben dieselbe dieselben dasselbe dazu dein deine deinem deinen deiner
+        deines denn derer dessen dich dir du dies diese diesem diesen dieser dieses doch dort durch ein eine einem
+        einen einer eines einig einige einigem einigen einiger einiges einmal er ihn ihm es etwas euer eure eurem
+        euren eurer eures für gegen gewesen hab habe haben hat hatte hatten hier hin hinter ich mich mir ihr ihre
+        ihrem ihren ihrer ihres euch im in indem ins ist jede jedem jeden jeder jedes jene jenem jenen jener jenes
+        jetzt kann kein keine keinem keinen keiner keines können könnte machen man manche manchem manchen mancher
+        manches mein meine meinem meinen meiner meines mit muss musste nach nicht nichts noch nun nur ob oder ohne
+        sehr sein seine seinem seinen seiner seines selbst sich sie ihnen sind so solche solchem solchen solcher
+        solches soll sollte sondern sonst über um und uns unsere unserem unseren unser unseres unter viel vom von
+        vor während war waren warst was weg weil weiter welche welchem welchen welcher welches wenn werde werden
+        wie wieder will wir wird wirst wo wollen wollte würde würden zu zum zur zwar zwischen wer wann warum wurde
+        wurden""",
     "fr": "le la les de des du et un une en est au",
     "es": "el la los las y que de del por con para en un una es",
     "it": "il lo la le gli e di da che al un una in",

@@ -3,9 +3,10 @@
 The keyword stage analyses the query as chunks were analysed (``core/analysis.py``) and asks the store for every
 chunk it matches, as many as it takes for ``k`` files to pass the filters: quoted phrases and ``-exclusions`` are
 part of the full-text query, then checked word by word on the text; a word that matches nothing is retried with
-typo tolerance and the result says which query it shows. Candidates for the semantic stages are the union of
-dense nearest neighbours, BGE-M3 lexical-weight (sparse) matches and the BM25 matches, filtered by the same
-phrase and exclusion checks. Every candidate gets exact dense (dot of unit vectors) and sparse (sum of weight
+typo tolerance and the result says which query it shows. A question or a pasted passage (``query.is_prose``)
+is plain text: no phrase or exclusion operators, and its function words are left out of the BM25 query.
+Candidates for the semantic stages are the union of dense nearest neighbours, BGE-M3 lexical-weight (sparse)
+matches and the BM25 matches, filtered by the same phrase and exclusion checks. Every candidate gets exact dense (dot of unit vectors) and sparse (sum of weight
 products over shared token ids) scores; the best ``rerank_k`` by their weighted mix are rescored with ColBERT
 MaxSim (mean over query tokens of the best passage-token similarity). Their weighted average is FlagEmbedding's
 ``BGEM3FlagModel.compute_score(..., weights_for_different_modes=[w_dense, w_sparse, w_colbert])``, reported as

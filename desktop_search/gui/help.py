@@ -30,6 +30,8 @@ QUERY_SYNTAX = (
     ("words", "matched by meaning and by keyword; results refine from keyword to semantic to reranked"),
     ('"exact phrase"', "the phrase must appear as written"),
     ("-word", "leave out files whose passage contains the word"),
+    ("a question?", "a question (ending in ?) or a pasted passage (12+ words) is plain text: its quotes and "
+                    "hyphens are punctuation, and words such as \"what\" or \"the\" are left out"),
     ("dir:papers", "only files in a folder named papers (anywhere); dir:/full/path for one folder; "
                    'dir:"two words" for names with spaces'),
     ("filters", "folder, file type and date beside the search field"),

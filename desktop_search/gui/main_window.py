@@ -129,6 +129,10 @@ class MainWindow(QMainWindow):
             self.date_filter.addItem(label)
         self.stage_label = QLabel("")
         self.stage_label.setObjectName("stage")
+        # typo fallback: the query the results are for, when it is not the one typed
+        self.correction_label = QLabel("")
+        self.correction_label.setObjectName("correction")
+        self.correction_label.setVisible(False)
         top = QHBoxLayout()
         top.addWidget(self.search_field, 1)
         top.addWidget(self.folder_filter)
@@ -167,6 +171,7 @@ class MainWindow(QMainWindow):
         ll = QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
         ll.addWidget(self.stage_label)
+        ll.addWidget(self.correction_label)
         self.empty_hint = QLabel(EMPTY_HINT)
         self.empty_hint.setWordWrap(True)
         self.empty_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -391,6 +396,7 @@ class MainWindow(QMainWindow):
             self._current_seq = -1  # drop results of queries still in flight
             self.model.clear()
             self.stage_label.setText("")
+            self._show_correction(None)
             self.preview.clear()
             return
         self._terms = parse_query(query).terms
@@ -404,7 +410,16 @@ class MainWindow(QMainWindow):
         self._restore_anchor(anchor)
         n = len(result.hits)
         self.stage_label.setText(f"{n} file{'s' if n != 1 else ''} · {STAGE_TEXT.get(result.stage, result.stage)}")
+        self._show_correction(result.corrected)
         self.results_shown.emit(result.stage)
+
+    def _show_correction(self, corrected: str | None) -> None:
+        """Say which query the results are for when the typo fallback rewrote the one typed (as the CLI does);
+        the preview then highlights the corrected words."""
+        self.correction_label.setText(f"showing results for: {corrected}" if corrected else "")
+        self.correction_label.setVisible(bool(corrected))
+        if corrected:
+            self._terms = parse_query(corrected).terms
 
     def _anchor(self):
         """The selected file and where it sits in the viewport, so a refinement can keep it there."""

@@ -181,3 +181,34 @@ def test_an_index_from_before_keyword_analysis_still_answers_and_is_upgraded_in_
     Indexer(reopened, settings, None).index([tmp_path / "d"])  # the next writer re-analyses every chunk
     assert reopened.has_terms and reopened.has_fts_index()
     assert [Path(h.path).name for h in Searcher(reopened).search("runs", mode="keyword").hits] == ["run.txt"]
+
+
+def test_a_question_or_a_pasted_passage_is_text_not_query_syntax(settings, tmp_path):
+    s = _index(settings, tmp_path / "d", {
+        "tesla.txt": FILLER_EN + "The unit of magnetic flux density was named the tesla in honour of Nikola Tesla.",
+        "coil.txt": FILLER_EN + "A resonant transformer coil produces high voltage at low current.",
+    })
+    # A question that quotes a name asks about it: the quotes are punctuation, not an exact-phrase filter ...
+    assert _names(s, 'Which unit was named "the tesla unit"?')[0] == "tesla.txt"
+    assert _names(s, '"the tesla unit"') == []  # ... while a typed phrase still has to be there as written
+    passage = ("Notes on the unit of magnetic flux density, a well known unit of the SI system -tesla- named after "
+               "the inventor of the coil")
+    assert _names(s, passage)[0] == "tesla.txt"  # a pasted passage's hyphens exclude nothing
+
+
+def test_function_words_of_a_question_do_not_outrank_its_words(settings, tmp_path):
+    s = _index(settings, tmp_path / "d", {
+        "chatter.txt": FILLER_EN + "What is it? What it is is what it was, and that is what it is.",
+        "bees.txt": FILLER_EN + "Honey bees pollinate the apple orchards every spring.",
+        "zh_panda.txt": "大熊猫主要生活在中国四川的山区，它们每天花很多时间吃竹子，也偶尔吃一些小动物。",
+        "zh_chat.txt": "你在说什么？什么都没有。为什么你问我什么？我不知道什么是什么。",
+    })
+    assert _names(s, "What is it that bees pollinate?")[0] == "bees.txt"
+    assert _names(s, "what it is")[0] == "chatter.txt"  # a short keyword query keeps every word ("the who")
+    assert _names(s, "大熊猫吃什么？")[0] == "zh_panda.txt"  # Chinese question words are left out too
+
+
+def test_hyphenated_words_are_their_words_and_hyphenated_codes_stay_whole():
+    assert analysis.analyse("well-known heat-transfer 1990-2000", "en") == [
+        "well", "known", "heat", "transfer", "1990", "2000"]
+    assert analysis.analyse("ERR-4711", "en") == ["err_4711", "err", "4711"]

@@ -175,6 +175,13 @@ def test_parse_query():
     pq = parse_query('"exact phrase" free words -notthis')
     assert pq.phrases == ("exact phrase",) and pq.excluded == ("notthis",)
     assert pq.text == "exact phrase free words"
+    assert not pq.prose
+    # a typed question or a pasted passage is text: its quotes and hyphens are punctuation
+    for prose in ('Who was called "the Methodists" at Oxford?', "大熊猫吃什么？",
+                  'It is shown that "distances" between authors -- co-citations -- map the field of science well'):
+        pq = parse_query(prose)
+        assert pq.prose and pq.phrases == () and pq.excluded == () and '"' not in pq.text
+    assert parse_query('"the Methodists?"').phrases == ("the Methodists?",)
 
 
 def test_int8_colbert_storage_keeps_vectors_close():

@@ -47,6 +47,21 @@ def test_typing_a_query_shows_results(make_window, qtbot, docs):
     assert Path(shown_paths(window)[0]).name == "tokyo.txt"
 
 
+def test_a_corrected_typo_is_said_above_the_results(make_window, qtbot, tmp_path):
+    root = tmp_path / "typo"
+    filler = "The weekly notes of the team are kept in this folder, and everyone reads them on Monday morning. "
+    write(root / "ir.txt", filler + "Information retrieval systems rank documents by their relevance to a query.")
+    write(root / "cook.txt", filler + "Slow cooking brings out the flavour of the vegetables.")
+    _s, window = indexed_window(make_window, qtbot, root)
+    search(qtbot, window, "retreival")
+    assert [Path(p).name for p in shown_paths(window)] == ["ir.txt"]
+    assert not window.correction_label.isHidden()
+    assert window.correction_label.text() == "showing results for: retrieval"
+    search(qtbot, window, "retrieval")  # a word that matches is never "corrected": the line goes away
+    assert window.correction_label.isHidden()
+    assert [Path(p).name for p in shown_paths(window)] == ["ir.txt"]
+
+
 def test_progressive_stages_arrive_in_order(make_window, qtbot, docs, tiny_encoder):
     services, window = indexed_window(make_window, qtbot, docs, encoder=tiny_encoder)
     # Once the model is loaded the vectors are read into the query caches in the background, not on a search.
