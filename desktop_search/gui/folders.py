@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QStandardItem, QStandardItemModel
+from PySide6.QtGui import QBrush, QPalette, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
@@ -97,6 +97,7 @@ class FoldersPanel(QWidget):
         lay.addWidget(self.tree, 1)
         lay.addLayout(row)
         self._folders: list[WatchedFolder] = []
+        self._offline: dict[str, str] = {}  # folder path -> its state, said in the tooltip
         self.add_btn.clicked.connect(self._ask_add)
         self.remove_btn.clicked.connect(lambda: self._with_selected(self.remove_requested.emit))
         self.rebuild_btn.clicked.connect(lambda: self._with_selected(self.rebuild_requested.emit))
@@ -117,9 +118,32 @@ class FoldersPanel(QWidget):
             if f.exclude:
                 pats.append("exclude " + ", ".join(f.exclude))
             item.setToolTip(0, f.path + "\n" + ("; ".join(pats) or "all supported files"))
+            self._mark_offline(item)
             self.tree.addTopLevelItem(item)
             if f.path == selected:
                 self.tree.setCurrentItem(item)
+
+    def set_offline(self, states: dict[str, str]) -> None:
+        """Grey the watched folders that are not there now (``states``: path -> the folder's state in one line);
+        the others are drawn as usual again."""
+        self._offline = dict(states)
+        for i in range(self.tree.topLevelItemCount()):
+            it = self.tree.topLevelItem(i)
+            if it is not None:
+                self._mark_offline(it)
+
+    def is_marked_offline(self, path: str) -> bool:
+        return any(it is not None and it.text(0) == path and it.data(0, Qt.ItemDataRole.UserRole)
+                   for it in (self.tree.topLevelItem(i) for i in range(self.tree.topLevelItemCount())))
+
+    def _mark_offline(self, item: QTreeWidgetItem) -> None:
+        state = self._offline.get(item.text(0))
+        tip = item.toolTip(0).split("\n\n", 1)[0]
+        item.setData(0, Qt.ItemDataRole.UserRole, state)
+        item.setToolTip(0, tip + ("\n\n" + state if state else ""))
+        brush = self.palette().brush(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text) if state else QBrush()
+        for col in range(self.tree.columnCount()):
+            item.setForeground(col, brush)
 
     def counts_for(self, path: str) -> tuple[int, int, int]:
         for i in range(self.tree.topLevelItemCount()):

@@ -352,8 +352,13 @@ class MainWindow(QMainWindow):
         s.model_progress.connect(self._on_model_progress)
         s.encoder_progress.connect(lambda p: self.device_label.setText(p.text()))
         s.watch_status.connect(self._on_watch_status)
-        s.offline_changed.connect(lambda _folders: self.model.refresh_offline())
+        s.offline_changed.connect(self._on_offline_changed)
         s.model_done.connect(self._on_model_done)
+
+    def _on_offline_changed(self, folders) -> None:
+        """Folders that went away or came back: their hits and their row in the folders panel say so."""
+        self.model.refresh_offline()
+        self.folders_panel.set_offline({f.path: f.describe() for f in folders})
 
     def _on_watch_status(self, status: str) -> None:
         short = status.split(":")[0] if len(status) > 60 else status

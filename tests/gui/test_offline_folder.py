@@ -62,6 +62,11 @@ def test_hits_from_an_offline_folder_are_greyed_marked_and_not_opened(make_windo
         assert state in index.data(Qt.ItemDataRole.ToolTipRole)
         assert window.model.index(row, COL_FOLDER).data(Qt.ItemDataRole.ForegroundRole) is not None
     assert _darkest_heading_pixel(window, 0) > online_dark + 60, "the offline hit is not drawn greyed"
+    # the folders panel says it too: the folder's row greyed, its state in the tooltip
+    panel = window.folders_panel
+    assert panel.is_marked_offline(str(usb))
+    row = panel.tree.topLevelItem(0)
+    assert "offline since" in row.toolTip(0) and row.foreground(0).color() != panel.palette().text().color()
 
     # Still searchable while offline (a new query, not only the list shown before).
     search(qtbot, window, "strait")
@@ -81,6 +86,7 @@ def test_hits_from_an_offline_folder_are_greyed_marked_and_not_opened(make_windo
     qtbot.waitUntil(lambda: window.model.rowCount() and window.model.index(0, COL_RESULT).data(OFFLINE_ROLE) is None,
                     timeout=20_000)
     qtbot.waitUntil(lambda: "offline" not in window.watch_label.text(), timeout=10_000)
+    assert not panel.is_marked_offline(str(usb)) and "offline since" not in panel.tree.topLevelItem(0).toolTip(0)
     wait_idle(qtbot, services)  # the folder is reconciled when it is back
     assert "offline" not in window.model.index(0, COL_RESULT).data(HEADING_ROLE)[1]
     window.view.setCurrentIndex(window.model.index(0, COL_RESULT))
