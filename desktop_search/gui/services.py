@@ -258,10 +258,15 @@ class Services(QObject):
     def _start_model_job(self, task: Task, ok_message: str) -> None:
         if self._model_task is not None:
             return
-        task.signals.progress.connect(self.model_progress)
-        task.signals.result.connect(lambda _r: self._on_model_job(True, ok_message))
-        task.signals.error.connect(lambda e: self._on_model_job(False, e))
         self._model_task = task
+        self._start_download(task, self.model_progress, self._on_model_job, ok_message)
+
+    def _start_download(self, task: Task, progress: Any, done: Any, ok_message: str) -> None:
+        """Run a download-and-verify ``task`` in the model pool: its progress to ``progress``, then
+        ``done(True, ok_message)`` or ``done(False, error)`` on the GUI thread."""
+        task.signals.progress.connect(progress)
+        task.signals.result.connect(lambda _r: done(True, ok_message))
+        task.signals.error.connect(lambda e: done(False, e))
         self.pools.start(self.pools.model, task)
 
     def _on_model_job(self, ok: bool, message: str) -> None:
@@ -301,11 +306,9 @@ class Services(QObject):
                                    cancel=cancel)
 
         task = Task(run, with_progress=True)
-        task.signals.progress.connect(self.ocr_models_progress)
-        task.signals.result.connect(lambda _r: self._on_ocr_job(True, f"{len(packs)} OCR model(s) installed and verified"))
-        task.signals.error.connect(lambda e: self._on_ocr_job(False, e))
         self._ocr_task = task
-        self.pools.start(self.pools.model, task)
+        self._start_download(task, self.ocr_models_progress, self._on_ocr_job,
+                             f"{len(packs)} OCR model(s) installed and verified")
 
     def _on_ocr_job(self, ok: bool, message: str) -> None:
         self._ocr_task = None
