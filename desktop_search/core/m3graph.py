@@ -12,7 +12,8 @@ tokens), ``colbert`` (batch, tokens - 1, dim), computes exactly what FlagEmbeddi
 inference (``encoder.py`` post-processes the outputs the same way for both paths):
 
 * embeddings: word rows (int8 with one scale per row) + position rows (ids counted from the non-padding tokens,
-  as XLM-R does) + the token-type row, LayerNorm (written with plain operators: see ``_add_layer_norm``);
+  as XLM-R does) + the token-type row, LayerNorm (as ``InstanceNormalization``: see ``_add_layer_norm``; each
+  norm's beta is folded into the biases of what reads it, see ``_Hidden``);
 * per layer: Q/K/V in one int8 matmul (``DynamicQuantizeMatMul``: activations quantized per call, weights int8
   per output column), ``MultiHeadAttention`` with the padding mask, output projection + residual + LayerNorm,
   FFN with exact GELU, second residual + LayerNorm;
@@ -141,18 +142,46 @@ def _normalize(g: _Writer, x: str, eps: str) -> str:
     return g.one("Div", [x, g.one("Max", [norm, eps])])
 
 
-def _add_layer_norm(g: _Writer, a: str, b: str, gamma: np.ndarray, beta: np.ndarray, eps: float, name: str) -> str:
-    """LayerNorm(a + b) from plain ONNX operators. ONNX Runtime's fused CPU kernels for this
-    (``SkipLayerNormalization``, ``LayerNormalization``; 1.31) take ~5.5 us per 1024-wide row on one core, ten
-    of these elementwise passes ~1.5 us: 49 norms cost 9 of the ~90 CPU-ms of a 32-token query and ~100 ms of
-    a 512-token passage that way (measured, benchmarks/README.md). The pattern ends in Reciprocal + Mul, which
-    ONNX Runtime's LayerNorm fusion does not match, so it is not turned back into the slow kernel."""
+def _add_layer_norm(g: _Writer, a: str, b: str, gamma: np.ndarray, beta: np.ndarray, eps: float, name: str,
+                    per_token: tuple[str, str], fold_beta: bool) -> tuple[str, np.ndarray | None]:
+    """LayerNorm(a + b) as ``InstanceNormalization`` (the hidden states are (batch, tokens, hidden): with tokens
+    as its channels, its statistics are LayerNorm's, per token over the hidden axis) times ``gamma``.
+    ``per_token`` are the ones and zeros it is given as per-channel scale and bias (one per token).
+
+    ONNX Runtime's fused CPU LayerNorm kernels (``SkipLayerNormalization``, ``LayerNormalization``; 1.31) take
+    ~5.5 us per 1024-wide row on one core; the same norm from ten plain operators was 539 of the 736 operators
+    of the graph, whose fixed cost per operator dominates at 32 tokens. This is 3 operators (Add,
+    InstanceNormalization, Mul), faster at both ends (benchmarks/README.md, round 5).
+
+    With ``fold_beta`` the ``+ beta`` is not written: the caller adds it into the biases of what the output
+    feeds (see ``_Hidden``) and gets it back as the second value; otherwise that value is None."""
     s = g.one("Add", [a, b])
-    d = g.one("Sub", [s, g.one("ReduceMean", [s], axes=[-1])])
-    var = g.one("ReduceMean", [g.one("Mul", [d, d])], axes=[-1])
-    inv = g.one("Reciprocal", [g.one("Sqrt", [g.one("Add", [var, g.const(f"{name}.eps", np.array(eps, np.float32))])])])
-    scaled = g.one("Mul", [g.one("Mul", [d, inv]), g.const(f"{name}.g", gamma.astype(np.float32))])
-    return g.one("Add", [scaled, g.const(f"{name}.b", beta.astype(np.float32))])
+    n = g.one("InstanceNormalization", [s, *per_token], epsilon=eps)
+    scaled = g.one("Mul", [n, g.const(f"{name}.g", gamma.astype(np.float32))])
+    if fold_beta:
+        return scaled, beta.astype(np.float64)
+    return g.one("Add", [scaled, g.const(f"{name}.b", beta.astype(np.float32))]), None
+
+
+class _Hidden:
+    """A hidden state as ``value + offset``, where ``offset`` (a LayerNorm's beta, or None) is never added in
+    the graph: both consumers of a LayerNorm's output absorb it into a bias instead, one operator less per norm.
+    A linear layer reading it takes (x + o) @ W.T + b = x @ W.T + (b + W o); the residual connection adds it
+    to another linear's output, whose bias takes it."""
+
+    def __init__(self, value: str, offset: np.ndarray | None) -> None:
+        self.value, self.offset = value, offset
+
+    def bias_into(self, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """The bias of a linear layer (``w`` in torch's (out, in) layout) that reads this state."""
+        if self.offset is None:
+            return b
+        folded: np.ndarray = b.astype(np.float64) + w.astype(np.float64) @ self.offset
+        return folded.astype(np.float32)
+
+    def bias_beside(self, b: np.ndarray) -> np.ndarray:
+        """The bias of a linear layer whose output this state is added to (the residual connection)."""
+        return b if self.offset is None else (b.astype(np.float64) + self.offset).astype(np.float32)
 
 
 def _layer_norm_params(ck: Checkpoint, prefix: str) -> tuple[np.ndarray, np.ndarray]:
@@ -231,8 +260,15 @@ def build_graph(
             positions += ck.read("embeddings.token_type_embeddings.weight")[0]
         pos_vec = g.one("Gather", [g.const("pos.w", positions), pos_ids])
         del positions
-        gamma, beta = _layer_norm_params(ck, "embeddings.LayerNorm")
-        x = _add_layer_norm(g, word_vec, pos_vec, gamma, beta, eps, "emb.ln")
+        tokens = g.one("Shape", [ids], start=1, end=2)
+        per_token = (g.one("ConstantOfShape", [tokens], value=helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])),
+                     g.one("ConstantOfShape", [tokens], value=helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0])))
+
+        def norm(a: str, b: str, prefix: str, name: str, fold_beta: bool = True) -> _Hidden:
+            gamma, beta = _layer_norm_params(ck, prefix)
+            return _Hidden(*_add_layer_norm(g, a, b, gamma, beta, eps, name, per_token, fold_beta))
+
+        x = norm(word_vec, pos_vec, "embeddings.LayerNorm", "emb.ln")
         mask_i32 = g.one("Cast", [mask], to=TensorProto.INT32)
         advance()
         # -- encoder layers --------------------------------------------------------------------------------
@@ -240,30 +276,30 @@ def build_graph(
             p = f"encoder.layer.{i}"
             qkv_w = np.concatenate([ck.read(f"{p}.attention.self.{n}.weight") for n in ("query", "key", "value")])
             qkv_b = np.concatenate([ck.read(f"{p}.attention.self.{n}.bias") for n in ("query", "key", "value")])
-            qkv = _linear(g, x, qkv_w, qkv_b, f"l{i}.qkv", int8)
+            qkv = _linear(g, x.value, qkv_w, x.bias_into(qkv_w, qkv_b), f"l{i}.qkv", int8)
             del qkv_w
             q_, k_, v_ = g.node("Split", [qkv], 3, axis=-1)
             ctx = g.one("MultiHeadAttention", [q_, k_, v_, "", mask_i32], domain=MS, num_heads=heads)
             attn = _linear(g, ctx, ck.read(f"{p}.attention.output.dense.weight"),
-                           ck.read(f"{p}.attention.output.dense.bias"), f"l{i}.o", int8)
-            gamma, beta = _layer_norm_params(ck, f"{p}.attention.output.LayerNorm")
-            x1 = _add_layer_norm(g, attn, x, gamma, beta, eps, f"l{i}.ln1")
-            h = _linear(g, x1, ck.read(f"{p}.intermediate.dense.weight"), ck.read(f"{p}.intermediate.dense.bias"),
-                        f"l{i}.ffn1", int8)
+                           x.bias_beside(ck.read(f"{p}.attention.output.dense.bias")), f"l{i}.o", int8)
+            x1 = norm(attn, x.value, f"{p}.attention.output.LayerNorm", f"l{i}.ln1")
+            w1 = ck.read(f"{p}.intermediate.dense.weight")
+            h = _linear(g, x1.value, w1, x1.bias_into(w1, ck.read(f"{p}.intermediate.dense.bias")), f"l{i}.ffn1", int8)
             h = g.one("Gelu", [h], domain=MS)
-            y = _linear(g, h, ck.read(f"{p}.output.dense.weight"), ck.read(f"{p}.output.dense.bias"),
+            y = _linear(g, h, ck.read(f"{p}.output.dense.weight"), x1.bias_beside(ck.read(f"{p}.output.dense.bias")),
                         f"l{i}.ffn2", int8)
-            gamma, beta = _layer_norm_params(ck, f"{p}.output.LayerNorm")
-            x = _add_layer_norm(g, y, x1, gamma, beta, eps, f"l{i}.ln2")
+            # The heads read the last layer's output whole.
+            x = norm(y, x1.value, f"{p}.output.LayerNorm", f"l{i}.ln2", fold_beta=i < layers - 1)
             advance()
+        x_out = x.value
         # -- heads -----------------------------------------------------------------------------------------
-        cls = g.one("Gather", [x, g.const("zero", np.array(0, np.int64))], axis=1)
+        cls = g.one("Gather", [x_out, g.const("zero", np.array(0, np.int64))], axis=1)
         dense = _normalize(g, cls, eps_norm)
         sparse_ck = open_checkpoint(model_dir / "sparse_linear.pt")
         sw, sb = sparse_ck.read("weight"), sparse_ck.read("bias")
-        s = _linear(g, x, sw, sb, "sparse", False)  # one output column: kept in fp32
+        s = _linear(g, x_out, sw, sb, "sparse", False)  # one output column: kept in fp32
         weights = g.one("Squeeze", [g.one("Relu", [s]), g.const("axis_last", np.array([-1], np.int64))])
-        tail = g.one("Slice", [x, g.const("one_i", np.array([1], np.int64)),
+        tail = g.one("Slice", [x_out, g.const("one_i", np.array([1], np.int64)),
                                g.const("big_i", np.array([2**62], np.int64)), g.const("axes1", np.array([1], np.int64))])
         colbert_ck = open_checkpoint(model_dir / "colbert_linear.pt")
         c = _linear(g, tail, colbert_ck.read("weight"), colbert_ck.read("bias"), "colbert", int8)

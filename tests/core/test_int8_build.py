@@ -20,6 +20,7 @@ import pytest
 
 from desktop_search.core import m3graph, quantize
 from desktop_search.core.checkpoint import CheckpointError, open_checkpoint
+from desktop_search.core.tokenizer import SPECIALS_FILE, TOKENIZER_FILE
 
 from tests.conftest import REPO
 
@@ -119,6 +120,50 @@ def test_fp32_graph_written_from_the_weights_equals_flagembedding(tiny_model_dir
     np.testing.assert_allclose(colbert, ref[2], atol=1e-5)
 
 
+def _transparent_huge_pages() -> bool:
+    """Whether this OS can move memory to 2 MB pages on request (Linux 6.1+ with THP not switched off)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        setting = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+    except OSError:
+        return False
+    major, minor = (int(v) for v in os.uname().release.split(".")[:2])
+    return "[never]" not in setting and (major, minor) >= (6, 1)
+
+
+def _anon_huge_kb() -> int:
+    for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
+        if line.startswith("AnonHugePages:"):
+            return int(line.split()[1])
+    return 0
+
+
+def test_memory_allocated_while_loading_is_moved_to_huge_pages_unchanged():
+    """What the session allocates (its repacked weights) is backed by 2 MB pages where the OS can, with every
+    value kept; elsewhere nothing happens."""
+    import mmap
+
+    size = 96 << 20
+    before = quantize.anonymous_mappings()
+    # Private anonymous memory, as ONNX Runtime allocates (a numpy array would ask for huge pages itself).
+    linux = sys.platform.startswith("linux")
+    region = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS) if linux else bytearray(size)
+    values = np.frombuffer(region, dtype=np.int32)
+    values[:] = np.arange(size // 4, dtype=np.int32)
+    huge_before = _anon_huge_kb() if linux else 0
+    done = quantize.back_with_huge_pages(before)
+    assert np.array_equal(values, np.arange(size // 4, dtype=np.int32))
+    if _transparent_huge_pages():
+        assert done >= size // 2
+        assert _anon_huge_kb() - huge_before >= (size // 2) >> 10
+    else:
+        assert done == 0
+    del values
+    if linux:
+        region.close()
+
+
 def test_build_reports_progress_through_the_encoder(build_run):
     built, seen = build_run
     assert seen[0].stage == "reference" and seen[-1].phase == "done"
@@ -131,17 +176,29 @@ def test_build_reports_progress_through_the_encoder(build_run):
     assert json.loads((built / quantize.META_FILE).read_text())["built_on_verdict"]["ok"]
 
 
-def test_older_format_copies_of_the_same_model_are_removed(tiny_model_dir, tmp_path):
+def test_a_copy_in_an_older_format_is_rebuilt_once_and_removed(tiny_model_dir, tmp_path, monkeypatch):
+    """A complete copy from the previous format (say, before the graph changed) is never loaded: the new format
+    is built beside it, the old one deleted, and the next start reuses the new copy."""
     from desktop_search.core.encoder import Encoder, model_fingerprint
 
     fingerprint = model_fingerprint(tiny_model_dir)
-    old = tmp_path / f"bge-m3-int8-{fingerprint}-v1"
-    other_model = tmp_path / "bge-m3-int8-0123456789abcdef-v1"
+    previous = quantize.int8_dir(tmp_path, fingerprint).name.replace(
+        f"-v{quantize.FORMAT_VERSION}", f"-v{quantize.FORMAT_VERSION - 1}")
+    old, other_model = tmp_path / previous, tmp_path / "bge-m3-int8-0123456789abcdef-v1"
     for d in (old, other_model):
         d.mkdir()
-        (d / "model.onnx").write_bytes(b"old")
+        for name in (quantize.MODEL_FILE, quantize.MODEL_FILE + m3graph.DATA_SUFFIX, quantize.REFERENCE_FILE,
+                     quantize.META_FILE, TOKENIZER_FILE, SPECIALS_FILE):
+            (d / name).write_bytes(b"old")
+    assert quantize.is_built(old)  # it looks complete: only its format version tells it apart
+    builds: list[Path] = []
+    real_build = quantize.build_int8_in_subprocess
+    monkeypatch.setattr(quantize, "build_int8_in_subprocess", lambda m, out, p=None: builds.append(out) or real_build(m, out, p))
     assert Encoder(tiny_model_dir, device="cpu", cache_dir=tmp_path).precision == "int8"
+    assert builds == [quantize.int8_dir(tmp_path, fingerprint)]
     assert not old.exists() and other_model.exists()
+    assert Encoder(tiny_model_dir, device="cpu", cache_dir=tmp_path).precision == "int8"
+    assert len(builds) == 1
 
 
 def test_a_passed_check_is_remembered_and_redone_when_the_reference_changes(built, monkeypatch):
