@@ -1,0 +1,143 @@
+"""Query-encoding A/B: int8 graphs and ONNX Runtime session settings, interleaved in one process.
+
+Each variant is an ONNX Runtime session on an int8 graph file (``model.onnx`` of an int8 copy, or one written
+by ``m3graph.build_graph``) with its own settings; the variants run one after another on the same random
+32-token input, round after round (the order reversed every other round), so load that drifts during the run
+hits them alike: same-run ratios are the evidence, absolute times only on an idle machine. Before each timed
+run the process sleeps ``--gap-ms`` (default 50 ms): as in the app, where a query follows seconds of idle, the
+thread pools of all sessions are asleep when a run starts, and no session's spinning threads compete with the
+next session's run. Reports wall p50/p10 and CPU time per run (all threads; spinning counts), and the dense
+cosine of each variant's output to the first's.
+
+The graph name ``matmuls`` stands for the floor of any graph with these kernels: the model's 97 int8 matmuls
+alone (random int8 weights of BGE-M3's shapes: per layer Q/K/V 1024 x 3072, output 1024 x 1024, FFN 1024 x 4096
+and 4096 x 1024, and the ColBERT head), each on an input of the query's shape, nothing else.
+
+    python benchmarks/bench_query_ab.py --variant v3=/tmp/v3.onnx --variant v4=/tmp/v4.onnx:hugepages=1 \\
+        [--variant name=path:threads=1,spin=0,block_base=4,hugepages=1] [--rounds 100] [--tokens 32] [--batch 1]
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import _common as c  # first: it sets the app's environment before numpy loads
+import numpy as np
+
+OPTIONS = ("threads", "spin", "block_base", "hugepages")
+MATMULS = "matmuls"
+
+
+def matmuls_only(layers: int = 24, hidden: int = 1024, ffn: int = 4096) -> bytes:
+    """An ONNX model of the int8 graph's matmuls alone (``DynamicQuantizeMatMul`` with per-column scales and a
+    bias, as ``m3graph`` writes them), reading graph inputs ``x`` (tokens, hidden) and ``h`` (tokens, ffn)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits, nodes, outputs = [], [], []
+    shapes = [("x", hidden, 3 * hidden), ("x", hidden, hidden), ("x", hidden, ffn), ("h", ffn, hidden)] * layers
+    for i, (src, k, n) in enumerate([*shapes, ("x", hidden, hidden)]):
+        inits += [numpy_helper.from_array(rng.integers(-127, 128, (k, n), dtype=np.int8), f"w{i}"),
+                  numpy_helper.from_array(np.full(n, 1e-3, np.float32), f"s{i}"),
+                  numpy_helper.from_array(np.zeros(n, np.float32), f"b{i}")]
+        nodes.append(helper.make_node("DynamicQuantizeMatMul", [src, f"w{i}", f"s{i}", "", f"b{i}"], [f"y{i}"],
+                                      domain="com.microsoft"))
+        outputs.append(helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, None))
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["tokens", hidden]),
+              helper.make_tensor_value_info("h", TensorProto.FLOAT, ["tokens", ffn])]
+    graph = helper.make_graph(nodes, "matmuls", inputs, outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def session(path: Path, opts: dict[str, str]) -> Any:
+    """The app's session settings (``quantize.OnnxM3``) with the variant's changes."""
+    from desktop_search.core import quantize
+
+    ort = quantize.import_onnxruntime()
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    so.intra_op_num_threads = int(opts.get("threads", quantize.cpu_threads()))
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    if "spin" in opts:
+        so.add_session_config_entry("session.intra_op.allow_spinning", opts["spin"])
+    if "block_base" in opts:
+        so.add_session_config_entry("session.dynamic_block_base", opts["block_base"])
+    before = quantize.anonymous_mappings()
+    source = matmuls_only() if str(path) == MATMULS else str(path)
+    sess = ort.InferenceSession(source, sess_options=so, providers=["CPUExecutionProvider"])
+    if opts.get("hugepages") == "1":
+        quantize.back_with_huge_pages(before)
+    return sess
+
+
+def parse_variant(text: str) -> tuple[str, Path, dict[str, str]]:
+    name, _, rest = text.partition("=")
+    path, _, options = rest.partition(":")
+    opts = dict(kv.split("=", 1) for kv in options.split(",") if kv)
+    unknown = set(opts) - set(OPTIONS)
+    if not name or not path or unknown:
+        raise SystemExit(f"bad --variant {text!r} (name=path[:{'=..,'.join(OPTIONS)}=..])")
+    return name, Path(path), opts
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = c.parser(__doc__.splitlines()[0])
+    p.add_argument("--variant", action="append", required=True, help="name=graph.onnx[:option=value,...]")
+    p.add_argument("--rounds", type=int, default=100)
+    p.add_argument("--tokens", type=int, default=32)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--gap-ms", type=float, default=50.0, help="idle time before each timed run")
+    args = p.parse_args(argv)
+    variants = [parse_variant(v) for v in args.variant]
+    rng = np.random.default_rng(0)
+    ids = rng.integers(5, 200000, (args.batch, args.tokens)).astype(np.int64)
+    ids[:, 0], ids[:, -1] = 0, 2  # <s> ... </s>
+    feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+    rows = args.batch * args.tokens
+    floor_feed = {"x": rng.standard_normal((rows, 1024), dtype=np.float32),
+                  "h": rng.standard_normal((rows, 4096), dtype=np.float32)}
+    sessions = []
+    for name, path, opts in variants:
+        c.log(f"loading {name}")
+        sessions.append((name, session(path, opts)))
+    result: dict[str, Any] = {"benchmark": "query_ab", "machine": c.machine(), "tokens": args.tokens,
+                              "batch": args.batch, "rounds": args.rounds, "gap_ms": args.gap_ms, "variants": {}}
+    feeds = {name: floor_feed if str(path) == MATMULS else feed for name, path, _ in variants}
+    ref = None
+    for name, sess in sessions:
+        for _ in range(3):
+            out = sess.run(None, feeds[name])[0]
+        result["variants"][name] = {}
+        if feeds[name] is feed:
+            ref = out if ref is None else ref
+            cos = np.sum(out * ref, axis=1) / (np.linalg.norm(out, axis=1) * np.linalg.norm(ref, axis=1))
+            result["variants"][name]["dense_cosine_to_first_graph"] = round(float(cos.min()), 6)
+    wall: dict[str, list[float]] = {n: [] for n, _ in sessions}
+    cpu: dict[str, list[float]] = {n: [] for n, _ in sessions}
+    c.log(f"{args.rounds} rounds")
+    for r in range(args.rounds):
+        for name, sess in sessions if r % 2 == 0 else sessions[::-1]:
+            time.sleep(args.gap_ms / 1000)
+            before = c.cpu_seconds()
+            dt, _ = c.timed(lambda: sess.run(None, feeds[name]))
+            cpu[name].append(c.cpu_seconds() - before)
+            wall[name].append(dt)
+    first = sessions[0][0]
+    for (name, sess), (_, path, opts) in zip(sessions, variants):
+        entry = result["variants"][name]
+        entry.update({"graph": str(path), "options": opts, **c.percentiles(wall[name]),
+                      "p10_ms": round(float(np.percentile(wall[name], 10)) * 1000, 2),
+                      "cpu_p50_ms": round(float(np.median(cpu[name])) * 1000, 2)})
+        entry["p50_vs_first"] = round(float(np.median(wall[name]) / np.median(wall[first])), 3)
+        entry["cpu_p50_vs_first"] = round(float(np.median(cpu[name]) / np.median(cpu[first])), 3)
+    return result
+
+
+if __name__ == "__main__":
+    c.emit(main())
