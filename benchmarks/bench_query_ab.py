@@ -48,7 +48,8 @@ def matmuls_only(layers: int = 24, hidden: int = 1024, ffn: int = 4096) -> bytes
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["tokens", hidden]),
               helper.make_tensor_value_info("h", TensorProto.FLOAT, ["tokens", ffn])]
     graph = helper.make_graph(nodes, "matmuls", inputs, outputs, inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    model = helper.make_model(graph, opset_imports=opsets)
     model.ir_version = 8
     return model.SerializeToString()
 

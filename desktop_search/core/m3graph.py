@@ -261,8 +261,9 @@ def build_graph(
         pos_vec = g.one("Gather", [g.const("pos.w", positions), pos_ids])
         del positions
         tokens = g.one("Shape", [ids], start=1, end=2)
-        per_token = (g.one("ConstantOfShape", [tokens], value=helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])),
-                     g.one("ConstantOfShape", [tokens], value=helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0])))
+        ones, zeros = (g.one("ConstantOfShape", [tokens], value=helper.make_tensor(n, TensorProto.FLOAT, [1], [v]))
+                       for n, v in (("one", 1.0), ("zero", 0.0)))
+        per_token = (ones, zeros)
 
         def norm(a: str, b: str, prefix: str, name: str, fold_beta: bool = True) -> _Hidden:
             gamma, beta = _layer_norm_params(ck, prefix)

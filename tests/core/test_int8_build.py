@@ -193,7 +193,8 @@ def test_a_copy_in_an_older_format_is_rebuilt_once_and_removed(tiny_model_dir, t
     assert quantize.is_built(old)  # it looks complete: only its format version tells it apart
     builds: list[Path] = []
     real_build = quantize.build_int8_in_subprocess
-    monkeypatch.setattr(quantize, "build_int8_in_subprocess", lambda m, out, p=None: builds.append(out) or real_build(m, out, p))
+    monkeypatch.setattr(quantize, "build_int8_in_subprocess",
+                        lambda m, out, p=None: builds.append(out) or real_build(m, out, p))
     assert Encoder(tiny_model_dir, device="cpu", cache_dir=tmp_path).precision == "int8"
     assert builds == [quantize.int8_dir(tmp_path, fingerprint)]
     assert not old.exists() and other_model.exists()
