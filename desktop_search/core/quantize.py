@@ -13,6 +13,8 @@ matrix at a time, so the build never holds a second fp32 copy of the model (peak
 when the torch model was traced and the traced graph quantized). Progress goes to the caller through a pipe.
 Everything lives in a cache folder keyed by the model fingerprint and the format version.
 
+``OnnxM3`` runs the graph with every usable CPU and, on Linux, asks for the weights it repacks to be put on 2 MB
+pages (each query reads all ~300 MB of them from RAM; see ``back_with_huge_pages``).
 ``load_int8`` opens the cached graph and is the fidelity guard: it runs the stored calibration ids again on
 this machine (int8 kernels differ between CPUs: without VNNI, x86 uses a saturating instruction) and refuses
 the graph (the caller falls back to fp32) if the dense vectors are not close enough to the stored fp32 ones.
