@@ -200,7 +200,6 @@ def query_encoding(model_dir: Path, n: int, with_fp32: bool) -> dict:
         if len(queries) >= n:
             break
     lengths = [len(tok(q)["input_ids"]) for q in queries]
-    fast.settle()  # the int8 weights' move to huge pages, under a second after the load, is not a query's cost
     fast.encode_query("warm up")
     if exact is not None:
         exact.encode_query("warm up")

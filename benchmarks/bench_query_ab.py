@@ -7,7 +7,9 @@ hits them alike: same-run ratios are the evidence, absolute times only on an idl
 run the process sleeps ``--gap-ms`` (default 50 ms): as in the app, where a query follows seconds of idle, the
 thread pools of all sessions are asleep when a run starts, and no session's spinning threads compete with the
 next session's run. Reports wall p50/p10 and CPU time per run (all threads; spinning counts), and the dense
-cosine of each variant's output to the first's.
+cosine of each variant's output to the first's. ``hugepages=1`` (Linux 6.1+) moves the memory the session
+allocated (its repacked weights) onto 2 MB pages right after loading: measured, not done by the app (see
+benchmarks/README.md, round 5).
 
 The graph name ``matmuls`` stands for the floor of any graph with these kernels: the model's 97 int8 matmuls
 alone (random int8 weights of BGE-M3's shapes: per layer Q/K/V 1024 x 3072, output 1024 x 1024, FFN 1024 x 4096
@@ -54,6 +56,39 @@ def matmuls_only(layers: int = 24, hidden: int = 1024, ffn: int = 4096) -> bytes
     return model.SerializeToString()
 
 
+_HUGE_PAGE = 2 << 20
+_MADV_HUGEPAGE, _MADV_COLLAPSE = 14, 25  # Linux <asm-generic/mman-common.h>; MADV_COLLAPSE since Linux 6.1
+
+
+def anonymous_mappings() -> set[tuple[int, int]]:
+    """(start, end) of this process's writable private anonymous mappings of 2 MB or more (Linux)."""
+    found = set()
+    with open("/proc/self/maps", encoding="ascii", errors="replace") as maps:
+        for line in maps:
+            fields = line.split()
+            if len(fields) == 5 or fields[5] == "[heap]":  # no file behind it
+                start, end = (int(v, 16) for v in fields[0].split("-"))
+                if fields[1].startswith("rw") and end - start >= _HUGE_PAGE:
+                    found.add((start, end))
+    return found
+
+
+def collapse_onto_huge_pages(before: set[tuple[int, int]]) -> int:
+    """Move the anonymous mappings made since ``before`` (a session's repacked weights) onto 2 MB pages now
+    (``MADV_HUGEPAGE`` + ``MADV_COLLAPSE``, Linux 6.1+); returns the bytes moved."""
+    import ctypes
+
+    madvise = ctypes.CDLL(None, use_errno=True).madvise
+    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    done = 0
+    for start, end in sorted(anonymous_mappings() - before):
+        start, end = -(-start // _HUGE_PAGE) * _HUGE_PAGE, end // _HUGE_PAGE * _HUGE_PAGE
+        if end > start and madvise(start, end - start, _MADV_HUGEPAGE) == 0 and \
+                madvise(start, end - start, _MADV_COLLAPSE) == 0:
+            done += end - start
+    return done
+
+
 def session(path: Path, opts: dict[str, str]) -> Any:
     """The app's session settings (``quantize.OnnxM3``) with the variant's changes."""
     from desktop_search.core import quantize
@@ -69,11 +104,11 @@ def session(path: Path, opts: dict[str, str]) -> Any:
         so.add_session_config_entry("session.intra_op.allow_spinning", opts["spin"])
     if "block_base" in opts:
         so.add_session_config_entry("session.dynamic_block_base", opts["block_base"])
-    before = quantize.anonymous_mappings()
+    before = anonymous_mappings() if opts.get("hugepages") == "1" else set()
     source = matmuls_only() if str(path) == MATMULS else str(path)
     sess = ort.InferenceSession(source, sess_options=so, providers=["CPUExecutionProvider"])
     if opts.get("hugepages") == "1":
-        quantize.back_with_huge_pages(before)
+        collapse_onto_huge_pages(before)
     return sess
 
 

@@ -275,12 +275,6 @@ class Encoder:
                     self._flag = flag
         return self._flag
 
-    def settle(self, timeout: float | None = None) -> None:
-        """Wait for what loading left running in the background (the int8 weights being moved to huge pages:
-        under a second), so that timings start from a settled process; queries need not wait for it."""
-        if self._onnx is not None:
-            self._onnx.settle(timeout)
-
     def encode_query(self, text: str) -> Encoded:
         return self.encode([text], max_tokens=QUERY_MAX_TOKENS)
 

@@ -13,8 +13,6 @@ matrix at a time, so the build never holds a second fp32 copy of the model (peak
 when the torch model was traced and the traced graph quantized). Progress goes to the caller through a pipe.
 Everything lives in a cache folder keyed by the model fingerprint and the format version.
 
-``OnnxM3`` runs the graph with every usable CPU and, on Linux, asks for the weights it repacks to be put on 2 MB
-pages (each query reads all ~300 MB of them from RAM; see ``back_with_huge_pages``).
 ``load_int8`` opens the cached graph and is the fidelity guard: it runs the stored calibration ids again on
 this machine (int8 kernels differ between CPUs: without VNNI, x86 uses a saturating instruction) and refuses
 the graph (the caller falls back to fp32) if the dense vectors are not close enough to the stored fp32 ones.
@@ -27,8 +25,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
-import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -100,61 +96,6 @@ def import_onnxruntime() -> Any:  # the onnxruntime module
     return onnxruntime
 
 
-_HUGE_PAGE = 2 << 20
-_MADV_HUGEPAGE, _MADV_COLLAPSE = 14, 25  # Linux <asm-generic/mman-common.h>; MADV_COLLAPSE since Linux 6.1
-
-
-def anonymous_mappings() -> set[tuple[int, int]] | None:
-    """(start, end) of this process's writable anonymous memory mappings, or None where the OS does not list
-    them (anything but Linux)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    found = set()
-    try:
-        with open("/proc/self/maps", encoding="ascii", errors="replace") as maps:
-            for line in maps:
-                fields = line.split()
-                if len(fields) == 5 or fields[5] == "[heap]":  # no file behind it
-                    start, end = (int(v, 16) for v in fields[0].split("-"))
-                    if fields[1].startswith("rw") and end - start >= _HUGE_PAGE:
-                        found.add((start, end))
-    except (OSError, ValueError, IndexError):
-        return None
-    return found
-
-
-def back_with_huge_pages(before: set[tuple[int, int]] | None) -> int:
-    """Ask Linux to back the anonymous mappings made since ``before`` with 2 MB pages; returns the bytes it did.
-
-    ONNX Runtime repacks the ~300 MB of int8 weights into memory it allocates itself, and every query reads all
-    of it from RAM once, in order: with 4 KB pages the matmul kernels miss the TLB every 4 KB and hardware
-    prefetching stops at each page edge. Most Linux systems give huge pages only to memory that asks
-    (transparent_hugepage=madvise), so nothing does by default. ``MADV_COLLAPSE`` (Linux 6.1+) moves the pages
-    now (~0.3 s for BGE-M3); older kernels get only ``MADV_HUGEPAGE``, which lets the kernel do it in the
-    background. Neither changes a byte of the memory, so the worst case is nothing gained.
-    Measured (benchmarks/README.md, round 5): 3-7 % less CPU per 32-token query."""
-    after = anonymous_mappings()
-    if before is None or after is None:
-        return 0
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        madvise = libc.madvise
-        madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    except (OSError, AttributeError):
-        return 0
-    done = 0
-    for start, end in sorted(after - before):
-        start, end = -(-start // _HUGE_PAGE) * _HUGE_PAGE, end // _HUGE_PAGE * _HUGE_PAGE
-        if end <= start:
-            continue
-        madvise(start, end - start, _MADV_HUGEPAGE)
-        if madvise(start, end - start, _MADV_COLLAPSE) == 0:
-            done += end - start
-    return done
-
-
 class OnnxM3:
     """The int8 graph in an ONNX Runtime session: (input_ids, attention_mask) -> (dense, token weights, colbert)."""
 
@@ -169,20 +110,7 @@ class OnnxM3:
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         self.path = Path(path)
-        before = anonymous_mappings()
         self.session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-        # In the background: moving the weights takes ~0.3 s, which the model-ready time need not wait for
-        # (queries meanwhile run as before).
-        self.huge_page_bytes = 0
-        self.huge_pages = threading.Thread(target=self._huge_pages, args=(before,), name="int8-huge-pages", daemon=True)
-        self.huge_pages.start()
-
-    def _huge_pages(self, before: set[tuple[int, int]] | None) -> None:
-        self.huge_page_bytes = back_with_huge_pages(before)
-
-    def settle(self, timeout: float | None = None) -> None:
-        """Wait until the weights have been moved to huge pages (benchmarks time a settled process)."""
-        self.huge_pages.join(timeout)
 
     def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         dense, weights, colbert = self.session.run(

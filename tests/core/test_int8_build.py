@@ -120,50 +120,6 @@ def test_fp32_graph_written_from_the_weights_equals_flagembedding(tiny_model_dir
     np.testing.assert_allclose(colbert, ref[2], atol=1e-5)
 
 
-def _transparent_huge_pages() -> bool:
-    """Whether this OS can move memory to 2 MB pages on request (Linux 6.1+ with THP not switched off)."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        setting = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
-    except OSError:
-        return False
-    major, minor = (int(v) for v in os.uname().release.split(".")[:2])
-    return "[never]" not in setting and (major, minor) >= (6, 1)
-
-
-def _anon_huge_kb() -> int:
-    for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
-        if line.startswith("AnonHugePages:"):
-            return int(line.split()[1])
-    return 0
-
-
-def test_memory_allocated_while_loading_is_moved_to_huge_pages_unchanged():
-    """What the session allocates (its repacked weights) is backed by 2 MB pages where the OS can, with every
-    value kept; elsewhere nothing happens."""
-    import mmap
-
-    size = 96 << 20
-    before = quantize.anonymous_mappings()
-    # Private anonymous memory, as ONNX Runtime allocates (a numpy array would ask for huge pages itself).
-    linux = sys.platform.startswith("linux")
-    region = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS) if linux else bytearray(size)
-    values = np.frombuffer(region, dtype=np.int32)
-    values[:] = np.arange(size // 4, dtype=np.int32)
-    huge_before = _anon_huge_kb() if linux else 0
-    done = quantize.back_with_huge_pages(before)
-    assert np.array_equal(values, np.arange(size // 4, dtype=np.int32))
-    if _transparent_huge_pages():
-        assert done >= size // 2
-        assert _anon_huge_kb() - huge_before >= (size // 2) >> 10
-    else:
-        assert done == 0
-    del values
-    if linux:
-        region.close()
-
-
 def test_build_reports_progress_through_the_encoder(build_run):
     built, seen = build_run
     assert seen[0].stage == "reference" and seen[-1].phase == "done"
