@@ -1,4 +1,5 @@
-"""``desktop-search model download|verify|import|status``: getting the BGE-M3 weights onto disk, checked.
+"""``desktop-search model download|verify|import|status|ocr-packs|ocr-install``: getting the BGE-M3 weights and
+the extra OCR recognition packs onto disk, checked.
 
 A thin front over :mod:`desktop_search.core.models`: flags -> manifest, model folder, endpoint and proxy; a
 progress line on stderr; every expected failure (no network, HTTP errors, bad hashes, no disk space) ends in one
@@ -20,7 +21,8 @@ from desktop_search.formatting import format_bytes, format_duration
 def add_parsers(sub: Any) -> None:
     p = sub.add_parser("model", help="download, verify or import the BGE-M3 model, or show its state")
     p.set_defaults(run=cmd_model)
-    actions = p.add_subparsers(dest="model_action", metavar="{download,verify,import,status,manifest}",
+    actions = p.add_subparsers(dest="model_action",
+                               metavar="{download,verify,import,status,manifest,ocr-packs,ocr-install}",
                                parser_class=type(p))
     actions.required = True
 
@@ -53,6 +55,23 @@ def add_parsers(sub: Any) -> None:
     q.add_argument("--out", type=Path, metavar="FILE", help="where to write it (default: DIR/manifest.json)")
     q.add_argument("--repo", default="local/model", help="model name recorded in it (default: local/model)")
     q.add_argument("--revision", default="0" * 40, help="revision recorded in it (default: forty zeros)")
+
+    def ocr_common(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--ocr-dir", type=Path, metavar="D", help="where OCR packs are installed (default: the "
+                                                                 "folder `ocr` beside the model folder)")
+        q.add_argument("--ocr-manifest", type=Path, metavar="FILE",
+                       help="packs, archives and SHA-256 to expect (default: the bundled OCR model manifest)")
+
+    q = actions.add_parser("ocr-packs", help="list the extra OCR recognition packs (scripts, size, installed or not)")
+    q.add_argument("--json", action="store_true")
+    ocr_common(q)
+    q = actions.add_parser("ocr-install", help="download an OCR pack (resumable), verify the archive and every "
+                                               "model in it, unpack it; scanned pages in its scripts become readable")
+    q.add_argument("pack", metavar="PACK", help="a pack id from `model ocr-packs`")
+    q.add_argument("--endpoint", metavar="URL",
+                   help="package index file host or mirror (default: env DESKTOP_SEARCH_OCR_ENDPOINT)")
+    q.add_argument("--proxy", metavar="URL", help="HTTP(S) proxy, e.g. http://user:pass@proxy:3128")
+    ocr_common(q)
 
 
 class TransferPrinter(LinePrinter):
@@ -91,6 +110,8 @@ def cmd_model(args: argparse.Namespace) -> int:
         return _status(args, model_dir)
     if action == "manifest":
         return _write_manifest(args)
+    if action in ("ocr-packs", "ocr-install"):
+        return _ocr_packs(args)
     manifest = _manifest(args)
     printer = TransferPrinter()
     try:
@@ -161,4 +182,45 @@ def _status(args: argparse.Namespace, model_dir: Path) -> int:
           + (f" (+{format_bytes(st['partial_bytes'])} partly downloaded)" if st["partial_bytes"] else ""))
     if st["problem"]:
         print(f"problem:  {st['problem']}")
+    return EXIT_OK
+
+
+def _ocr_packs(args: argparse.Namespace) -> int:
+    """List the pinned OCR packs with their state, or install one (download, verify, unpack)."""
+    from desktop_search import config
+    from desktop_search.core import ocr_models
+
+    try:
+        root = config.load_settings(ocr_models_dir=args.ocr_dir).ocr_models_dir
+        packs = ocr_models.load_packs(args.ocr_manifest)
+    except (ValueError, models.ModelError) as e:
+        raise CliError(str(e)) from None
+    if args.model_action == "ocr-packs":
+        present = {p.id for p in ocr_models.installed(root, packs)}
+        rows = [{**ocr_models.describe(p), "installed": p.id in present, "folder": str(root / p.id)} for p in packs]
+        if args.json:
+            print(json.dumps(rows, ensure_ascii=False))
+            return EXIT_OK
+        for r in rows:
+            state = "installed, verified" if r["installed"] else "not installed"
+            print(f"{r['id']}: {r['label']} — {', '.join(r['scripts'])}; {format_bytes(r['size'])}, "
+                  f"{r['licence']}; {state}")
+        return EXIT_OK
+    chosen = [p for p in packs if p.id == args.pack]
+    if not chosen:
+        raise CliError(f"no OCR pack {args.pack!r}; choose one of: {', '.join(p.id for p in packs)}")
+    pack = chosen[0]
+    printer = TransferPrinter()
+    try:
+        endpoint = args.endpoint or ocr_models.default_endpoint()
+        if endpoint:  # without one, install() says in one line what to set
+            note(f"installing {pack.label} ({format_bytes(pack.size)}, {pack.project} {pack.version}) from "
+                 f"{endpoint} into {root}")
+        folder = ocr_models.install(pack, root, endpoint=endpoint, proxy=args.proxy, progress=printer)
+    except models.ModelError as e:
+        printer.end()
+        raise CliError(str(e)) from None
+    printer.end()
+    print(f"OCR pack ready: {folder} ({len(pack.files)} files verified); scanned pages in "
+          f"{', '.join(pack.scripts)} that the bundled models cannot read are read with it when they are indexed")
     return EXIT_OK

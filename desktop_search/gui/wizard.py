@@ -435,7 +435,11 @@ class FoldersPage(QWizardPage):
     def update_estimate(self) -> None:
         from desktop_search.core import hardware
 
-        est = hardware.estimate([Path(p) for p in self.folders()], self.hardware_page.tokens_per_s)
+        # Before the model is installed the speed is a guess: a GPU's unless the user chose the CPU.
+        page = self.hardware_page
+        hw = getattr(page, "hardware", None)
+        gpu = hw.gpu_name if hw is not None and page.device() in ("auto", "cuda") else None
+        est = hardware.estimate([Path(p) for p in self.folders()], page.tokens_per_s, gpu_name=gpu)
         self.estimate.setText(est.describe())
 
     def patterns(self) -> tuple[list[str], list[str]]:

@@ -150,3 +150,31 @@ def test_the_recogniser_is_chosen_per_page_and_a_changed_model_is_never_loaded(s
     assert [r.id for r in ocr.recognisers(str(root), "testpack")] == [ocr.BUNDLED]
     assert ocr_models.installed(root, (pack,)) == ()
     assert [b.path for b in ocr_models.verify(pack, root)] == ["keys.txt"]
+
+
+def test_the_command_line_lists_installs_and_verifies_a_pack(server, served, tmp_path, capsys):
+    from desktop_search.cli import main
+
+    root, manifest = tmp_path / "ocr", served[1]
+    where = ["--ocr-dir", str(root), "--ocr-manifest", str(manifest)]
+    assert main(["model", "ocr-packs", "--json", *where]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["id"] == "testpack" and row["installed"] is False and row["scripts"] == ["han"]
+
+    # No address: one line naming what to set, nothing installed.
+    assert main(["model", "ocr-install", "testpack", *where]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and ocr_models.ENDPOINT_ENV in err[0]
+    assert main(["model", "ocr-install", "klingon", "--endpoint", server.url, *where]) == 1
+    assert "choose one of: testpack" in capsys.readouterr().err
+
+    assert main(["model", "ocr-install", "testpack", "--endpoint", server.url, *where]) == 0
+    assert "OCR pack ready" in capsys.readouterr().out
+    pack = ocr_models.load_packs(manifest)[0]
+    assert ocr_models.installed(root, (pack,)) == (pack,) and not ocr_models.verify(pack, root)
+    assert main(["model", "ocr-packs", *where]) == 0
+    listed = capsys.readouterr().out
+    assert "testpack: Test script — han" in listed and "installed, verified" in listed
+    (root / "testpack" / "keys.txt").write_text("tampered", "utf-8")
+    assert main(["model", "ocr-packs", "--json", *where]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["installed"] is False  # a changed model is not counted

@@ -163,6 +163,29 @@ def test_hardware_page_benchmarks_the_model_and_the_estimate_uses_it(make_window
     assert "7 documents" in text and "measured on this machine" in text and "GB" in text
 
 
+def test_before_the_model_is_installed_a_gpu_machine_gets_the_gpu_estimate_unless_cpu_is_chosen(
+        fresh, qtbot, docs, monkeypatch):
+    from desktop_search.core import hardware
+
+    monkeypatch.setattr(hardware, "_nvidia", lambda: ("NVIDIA GeForce RTX 4060 Laptop GPU", 8.0))
+    services, window = fresh
+    services.prefs.set(Key.DEVICE, "auto")
+    wizard = window.open_wizard()
+    qtbot.addWidget(wizard)
+    walk_to(qtbot, wizard, wizard.hardware_page)
+    assert "RTX 4060" in wizard.hardware_page.info.text()
+    assert "once the model is installed" in wizard.hardware_page.speed.text()
+    walk_to(qtbot, wizard, wizard.folders_page)
+    wizard.folders_page.list.clear()
+    wizard.folders_page.add(str(docs))
+    text = wizard.folders_page.estimate.text()
+    assert "7 documents" in text and hardware.GPU_REFERENCE_CARD in text and "rough guess" in text
+    wizard.hardware_page.radios["cpu"].setChecked(True)
+    wizard.folders_page.update_estimate()
+    text = wizard.folders_page.estimate.text()
+    assert hardware.GPU_REFERENCE_CARD not in text and "rough guess until the model is installed" in text
+
+
 def test_wizard_offers_ocr_models_installs_and_verifies_one_and_keeps_the_choice(make_window, qtbot, tmp_path):
     from tests.ocr_pack import write_test_pack
 
