@@ -3,7 +3,7 @@ LanceDB full-text queries built from an analysed query.
 
 Chunks are analysed before they are written (``core/analysis.py``: language, stems, folding, identifier parts) and
 the full-text index reads the analysed ``terms`` column; its ICU tokenizer only splits at spaces and segments runs
-of CJK/Thai text. A query arrives as a :class:`KeywordQuery` of the same keys: should-keys rank by BM25, phrases
+of Thai-like text (Chinese and Japanese arrive as character-pair keys already). A query arrives as a :class:`KeywordQuery` of the same keys: should-keys rank by BM25, phrases
 and exclusions are clauses of the same full-text query, so they hold over the whole index rather than over a
 first page of results.
 """
@@ -56,7 +56,7 @@ def with_terms(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def fts_config() -> Any:
     """The full-text index on ``terms``: the keys are analysed already, so ICU only splits them at spaces and
-    segments the runs of CJK/Thai text with its dictionaries (no case folding, stemming or stop words here)."""
+    segments the runs of Thai-like text with its dictionaries (no case folding, stemming or stop words here)."""
     from lancedb.index import FTS
 
     return FTS(
