@@ -20,9 +20,10 @@ because the index's ICU tokenizer would otherwise cut them up again; keys are lo
 cannot collide with a word. Runs of the other scripts without spaces (Thai, Lao, Khmer, Myanmar) and Hangul are
 passed through unchanged for the ICU tokenizer to segment with its dictionaries.
 
-The keys, space-separated, are what the store's full-text index reads (:func:`index_keys`). A query is analysed the same way (:func:`query_keys`), in the
-language it is most likely written in among the languages of the index. Highlighting uses the same keys, so a
-highlighted word is one that matched (:func:`highlight_spans`). Nothing here imports Qt or LanceDB (numpy only with the language detector).
+The keys, space-separated, are what the store's full-text index reads (:func:`index_keys`). A query is analysed
+the same way (:func:`query_keys`), in the language it is most likely written in among the languages of the index.
+Highlighting uses the same keys, so a highlighted word is one that matched (:func:`highlight_spans`). Nothing here
+imports Qt or LanceDB (numpy only with the language detector).
 """
 
 from __future__ import annotations

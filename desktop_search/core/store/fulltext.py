@@ -3,9 +3,9 @@ LanceDB full-text queries built from an analysed query.
 
 Chunks are analysed before they are written (``core/analysis.py``: language, stems, folding, identifier parts) and
 the full-text index reads the analysed ``terms`` column; its ICU tokenizer only splits at spaces and segments runs
-of Thai-like text (Chinese and Japanese arrive as character-pair keys already). A query arrives as a :class:`KeywordQuery` of the same keys: should-keys rank by BM25, phrases
-and exclusions are clauses of the same full-text query, so they hold over the whole index rather than over a
-first page of results.
+of Thai-like text (Chinese and Japanese arrive as character-pair keys already). A query arrives as a
+:class:`KeywordQuery` of the same keys: should-keys rank by BM25, phrases and exclusions are clauses of the same
+full-text query, so they hold over the whole index rather than over a first page of results.
 """
 
 from __future__ import annotations
