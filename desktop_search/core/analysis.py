@@ -11,11 +11,19 @@ for a part finds them and a search for the whole ranks exact matches first. Hyph
 (``well-known``) are only their words; a hyphenated code (``ERR-4711``) is an identifier. Apostrophes split words
 (``Newcastle'da`` -> ``newcastle da``), hyphenation at a line end is undone (``exam-\\nple`` -> ``example``).
 
-The keys, space-separated, are what the store's full-text index reads (:func:`index_terms`); runs of scripts
-written without spaces (CJK, Thai, Lao, Khmer, Myanmar) are passed through unchanged for the index's ICU
-tokenizer to segment with its dictionaries. A query is analysed the same way (:func:`query_keys`), in the
-language it is most likely written in among the languages of the index. Highlighting uses the same keys, so a
-highlighted word is one that matched (:func:`highlight_spans`). Nothing here imports Qt or LanceDB (numpy only with the language detector).
+Chinese and Japanese (Han, Hiragana, Katakana) have no spaces and are cut here into overlapping character
+bigrams (``黑豹队`` -> ``黑豹 豹队``; a lone character is its own key), the unit a plain BM25 does best with on
+Chinese (a dictionary segmenter splits the same word differently in different contexts, and a query's words then
+miss the document's); an indexed chunk also gets each character as a key after its other keys, so a one-character
+search finds the character anywhere. These keys are spelled in hex (:func:`cjk_key`: ``黑豹`` -> ``U09ED1_08C79``)
+because the index's ICU tokenizer would otherwise cut them up again; keys are lower case, so the capital ``U``
+cannot collide with a word. Runs of the other scripts without spaces (Thai, Lao, Khmer, Myanmar) and Hangul are
+passed through unchanged for the ICU tokenizer to segment with its dictionaries.
+
+The keys, space-separated, are what the store's full-text index reads (:func:`index_keys`). A query is analysed
+the same way (:func:`query_keys`), in the language it is most likely written in among the languages of the index.
+Highlighting uses the same keys, so a highlighted word is one that matched (:func:`highlight_spans`). Nothing here
+imports Qt or LanceDB (numpy only with the language detector).
 """
 
 from __future__ import annotations
@@ -41,10 +49,16 @@ SNOWBALL = {
 # spellings stem alike (others stem first, their suffix rules use the accented letters, then fold).
 FOLD_BEFORE_STEMMING = frozenset({"en", "de", "nl", "und"})
 UNKNOWN = "und"  # no language detected: words are only lower-cased and folded
-ANALYZER_VERSION = 2  # bump when keys change: stored terms are recomputed (Store.upgrade_terms)
+ANALYZER_VERSION = 3  # bump when keys change: stored terms are recomputed (Store.upgrade_terms)
 
 _NO_SPACE = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}"
 _NO_SPACE_RE = regex.compile(rf"[{_NO_SPACE}]")
+# Chinese and Japanese: cut into character bigrams here (ー, the prolonged sound mark, is script "Common")
+_CJK = r"\p{Han}\p{Hiragana}\p{Katakana}\u30fc"
+_CJK_RE = regex.compile(rf"[{_CJK}]")
+_CJK_SPLIT_RE = regex.compile(rf"([{_CJK}]+)")
+_CJK_KEY_RE = regex.compile(r"U[0-9A-F]{5}(?:_[0-9A-F]{5})?")
+_CJK_LINE_BREAK_RE = regex.compile(rf"(?<=[{_CJK}])[^\S\n]*\n\s*(?=[{_CJK}])")  # a line wrapped inside a word
 _WORD = r"[\p{L}\p{M}\p{N}]+"
 # A token: a word, or words joined without spaces by _ . :: - ' (identifiers, codes, numbers, elisions).
 _TOKEN_RE = regex.compile(rf"{_WORD}(?:(?:_+|::|\.|-|['’]){_WORD})*")
@@ -70,8 +84,10 @@ class Token:
 
 
 def dehyphenate(text: str) -> str:
-    """Join words hyphenated at a line end (``retrie-\\nval`` -> ``retrieval``); other text unchanged."""
-    return str(_HYPHEN_BREAK_RE.sub("", text))
+    """Join words hyphenated at a line end (``retrie-\\nval`` -> ``retrieval``) and Chinese/Japanese text
+    wrapped at a line end (no spaces between its words, so a line break inside it is layout); other text
+    unchanged."""
+    return str(_CJK_LINE_BREAK_RE.sub("", _HYPHEN_BREAK_RE.sub("", text)))
 
 
 # -- language -------------------------------------------------------------------------------------------------
@@ -212,23 +228,61 @@ def _is_compound_word(tok: str) -> bool:
     return not (regex.search(r"\p{L}", tok) and regex.search(r"\p{N}", tok))
 
 
-def analyse(text: str, lang: str) -> list[str]:
-    """``text`` -> its index keys in order (an identifier's whole key comes before its parts). Single letters
-    (``a``, the ``s`` of ``John's``, Hindi postpositions stemmed to one letter) are left out: they match almost
-    everything and only lengthen documents."""
+def cjk_key(chars: str) -> str:
+    """The index key of one or two Chinese/Japanese characters: their code points in hex (``黑豹`` ->
+    ``U09ED1_08C79``), which the index's ICU tokenizer keeps whole (it splits Han text it gets as characters at
+    its own dictionary's word boundaries)."""
+    return "U" + "_".join(f"{ord(c):05X}" for c in chars)
+
+
+def cjk_chars(key: str) -> str:
+    """The characters of a :func:`cjk_key` (``U09ED1_08C79`` -> ``黑豹``)."""
+    return "".join(chr(int(h, 16)) for h in key[1:].split("_"))
+
+
+def _cjk_run_keys(run: str) -> list[str]:
+    """A run of Chinese/Japanese characters -> its overlapping bigrams' keys (one character: its own key)."""
+    if len(run) == 1:
+        return [cjk_key(run)]
+    return [cjk_key(run[i : i + 2]) for i in range(len(run) - 1)]
+
+
+def _analyse(text: str, lang: str, characters: bool) -> list[str]:
     out: list[str] = []
+    chars: list[str] = []  # characters of Chinese/Japanese runs, each a key after the others (index side)
     for tok in tokens(dehyphenate(text)):
-        whole, keys = _token_keys(tok.text, lang)
-        if whole is not None:
-            out.append(whole)
-        out.extend(k for k in keys if len(k) > 1 or k.isdigit() or _NO_SPACE_RE.match(k))
-    return out
+        pieces = _CJK_SPLIT_RE.split(tok.text) if _CJK_RE.search(tok.text) else [tok.text]
+        for i, piece in enumerate(pieces):
+            if i % 2:  # a run of Chinese/Japanese
+                out.extend(_cjk_run_keys(piece))
+                if characters and len(piece) > 1:
+                    chars.extend(cjk_key(ch) for ch in piece)
+                continue
+            for sub in tokens(piece) if len(pieces) > 1 else [tok]:
+                whole, keys = _token_keys(sub.text, lang)
+                if whole is not None:
+                    out.append(whole)
+                out.extend(k for k in keys if len(k) > 1 or k.isdigit() or _NO_SPACE_RE.match(k))
+    return out + chars
+
+
+def analyse(text: str, lang: str) -> list[str]:
+    """``text`` -> its keys in order, as a query is analysed (an identifier's whole key comes before its parts;
+    Chinese/Japanese runs as bigrams). Single letters (``a``, the ``s`` of ``John's``, Hindi postpositions
+    stemmed to one letter) are left out: they match almost everything and only lengthen documents."""
+    return _analyse(text, lang, characters=False)
+
+
+def index_keys(text: str, lang: str) -> list[str]:
+    """A chunk's keys: :func:`analyse`'s, then each character of its Chinese/Japanese runs (so that a
+    one-character search, ``猫``, finds it inside a word; positions of the other keys stay as in the text)."""
+    return _analyse(text, lang, characters=True)
 
 
 def index_terms(text: str, lang: str | None = None) -> tuple[str, str]:
     """A chunk's text -> (its language, its keys joined by spaces): the two columns the full-text index reads."""
     lang = lang or detect_language(text)
-    return lang, " ".join(analyse(text, lang))
+    return lang, " ".join(index_keys(text, lang))
 
 
 # -- queries --------------------------------------------------------------------------------------------------
@@ -242,10 +296,12 @@ def phrase_words(text: str) -> list[str]:
     identifiers split into their parts, line-end hyphenation undone."""
     out: list[str] = []
     for tok in tokens(dehyphenate(text)):
-        if _NO_SPACE_RE.search(tok.text):
-            out.extend(tok.text.casefold())  # no word boundaries to rely on: compare character by character
-        else:
-            out.extend(fold(p.casefold(), "und") for p in _parts(tok.text))
+        pieces = _CJK_SPLIT_RE.split(tok.text) if _CJK_RE.search(tok.text) else [tok.text]
+        for i, piece in enumerate(pieces):
+            if i % 2 or _NO_SPACE_RE.search(piece):
+                out.extend(piece.casefold())  # no word boundaries to rely on: compare character by character
+            else:
+                out.extend(fold(p.casefold(), "und") for sub in tokens(piece) for p in _parts(sub.text))
     return out
 
 
@@ -262,7 +318,12 @@ def contains_phrase(text: str, phrase: str | Sequence[str]) -> bool:
 
 
 def exclusion_keys(word: str, lang: str) -> list[str]:
-    """What ``-word`` excludes: the word's key (so its inflections too), or an identifier's whole key."""
+    """What ``-word`` excludes: the word's key (so its inflections too), or an identifier's whole key. Chinese or
+    Japanese text is excluded where it occurs as written: one entry, its keys joined by spaces (a phrase of keys,
+    ``KeywordQuery.excluded``)."""
+    if _CJK_RE.search(word):
+        in_a_row = " ".join(analyse(word, lang))
+        return [in_a_row] if in_a_row else []
     toks = list(tokens(word))
     if len(toks) != 1:
         return [k for t in toks for k in _token_keys(t.text, lang)[1]]
@@ -271,8 +332,27 @@ def exclusion_keys(word: str, lang: str) -> list[str]:
 
 
 def is_unsegmented(key: str) -> bool:
-    """A key of CJK/Thai text, left for the index to segment (no typo tolerance there)."""
-    return bool(_NO_SPACE_RE.search(key))
+    """A key of Chinese/Japanese characters or of Thai-like text left for the index to segment (no typo
+    tolerance there)."""
+    return bool(_NO_SPACE_RE.search(key) or _CJK_KEY_RE.fullmatch(key))
+
+
+def is_cjk_key(key: str) -> bool:
+    """A key of one or two Chinese/Japanese characters (:func:`cjk_key`)."""
+    return bool(_CJK_KEY_RE.fullmatch(key))
+
+
+def phrase_filter_keys(keys: Sequence[str]) -> list[str]:
+    """Keys every chunk that holds a phrase with these keys has: a phrase with Chinese/Japanese in it is matched
+    against the text (:func:`contains_phrase`, which reads across punctuation and line breaks, where the text's
+    bigrams stop), so the index narrows by its characters, which every such chunk has as keys."""
+    out: list[str] = []
+    for key in keys:
+        if is_cjk_key(key):
+            out.extend(cjk_key(ch) for ch in cjk_chars(key))
+        else:
+            out.append(key)
+    return list(dict.fromkeys(out))
 
 
 def word_for_key(key: str, texts: Iterable[str], lang: str) -> str | None:
@@ -285,11 +365,6 @@ def word_for_key(key: str, texts: Iterable[str], lang: str) -> str | None:
             if len(keys) == 1 and keys[0] == key:
                 return tok.text.casefold()
     return None
-
-
-def text_keys(text: str, lang: str) -> set[str]:
-    """Every key of ``text`` in ``lang`` (whole identifiers and their parts)."""
-    return set(analyse(text, lang))
 
 
 # -- typo tolerance -------------------------------------------------------------------------------------------

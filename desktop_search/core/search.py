@@ -591,8 +591,11 @@ class Searcher:
         if not kq.excluded:
             return True
         terms = row.get("terms")
-        keys = set(terms.split()) if terms else analysis.text_keys(text, row.get("lang") or lang)
-        return not any(x in keys for x in kq.excluded)
+        if not terms:
+            terms = " ".join(analysis.index_keys(text, row.get("lang") or lang))
+        keys = set(terms.split())
+        padded = f" {terms} "  # an exclusion of several keys (Chinese/Japanese text) excludes them in a row
+        return not any(f" {x} " in padded if " " in x else x in keys for x in kq.excluded)
 
     def _group(
         self, scored: list[Candidate], pq: ParsedQuery, k: int, keep: Keep, extra: list[Candidate] | None = None,

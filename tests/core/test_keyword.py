@@ -212,3 +212,35 @@ def test_hyphenated_words_are_their_words_and_hyphenated_codes_stay_whole():
     assert analysis.analyse("well-known heat-transfer 1990-2000", "en") == [
         "well", "known", "heat", "transfer", "1990", "2000"]
     assert analysis.analyse("ERR-4711", "en") == ["err_4711", "err", "4711"]
+
+
+def test_chinese_and_japanese_words_are_found_wherever_they_stand_in_the_text(settings, tmp_path):
+    s = _index(settings, tmp_path / "d", {
+        "panda.txt": "大熊猫主要生活在中国四川的山区，它们每天花很多时间吃竹子。",
+        "wrapped.txt": "这份报告讨论了长江流域的生态保护，\n以及野生动物的栖息地大熊\n猫和金丝猴的数量变化。",
+        "tea.txt": "中国的茶文化历史悠久，绿茶和红茶都很受欢迎。",
+        "tokyo.txt": "東京都の図書館は午前九時から開いています。",
+    })
+    # a word inside a longer word (a dictionary segmenter keeps 大熊猫 whole, so 熊猫 and 猫 matched nothing)
+    assert set(_names(s, "熊猫")) == {"panda.txt", "wrapped.txt"}
+    assert set(_names(s, "猫")) == {"panda.txt", "wrapped.txt"}
+    assert _names(s, "京都") == ["tokyo.txt"]
+    # a word wrapped at a line end, as a word and as a quoted phrase
+    assert _names(s, "金丝猴")[0] == "wrapped.txt"
+    assert set(_names(s, '"大熊猫"')) == {"panda.txt", "wrapped.txt"}
+    assert _names(s, '"熊猫吃"') == []
+    # exclusion of a word inside a longer one, and a phrase with punctuation between its characters in the text
+    assert _names(s, "中国 -熊猫") == ["tea.txt"]
+    assert _names(s, '"山区它们"') == ["panda.txt"]
+    res = s.search("熊猫", mode="keyword")
+    assert "**熊猫**" in next(h.snippet for h in res.hits if h.path.endswith("panda.txt"))
+
+
+def test_a_chinese_question_finds_the_passage_with_its_words_however_a_dictionary_would_cut_them(settings, tmp_path):
+    """Chinese text is cut into character pairs alike in passages and questions: a dictionary segmenter cut this
+    question's 有体罚 so that its 体罚 matched nothing, and the question found only the passage about engines."""
+    s = _index(settings, tmp_path / "d", {
+        "rule.txt": "过去，体罚（打学生的手心）在学校里很常见，现在许多国家已经禁止体罚。",
+        "engine.txt": "蒸汽发动机不再广泛用于商业用途，只有少数地方的公司仍在使用。",
+    })
+    assert set(_names(s, "在哪些地方不再有体罚？")) == {"rule.txt", "engine.txt"}
