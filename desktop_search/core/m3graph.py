@@ -149,7 +149,7 @@ def _add_layer_norm(g: _Writer, a: str, b: str, gamma: np.ndarray, beta: np.ndar
     ``per_token`` are the ones and zeros it is given as per-channel scale and bias (one per token).
 
     ONNX Runtime's fused CPU LayerNorm kernels (``SkipLayerNormalization``, ``LayerNormalization``; 1.31) take
-    ~5.5 us per 1024-wide row on one core; the same norm from ten plain operators was 539 of the 736 operators
+    ~5.5 us per 1024-wide row on one core; the same norm from eleven plain operators was 539 of the 736 operators
     of the graph, whose fixed cost per operator dominates at 32 tokens. This is 3 operators (Add,
     InstanceNormalization, Mul), faster at both ends (benchmarks/README.md, round 5).
 
@@ -269,7 +269,7 @@ def build_graph(
             gamma, beta = _layer_norm_params(ck, prefix)
             return _Hidden(*_add_layer_norm(g, a, b, gamma, beta, eps, name, per_token, fold_beta))
 
-        x = norm(word_vec, pos_vec, "embeddings.LayerNorm", "emb.ln")
+        x = norm(word_vec, pos_vec, "embeddings.LayerNorm", "emb.ln", fold_beta=layers > 0)
         mask_i32 = g.one("Cast", [mask], to=TensorProto.INT32)
         advance()
         # -- encoder layers --------------------------------------------------------------------------------
