@@ -301,7 +301,8 @@ def build_graph(
         s = _linear(g, x_out, sw, sb, "sparse", False)  # one output column: kept in fp32
         weights = g.one("Squeeze", [g.one("Relu", [s]), g.const("axis_last", np.array([-1], np.int64))])
         tail = g.one("Slice", [x_out, g.const("one_i", np.array([1], np.int64)),
-                               g.const("big_i", np.array([2**62], np.int64)), g.const("axes1", np.array([1], np.int64))])
+                               g.const("big_i", np.array([2**62], np.int64)),
+                               g.const("axes1", np.array([1], np.int64))])
         colbert_ck = open_checkpoint(model_dir / "colbert_linear.pt")
         c = _linear(g, tail, colbert_ck.read("weight"), colbert_ck.read("bias"), "colbert", int8)
         mask_f = g.one("Cast", [mask], to=TensorProto.FLOAT)
