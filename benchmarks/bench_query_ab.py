@@ -7,7 +7,7 @@ hits them alike: same-run ratios are the evidence, absolute times only on an idl
 run the process sleeps ``--gap-ms`` (default 50 ms): as in the app, where a query follows seconds of idle, the
 thread pools of all sessions are asleep when a run starts, and no session's spinning threads compete with the
 next session's run. Reports wall p50/p10 and CPU time per run (all threads; spinning counts), and the dense
-cosine of each variant's output to the first's. ``hugepages=1`` (Linux 6.1+) moves the memory the session
+cosine of each graph's output to the first graph's. ``hugepages=1`` (Linux 6.1+) moves the memory the session
 allocated (its repacked weights) onto 2 MB pages right after loading: measured, not done by the app (see
 benchmarks/README.md, round 5).
 
@@ -15,7 +15,7 @@ The graph name ``matmuls`` stands for the floor of any graph with these kernels:
 alone (random int8 weights of BGE-M3's shapes: per layer Q/K/V 1024 x 3072, output 1024 x 1024, FFN 1024 x 4096
 and 4096 x 1024, and the ColBERT head), each on an input of the query's shape, nothing else.
 
-    python benchmarks/bench_query_ab.py --variant v3=/tmp/v3.onnx --variant v4=/tmp/v4.onnx:hugepages=1 \\
+    python benchmarks/bench_query_ab.py --variant v3=/tmp/v3.onnx --variant v4=/tmp/v4.onnx --variant floor=matmuls \\
         [--variant name=path:threads=1,spin=0,block_base=4,hugepages=1] [--rounds 100] [--tokens 32] [--batch 1]
 """
 
@@ -115,9 +115,9 @@ def session(path: Path, opts: dict[str, str]) -> Any:
 def parse_variant(text: str) -> tuple[str, Path, dict[str, str]]:
     name, _, rest = text.partition("=")
     path, _, options = rest.partition(":")
-    opts = dict(kv.split("=", 1) for kv in options.split(",") if kv)
-    unknown = set(opts) - set(OPTIONS)
-    if not name or not path or unknown:
+    pairs = [kv.split("=", 1) for kv in options.split(",") if kv]
+    opts = {kv[0]: kv[1] for kv in pairs if len(kv) == 2}
+    if not name or not path or len(opts) != len(pairs) or set(opts) - set(OPTIONS):
         raise SystemExit(f"bad --variant {text!r} (name=path[:{'=..,'.join(OPTIONS)}=..])")
     return name, Path(path), opts
 
