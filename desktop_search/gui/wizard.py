@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QStandardPaths, Qt, Signal
 from PySide6.QtWidgets import (
@@ -36,6 +37,9 @@ from desktop_search import config
 from desktop_search.formatting import format_bytes, format_duration
 from desktop_search.gui.prefs import Key, WatchedFolder
 from desktop_search.gui.workers import Task
+
+if TYPE_CHECKING:  # the page imports it when shown (start-up stays light)
+    from desktop_search.core.hardware import Hardware
 
 
 def progress_text(p) -> str:
@@ -87,6 +91,7 @@ class HardwarePage(QWizardPage):
         lay.addLayout(box)
         lay.addWidget(self.speed)
         self.tokens_per_s: float | None = None
+        self.hardware: Hardware | None = None  # what initializePage found: GPU name, cores, RAM, disks
         self._waiting_for_model = False
 
     def initializePage(self) -> None:
@@ -437,8 +442,7 @@ class FoldersPage(QWizardPage):
 
         # Before the model is installed the speed is a guess: a GPU's unless the user chose the CPU.
         page = self.hardware_page
-        hw = getattr(page, "hardware", None)
-        gpu = hw.gpu_name if hw is not None and page.device() in ("auto", "cuda") else None
+        gpu = page.hardware.gpu_name if page.hardware is not None and page.device() in ("auto", "cuda") else None
         est = hardware.estimate([Path(p) for p in self.folders()], page.tokens_per_s, gpu_name=gpu)
         self.estimate.setText(est.describe())
 
