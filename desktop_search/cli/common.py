@@ -67,6 +67,8 @@ def settings_from_args(args: argparse.Namespace) -> config.Settings:
             cpu_precision=getattr(args, "precision", None),
             weights=weights,
             ocr=False if getattr(args, "no_ocr", False) else None,
+            ocr_primary=getattr(args, "ocr_primary", None),
+            ocr_models_dir=getattr(args, "ocr_models_dir", None),
             fusion=getattr(args, "fusion", None),
             keyword_weight=getattr(args, "keyword_weight", None),
         )

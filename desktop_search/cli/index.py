@@ -29,7 +29,33 @@ def _writer_parser(sub: Any, name: str, help: str, metavar: str) -> argparse.Arg
     add_common(p)
     p.add_argument("--keyword-only", action="store_true", help="do not load the model; build the keyword index only")
     p.add_argument("--no-ocr", action="store_true", help="do not recognise text in scanned pages and images")
+    p.add_argument("--ocr-pack", metavar="PACK", dest="ocr_primary",
+                   help="read scanned pages with this installed OCR pack first (ppocrv5 for Japanese; see "
+                        "`desktop-search model ocr-packs`); the bundled models read what it cannot")
+    p.add_argument("--ocr-dir", type=Path, metavar="D", dest="ocr_models_dir",
+                   help="where OCR packs are installed (default: the folder `ocr` beside the model folder)")
     return p
+
+
+def check_ocr_pack(settings: Any) -> None:
+    """A pack named with --ocr-pack must be one of the manifest's and installed, verified and unchanged: otherwise
+    one line says which packs there are or how to install it (rather than indexing without it, unsaid)."""
+    if not settings.ocr_primary:
+        return
+    from desktop_search.core import models, ocr_models
+
+    try:
+        packs = ocr_models.load_packs()
+    except models.ModelError as e:
+        raise CliError(str(e)) from None
+    known = [p.id for p in packs]
+    if settings.ocr_primary not in known:
+        raise CliError(f"no OCR pack {settings.ocr_primary!r}; choose one of: {', '.join(known) or '(none)'}")
+    if not settings.ocr:
+        raise CliError("--ocr-pack and --no-ocr contradict each other")
+    if settings.ocr_primary not in {p.id for p in ocr_models.installed(settings.ocr_models_dir, packs)}:
+        raise CliError(f"OCR pack {settings.ocr_primary} is not installed (or its files changed) in "
+                       f"{settings.ocr_models_dir}: run `desktop-search model ocr-install {settings.ocr_primary}`")
 
 
 def add_parsers(sub: Any) -> None:
@@ -48,6 +74,7 @@ def add_parsers(sub: Any) -> None:
 
 def cmd_index(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
+    check_ocr_pack(settings)
     missing = [str(p) for p in args.paths if not p.exists()]
     if missing:
         raise CliError(f"no such file or folder: {', '.join(missing)}")
@@ -89,6 +116,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     import threading
 
     settings = settings_from_args(args)
+    check_ocr_pack(settings)
     missing = [str(p) for p in args.paths if not p.exists()]
     if missing:
         raise CliError(f"no such folder: {', '.join(missing)}")

@@ -37,6 +37,7 @@ from typing import Any, Callable, Iterable, Literal, Sequence
 import numpy as np
 
 from desktop_search.config import Settings
+from desktop_search.core import ocr_models
 from desktop_search.core.chunk import Chunk, TokenSpans, TooManyChunks, chunk_pages, token_spans_for
 from desktop_search.core.extract import Extraction, ExtractOptions, extract, is_supported, kind_of, runs_isolated
 from desktop_search.core.failures import Failure, Reason
@@ -549,6 +550,7 @@ class Indexer:
             max_bytes=self.settings.max_file_bytes, time_limit_s=self.settings.extract_time_limit_s,
             ocr=self.settings.ocr, ocr_cache_dir=str(self.settings.ocr_cache_dir),
             ocr_models_dir=str(self.settings.ocr_models_dir), ocr_primary=self.settings.ocr_primary,
+            ocr_manifest=str(ocr_models.default_manifest_path()),
             # Each extraction worker may be recognising a page at once: share the cores instead of each taking all.
             ocr_threads=max(1, (os.cpu_count() or 1) // max(1, self.settings.extract_workers)),
         )

@@ -35,6 +35,7 @@ from desktop_search.core.models import Manifest, ManifestFile, ModelError, Progr
 
 __all__ = [
     "ENDPOINT_ENV",
+    "MANIFEST_ENV",
     "OcrPack",
     "PackFile",
     "default_manifest_path",
@@ -45,6 +46,9 @@ __all__ = [
 ]
 
 ENDPOINT_ENV = "DESKTOP_SEARCH_OCR_ENDPOINT"
+# Packs of one's own (an organisation pinning other recognisers): a manifest in the bundled one's format, used by
+# every command and the window (the indexer hands its path to the extraction workers with each file).
+MANIFEST_ENV = "DESKTOP_SEARCH_OCR_MANIFEST"
 DOWNLOADS = ".downloads"  # under the packs folder: archives being fetched (resumable), deleted once unpacked
 
 
@@ -77,7 +81,8 @@ class OcrPack:
 
 
 def default_manifest_path() -> Path:
-    return config.resources_dir() / "models" / "ocr-models.json"
+    override = os.environ.get(MANIFEST_ENV)
+    return Path(override).expanduser() if override else config.resources_dir() / "models" / "ocr-models.json"
 
 
 def default_endpoint() -> str | None:

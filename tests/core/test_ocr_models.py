@@ -128,7 +128,7 @@ def test_the_recogniser_is_chosen_per_page_and_a_changed_model_is_never_loaded(s
                                                                                 monkeypatch):
     root = tmp_path / "ocr"
     ocr_models.install(pack, root, endpoint=server.url, backoff_s=0.01)
-    monkeypatch.setattr(ocr, "_PACKS", (pack,))
+    monkeypatch.setenv(ocr_models.MANIFEST_ENV, str(served[1]))
     assert [r.id for r in ocr.recognisers(str(root), "")] == [ocr.BUNDLED, "testpack"]
     assert [r.id for r in ocr.recognisers(str(root), "testpack")] == ["testpack", ocr.BUNDLED]
     doc = _cyrillic_page()
@@ -178,3 +178,50 @@ def test_the_command_line_lists_installs_and_verifies_a_pack(server, served, tmp
     (root / "testpack" / "keys.txt").write_text("tampered", "utf-8")
     assert main(["model", "ocr-packs", "--json", *where]) == 0
     assert json.loads(capsys.readouterr().out)[0]["installed"] is False  # a changed model is not counted
+
+
+def test_indexing_from_the_command_line_reads_scans_with_the_chosen_pack_first(server, served, tmp_path, monkeypatch,
+                                                                                 capsys):
+    from desktop_search.cli import main
+    from desktop_search.core.extract.pdf import pymupdf_module
+
+    root = tmp_path / "ocr"
+    # Packs of one's own: the manifest named in the environment is the one every command and worker uses.
+    monkeypatch.setenv(ocr_models.MANIFEST_ENV, str(served[1]))
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    doc = pymupdf_module().open()
+    page = doc.new_page(width=420, height=120)
+    page.insert_text((20, 50), "The lighthouse keeper counted gannets", fontsize=16)
+    page.get_pixmap(dpi=150).save(str(scans / "logbook.png"))
+
+    def index(*extra: str, run: str) -> int:
+        monkeypatch.setenv("DESKTOP_SEARCH_CACHE_DIR", str(tmp_path / run))  # each run its own OCR cache
+        return main(["index", str(scans), "--keyword-only", "--index-dir", str(tmp_path / f"index-{run}"),
+                     "--ocr-dir", str(root), *extra])
+
+    def first_readers(run: str) -> list[str]:
+        entries = [json.loads(f.read_text("utf-8")) for f in (tmp_path / run / "ocr").rglob("*.json")]
+        return [e["tried"][0] for e in entries]
+
+    # A pack that is not installed, or not known: one line saying what to do, nothing indexed.
+    assert index("--ocr-pack", "testpack", run="a") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "desktop-search model ocr-install testpack" in err[0]
+    assert index("--ocr-pack", "klingon", run="a") == 1
+    assert "choose one of: testpack" in capsys.readouterr().err
+    assert not (tmp_path / "index-a").exists()
+
+    assert main(["model", "ocr-install", "testpack", "--endpoint", server.url, "--ocr-dir", str(root)]) == 0
+    capsys.readouterr()
+    # Chosen: the pack reads the scan first; not chosen: the bundled models do (the pack only when they fail).
+    assert index("--ocr-pack", "testpack", run="chosen") == 0
+    assert "indexed 1 files" in capsys.readouterr().out
+    assert first_readers("chosen") == ["testpack"]
+    assert index(run="default") == 0
+    assert first_readers("default") == [ocr.BUNDLED]
+    # What the pack read is searchable.
+    monkeypatch.setenv("DESKTOP_SEARCH_INDEX_DIR", str(tmp_path / "index-chosen"))
+    assert main(["search", "gannets", "--mode", "keyword", "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["hits"]
+    assert [Path(h["path"]).name for h in hits] == ["logbook.png"]

@@ -93,6 +93,9 @@ class ExtractOptions:
     ocr_threads: int = 0  # ONNX Runtime threads per OCR engine; 0: its default (all cores)
     ocr_models_dir: str | None = None  # where the wizard installs extra recognition models (ocr_models.py)
     ocr_primary: str = ""  # the installed pack that reads every page first ("": the bundled models)
+    # The packs' manifest (None: ocr_models.default_manifest_path()): resolved by the caller, since a worker
+    # process may have been started before the caller's environment named another one.
+    ocr_manifest: str | None = None
 
     @staticmethod
     def given(options: "ExtractOptions | None", max_bytes: int | None = None,

@@ -188,16 +188,17 @@ class Recogniser:
     folder: str = ""  # the pack's verified folder (rec.onnx, keys.txt); "" for the bundled models
 
 
-def recognisers(models_dir: str | None, primary: str = "") -> tuple[Recogniser, ...]:
+def recognisers(models_dir: str | None, primary: str = "", manifest: str | None = None) -> tuple[Recogniser, ...]:
     """The recognisers a page may be read with, in order: the preferred pack (when installed), the bundled models,
-    then every other installed pack. Only packs whose verification record matches their files count."""
+    then every other installed pack. Only packs of ``manifest`` (default: ``ocr_models.default_manifest_path()``)
+    whose verification record matches their files count."""
     found: list[Recogniser] = []
     if models_dir:
         from desktop_search.core import ocr_models
         from desktop_search.core.models import ModelError
 
         try:
-            packs = ocr_models.installed(Path(models_dir), _packs())
+            packs = ocr_models.installed(Path(models_dir), _packs(manifest))
         except ModelError:  # a damaged manifest: the bundled models only
             packs = ()
         found = [Recogniser(p.id, str(Path(models_dir) / p.id)) for p in packs]
@@ -205,16 +206,16 @@ def recognisers(models_dir: str | None, primary: str = "") -> tuple[Recogniser, 
     return (*first, Recogniser(BUNDLED), *[r for r in found if r.id != primary])
 
 
-_PACKS: Any = None
+_PACKS: dict[str, Any] = {}  # manifest path -> its packs
 
 
-def _packs() -> Any:
-    global _PACKS
-    if _PACKS is None:
-        from desktop_search.core import ocr_models
+def _packs(manifest: str | None = None) -> Any:
+    from desktop_search.core import ocr_models
 
-        _PACKS = ocr_models.load_packs()
-    return _PACKS
+    path = str(manifest or ocr_models.default_manifest_path())
+    if path not in _PACKS:
+        _PACKS[path] = ocr_models.load_packs(Path(path))
+    return _PACKS[path]
 
 
 def _engine(threads: int, rec: Recogniser = Recogniser(BUNDLED)) -> Any:
@@ -234,13 +235,13 @@ def _engine(threads: int, rec: Recogniser = Recogniser(BUNDLED)) -> Any:
 
 def recognise(page: Any, cache_dir: str | None, threads: int = 0,
               heartbeat: Callable[[], None] | None = None, *, models_dir: str | None = None,
-              primary: str = "") -> OcrPage:
+              primary: str = "", manifest: str | None = None) -> OcrPage:
     """OCR one MuPDF page (from the cache when this exact page was recognised before by the same recognisers).
     ``heartbeat`` is called before each further pass (upside down, another recogniser), so the pool's per-step
     deadline restarts."""
     import numpy as np
 
-    order = recognisers(models_dir, primary)
+    order = recognisers(models_dir, primary, manifest)
     pix, zoom = _render(page)
     key = _key(pix)
     hit = _cache_get(cache_dir, key)

@@ -286,7 +286,8 @@ def _ocr_pages(src: Source, doc: Any, numbers: list[int], pages: list[Page],
         try:
             result = ocr.recognise(doc[number - 1], src.options.ocr_cache_dir, src.options.ocr_threads,
                                    heartbeat=lambda: src.note(f"OCR page {i}/{len(numbers)}, another pass"),
-                                   models_dir=src.options.ocr_models_dir, primary=src.options.ocr_primary)
+                                   models_dir=src.options.ocr_models_dir, primary=src.options.ocr_primary,
+                                   manifest=src.options.ocr_manifest)
         except Exception as exc:  # noqa: BLE001 - one page the engine chokes on must not lose the others
             warnings.append(f"OCR failed on page {number} ({describe(exc)})")
             continue
