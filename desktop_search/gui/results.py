@@ -253,15 +253,11 @@ class ResultDelegate(QStyledItemDelegate):
                              Qt.AlignmentFlag.AlignLeft, fm.elidedText(details, Qt.TextElideMode.ElideRight, max(0, rect.right() - x - right)))
         if count:
             painter.drawText(QRect(rect.right() - right, rect.top(), right + 1, line_h), Qt.AlignmentFlag.AlignLeft, count)
-        doc = QTextDocument()
-        doc.setDefaultFont(opt.font)
-        doc.setDocumentMargin(0)
-        doc.setHtml(index.data(SNIPPET_HTML_ROLE) or "")
-        doc.setTextWidth(max(50, rect.width()))
+        hit = index.data(HIT_ROLE)
+        doc = self.snippet_document(hit.snippet if hit is not None else "", rect.width(), opt.font)
         top = rect.top() + line_h + 1
         painter.translate(rect.left(), top)
         # Clip after the last whole line: a third line's highlights must not peek in as stray underlines.
-        doc.documentLayout().documentSize()  # lays the text out (lazily done otherwise: no lines to ask about)
         layout = doc.firstBlock().layout()
         height = rect.bottom() - top + 1
         if layout is not None and layout.lineCount() > self.SNIPPET_LINES:
@@ -272,6 +268,45 @@ class ResultDelegate(QStyledItemDelegate):
         ctx.palette.setColor(QPalette.ColorRole.Text, text_color)
         doc.documentLayout().draw(painter, ctx)
         painter.restore()
+
+    @classmethod
+    def snippet_document(cls, snippet: str, width: int, font: QFont) -> QTextDocument:
+        """The snippet laid out as drawn in a column ``width`` pixels wide. Only its first lines are shown, so when
+        its first matched term would fall below them (a long passage whose match comes late) the snippet starts
+        a little before that term instead, after "…": a result never shows lines without the words it matched."""
+
+        def laid_out(text: str) -> QTextDocument:
+            doc = QTextDocument()
+            doc.setDefaultFont(font)
+            doc.setDocumentMargin(0)
+            doc.setHtml(snippet_html(text))
+            doc.setTextWidth(max(50, width))
+            doc.documentLayout().documentSize()  # lays the text out (lazily done otherwise: no lines to ask about)
+            return doc
+
+        text = " ".join(snippet.split())  # as HTML shows it: runs of white space are one space
+        doc = laid_out(text)
+        first = text.find("**")  # no marker before it: its offset is the term's position in the drawn text
+        layout = doc.firstBlock().layout()
+        if first < 0 or layout is None or layout.lineCount() <= cls.SNIPPET_LINES:
+            return doc
+        if layout.lineForTextPosition(first).lineNumber() < cls.SNIPPET_LINES:
+            return doc
+        per_line = layout.lineAt(0).textLength()
+        # A third of a line of context before the term, more where the snippet ends soon after it (the lines shown
+        # stay full), never past the term.
+        start = max(0, min(first - per_line // 3, len(text) - per_line * (cls.SNIPPET_LINES - 1) - per_line * 9 // 10))
+        space = text.rfind(" ", 0, start + 1)
+        start = space + 1 if space >= 0 else start
+        return laid_out("… " + text[start:])
+
+    @classmethod
+    def visible_text(cls, snippet: str, width: int, font: QFont) -> str:
+        """The snippet's text on the lines a result shows (plain text, for tests and accessibility checks)."""
+        doc = cls.snippet_document(snippet, width, font)
+        layout, plain = doc.firstBlock().layout(), doc.toPlainText()
+        lines = [layout.lineAt(i) for i in range(min(layout.lineCount(), cls.SNIPPET_LINES))]
+        return " ".join(plain[ln.textStart():ln.textStart() + ln.textLength()].strip() for ln in lines)
 
     @staticmethod
     def shown_name(heading: tuple[str, str, str], width: int, font: QFont) -> str:

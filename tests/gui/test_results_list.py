@@ -76,3 +76,27 @@ def test_window_size_splitter_and_columns_are_remembered(make_window, qtbot, pre
     assert (again.width(), again.height()) == (760, 560)
     assert again.splitter.sizes() == sizes
     assert again.view.columnWidth(1) == 230
+
+
+def test_a_match_late_in_a_long_snippet_is_on_the_lines_shown(make_window, qtbot):
+    _s, window = make_window()
+    window.show()
+    qtbot.waitExposed(window)
+    late = ("REGARDING THE INFORMATION PROVIDED. THE CREATORS DISCLAIM LIABILITY FOR ANY DAMAGES RESULTING FROM ITS "
+            "USE. THIS WORK IS AVAILABLE UNDER A CREATIVE COMMONS ATTRIBUTION SHARE-ALIKE LICENSE. SOME **RIGHTS** "
+            "RESERVED. BUILDING SECTION A3.1")
+    early = ("Universal Declaration of **Human** **Rights** Preamble Whereas recognition of the inherent dignity and "
+             "of the equal and inalienable rights of all members of the human family is the foundation of freedom")
+    window._current_seq = 1
+    window._on_stage(1, SearchResult("human rights", "keyword", "keyword",
+                                     [_hit("/d/brotli.pdf", 19, late), _hit("/d/udhr.txt", 0, early)]))
+    font = window.view.font()
+    width = window.view.visualRect(window.model.index(0, COL_RESULT)).width() - 2 * ResultDelegate.PAD
+    # At the default window size the passage's first two lines end before "RIGHTS" (a snippet without a marked
+    # term is drawn from its start): the marked one starts nearer its match instead.
+    assert "RIGHTS" not in ResultDelegate.visible_text(late.replace("**", ""), width, font)
+    shown = ResultDelegate.visible_text(late, width, font)
+    assert shown.startswith("… ") and "SOME RIGHTS RESERVED" in shown
+    # A match already on the lines shown leaves the snippet as it is.
+    assert ResultDelegate.visible_text(early, width, font).startswith("Universal Declaration of Human Rights")
+    window.view.viewport().grab()  # painting lays the rows out the same way (and must not fail doing it)
