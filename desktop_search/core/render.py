@@ -95,8 +95,9 @@ def render_pdf_page(
     """Render page ``page`` (1-based, clamped to the document) and locate the terms and the passage on it.
     With ``fit_width`` (pixels) the zoom is chosen so the page fills that width; with ``fit_height`` as well, so
     that the whole page fits. Highlight boxes are in the rendered image's pixels at whatever zoom. A page whose
-    text came from OCR has no text layer to search: its words are located with the boxes the OCR cache kept."""
-    from desktop_search.core.extract.pdf import pymupdf_module
+    text came from OCR (no text layer, or one that is not language: the extractor's rule) is searched in what the OCR
+    cache kept for it: its words located by their boxes, and the page's text is the recognised text."""
+    from desktop_search.core.extract.pdf import page_layer, pymupdf_module, unreadable_layer
 
     pymupdf = pymupdf_module()
     with _document(path) as doc:
@@ -113,14 +114,18 @@ def render_pdf_page(
         def scaled(rects: Iterable[Any]) -> list[tuple[float, float, float, float]]:
             return [(r[0] * zoom, r[1] * zoom, r[2] * zoom, r[3] * zoom) for r in rects]
 
-        term_rects = scaled(term_boxes(pg, terms))
-        passage_rects: list[tuple[float, float, float, float]] = []
-        # The passage is located line by line: a chunk spans many lines and search_for works within lines.
         passage_lines = [ln.strip() for ln in passage.splitlines() if len(ln.strip()) >= 8][:60]
-        for line in passage_lines:
-            passage_rects.extend(scaled(pg.search_for(line[:80])))
-        if not term_rects and not passage_rects and not pg.get_text("text").strip():
-            term_rects, passage_rects = _ocr_rects(pg, terms, passage_lines, zoom, ocr_cache_dir)
+        recognised = _recognised(pg, ocr_cache_dir) if unreadable_layer(page_layer(pg)) else None
+        if recognised is not None:
+            term_rects, passage_rects = _ocr_rects(recognised, terms, passage_lines, zoom)
+            text = recognised.text
+        else:
+            term_rects = scaled(term_boxes(pg, terms))
+            passage_rects = []
+            # The passage is located line by line: a chunk spans many lines and search_for works within lines.
+            for line in passage_lines:
+                passage_rects.extend(scaled(pg.search_for(line[:80])))
+            text = pg.get_text(sort=True)
         return RenderedPage(
             path=str(path),
             page=number,
@@ -132,19 +137,20 @@ def render_pdf_page(
             term_rects=term_rects,
             passage_rects=passage_rects,
             zoom=zoom,
-            text=pg.get_text(sort=True),
+            text=text,
         )
 
 
-def _ocr_rects(pg: Any, terms: Sequence[str], passage_lines: list[str], zoom: float,
-               cache_dir: str | Path | None) -> tuple[list[Rect], list[Rect]]:
+def _recognised(pg: Any, cache_dir: str | Path | None) -> Any:  # OcrPage | None
+    """What OCR read on this page when it was indexed (None: it never was)."""
     from desktop_search.config import default_cache_dir
     from desktop_search.core.extract.ocr import cached_page
 
-    recognised, _ = cached_page(pg, str(cache_dir or default_cache_dir() / "ocr"))
-    if recognised is None:
-        return [], []
+    return cached_page(pg, str(cache_dir or default_cache_dir() / "ocr"))[0]
 
+
+def _ocr_rects(recognised: Any, terms: Sequence[str], passage_lines: list[str],
+               zoom: float) -> tuple[list[Rect], list[Rect]]:
     def scaled(boxes: Iterable[tuple[float, float, float, float]]) -> list[Rect]:
         return [(x0 * zoom, y0 * zoom, x1 * zoom, y1 * zoom) for x0, y0, x1, y1 in boxes]
 

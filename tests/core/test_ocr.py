@@ -108,6 +108,28 @@ def test_indexed_scan_is_searchable_highlighted_and_never_ocrd_twice(tmp_path, s
         pool.close()
 
 
+def test_a_page_whose_text_layer_is_garbage_is_previewed_from_what_ocr_read(tmp_path):
+    # A bad OCR layer over a scan (symbols, not language): the page is indexed from OCR, and the preview must mark
+    # the words where OCR found them and show the recognised text, not search the garbage layer.
+    path = tmp_path / "docs" / "bad-layer.pdf"
+    path.parent.mkdir()
+    doc = pymupdf.open()
+    page = doc.new_page(width=420, height=595)
+    page.insert_image(page.rect, pixmap=_scan(SCANNED_LINES[:2]))
+    page.insert_textbox(pymupdf.Rect(40, 300, 380, 560), " ".join(["#%&*@ 17!$ ~^|=;"] * 20), fontsize=10,
+                        render_mode=3)  # invisible, as an OCR layer is
+    doc.save(str(path))
+    cache = tmp_path / "ocr-cache"
+    res = extract(path, ExtractOptions(ocr_cache_dir=str(cache)))
+    assert res.ok and res.ocr_pages == 1 and "gannets" in res.pages[0].text
+    rendered = render_pdf_page(path, 1, terms=["gannets"], passage=res.pages[0].text, ocr_cache_dir=cache)
+    assert len(rendered.term_rects) == 1 and rendered.passage_rects
+    zoom = rendered.width / 420
+    x0, y0, x1, y1 = rendered.term_rects[0]
+    assert 95 * zoom < y0 < y1 < 130 * zoom and 150 * zoom < x0 < x1 < 380 * zoom  # second line, right half
+    assert "gannets" in rendered.text and "#%&*@" not in rendered.text
+
+
 def test_images_are_ocrd_including_every_page_of_a_tiff(tmp_path):
     from PIL import Image
 

@@ -173,7 +173,6 @@ def _read_pages(src: Source, doc: Any, label: str) -> Extraction:
     failed: list[int] = []
     first_error = ""
     unmapped_on: dict[int, int] = {}  # U+FFFD per page: glyphs whose font has no Unicode mapping
-    flags = _text_flags()
     for index in range(page_count):
         # Checked between pages (a MuPDF call cannot be interrupted); a document whose last page
         # finishes late is complete, so only stopping early counts as a timeout.
@@ -187,12 +186,11 @@ def _read_pages(src: Source, doc: Any, label: str) -> Extraction:
             )
         number = index + 1
         try:
-            raw = doc[index].get_text("text", flags=flags, sort=False)
+            text = page_layer(doc[index])
         except Exception as exc:  # noqa: BLE001 - one broken page must not lose the others
             failed.append(number)
             first_error = first_error or describe(exc)
             continue
-        text = _clean_pdf_text(raw)
         unmapped_on[number] = text.count("\ufffd")
         if text.replace("\ufffd", "").strip():
             pages.append(Page(number=number, text=text))
@@ -311,6 +309,17 @@ def _ocr_pages(src: Source, doc: Any, numbers: list[int], pages: list[Page],
 
 
 _WORDLIKE = re.compile(r"[^\W\d_]", re.UNICODE)
+
+
+def unreadable_layer(text: str) -> bool:
+    """A page text layer the extractor may replace by OCR (when the page can be recognised): nothing but white
+    space and U+FFFD (no layer, or fonts without a Unicode mapping), or not language at all (a bad OCR layer)."""
+    return not text.replace("\ufffd", "").strip() or _is_garbage(text)
+
+
+def page_layer(page: Any) -> str:
+    """A MuPDF page's text layer as the extractor reads it."""
+    return _clean_pdf_text(page.get_text("text", flags=_text_flags(), sort=False))
 
 
 def _is_garbage(text: str) -> bool:
