@@ -80,12 +80,17 @@ def term_boxes(pg: Any, terms: Sequence[str]) -> list[tuple[float, float, float,
     return boxes
 
 
-def pages_with_hits(path: str | Path, terms: Sequence[str]) -> list[int]:
-    """1-based numbers of the pages where the highlight rule marks something, for next/previous hit."""
+def pages_with_hits(path: str | Path, terms: Sequence[str],
+                    indexed: Iterable[tuple[int | None, str]] = ()) -> list[int]:
+    """1-based numbers of the pages where the highlight rule marks something, for next/previous hit: in the text
+    layer, and in the file's ``indexed`` passages ((page, text) as the index holds them), which have what OCR read
+    on pages without a readable layer (recognising those pages again here would take seconds each)."""
     if not terms:
         return []
+    pages = {page for page, text in indexed if page and highlight_spans(" ".join(text.split()), terms)}
     with _document(path) as doc:
-        return [i + 1 for i, pg in enumerate(doc) if highlight_spans(" ".join(pg.get_text().split()), terms)]
+        pages |= {i + 1 for i, pg in enumerate(doc) if highlight_spans(" ".join(pg.get_text().split()), terms)}
+        return sorted(p for p in pages if p <= doc.page_count)
 
 
 def render_pdf_page(

@@ -227,6 +227,7 @@ class MainWindow(QMainWindow):
         self._refresh_folder_filter()
         self.folders_panel.set_folders(self.prefs.folders())
         self.preview.path_map = services.settings.paths
+        self.preview.indexed_passages = services.indexed_passages
         if services.shared:  # search only: the team's indexing machine owns the folders
             self.folders_dock.hide()
             self.folders_dock.toggleViewAction().setEnabled(False)

@@ -7,6 +7,7 @@ in the render pool; the pane only paints the result.
 from __future__ import annotations
 
 import html
+from typing import Callable
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from shiboken6 import isValid  # a render may finish after its pane was closed: its result is dropped
@@ -74,6 +75,9 @@ class PreviewPane(QWidget):
         from desktop_search.core.pathmap import PathMap
 
         self.path_map = PathMap()  # a shared index's paths -> this machine's (the window sets it)
+        # A file's passages as indexed, (page, text) (the window sets it): next/previous hit finds pages whose text
+        # came from OCR there.
+        self.indexed_passages: Callable[[str], list[tuple[int | None, str]]] | None = None
         self.hit = None
         self.terms: list[str] = []
         self.page_count = 0
@@ -207,10 +211,12 @@ class PreviewPane(QWidget):
             self.show_page(pages[0] if direction > 0 else pages[-1])
 
     def _find_hit_pages(self, hit, terms) -> None:
+        passages = self.indexed_passages
+
         def run():
             from desktop_search.core.render import pages_with_hits
 
-            return pages_with_hits(self._local(hit.path), terms)
+            return pages_with_hits(self._local(hit.path), terms, passages(hit.path) if passages else ())
 
         task = Task(run)
         task.signals.result.connect(lambda pages, h=hit: isValid(self) and self._on_hit_pages(h, pages))

@@ -275,6 +275,11 @@ class Services(QObject):
         if ok and self.encoder is None and not self._closing:
             self.load_model()
 
+    def indexed_passages(self, path: str) -> list[tuple[int | None, str]]:
+        """(page, text) of the file's passages as the index holds them (none without an index); for any pool."""
+        store = self.store
+        return [(row.page, row.text) for row in store.chunks_of(path)] if store is not None else []
+
     # -- OCR model packs (more scripts) --------------------------------------------------------------------
     def ocr_packs(self) -> tuple[Any, ...]:
         from desktop_search.core import ocr_models

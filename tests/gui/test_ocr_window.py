@@ -39,3 +39,10 @@ def test_scanned_pdf_is_found_and_highlighted_in_the_window(make_window, qtbot, 
         window.view.setCurrentIndex(window.model.index(0, 0))
     assert blocker.args == [2]  # the scanned page, not the typed cover
     assert len(window.preview.shown.term_rects) == 1 and window.preview.shown.passage_rects
+    # Next/previous hit knows the scanned page matches (from the index: it has no text layer to search).
+    qtbot.waitUntil(lambda: window.preview.hit_pages == [2], timeout=30_000)
+    assert "1 page match" in window.preview.next_hit_btn.toolTip()
+    search(qtbot, window, "harbour")
+    with qtbot.waitSignal(window.preview.rendered, timeout=60_000):
+        window.view.setCurrentIndex(window.model.index(0, 0))
+    qtbot.waitUntil(lambda: window.preview.hit_pages == [1], timeout=30_000)  # the typed page's own layer
