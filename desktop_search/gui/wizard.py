@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QRadioButton,
+    QStyle,
     QVBoxLayout,
     QWizard,
     QWizardPage,
@@ -271,11 +272,15 @@ class OcrModelsPage(QWizardPage):
         self.setSubTitle("Scanned pages and images are read in Chinese and English out of the box. Recognition "
                          "models for more scripts are downloaded here, pinned and verified by SHA-256.")
         self.boxes: dict[str, QCheckBox] = {}
+        self.about: dict[str, QLabel] = {}  # under each box: the recogniser, download size and licence (wrapped)
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.endpoint = QLineEdit(services.prefs.get(Key.OCR_ENDPOINT))
         self.endpoint.setPlaceholderText("the package index's file host, or your mirror")
         self.primary = QComboBox()
+        # A pack's label is long: the box must not widen the wizard (nor make it jump wider on this page).
+        self.primary.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.primary.setMinimumContentsLength(24)
         self.install_btn = QPushButton("Install selected")
         self.stop_btn = QPushButton("Pause")
         self.bar = QProgressBar()
@@ -289,11 +294,19 @@ class OcrModelsPage(QWizardPage):
             packs = ()
             self.status.setText(f"The list of OCR models cannot be read: {e}")
         self.packs = packs
+        indent = self.style().pixelMetric(QStyle.PixelMetric.PM_IndicatorWidth) + \
+            self.style().pixelMetric(QStyle.PixelMetric.PM_CheckBoxLabelSpacing)
         for pack in packs:
-            box = QCheckBox(f"{pack.label} — {format_bytes(pack.size)} download · {pack.licence}")
-            self.boxes[pack.id] = box
+            scripts, _, engine = pack.label.partition(": ")  # "Japanese, Greek …: PP-OCRv5 recogniser"
+            box = QCheckBox(scripts)
+            about = QLabel(f"{engine + ' — ' if engine else ''}{format_bytes(pack.size)} download · {pack.licence}")
+            about.setWordWrap(True)
+            about.setContentsMargins(indent, 0, 0, 0)
+            box.setAccessibleDescription(about.text())
+            self.boxes[pack.id], self.about[pack.id] = box, about
             box.toggled.connect(lambda _on: self._update_install())
             lay.addWidget(box)
+            lay.addWidget(about)
         form = QFormLayout()
         form.addRow("Download from", self.endpoint)
         form.addRow("Read every page first with", self.primary)

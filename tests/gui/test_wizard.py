@@ -201,7 +201,8 @@ def test_wizard_offers_ocr_models_installs_and_verifies_one_and_keeps_the_choice
         walk_to(qtbot, wizard, wizard.ocr_page)
         page = wizard.ocr_page
         box = page.boxes["testpack"]
-        assert "Test script" in box.text() and "Apache-2.0" in box.text() and not page.install_btn.isEnabled()
+        assert "Test script" in box.text() and "Apache-2.0" in page.about["testpack"].text()
+        assert not page.install_btn.isEnabled()
         box.setChecked(True)
         page.endpoint.setText(srv.url)
         with qtbot.waitSignal(services.ocr_models_done, timeout=120_000) as done:
@@ -212,4 +213,21 @@ def test_wizard_offers_ocr_models_installs_and_verifies_one_and_keeps_the_choice
     # The installed recogniser can be chosen to read every page first; the choice reaches indexing.
     page.primary.setCurrentIndex(page.primary.findData("testpack"))
     assert services.prefs.get(Key.OCR_PRIMARY) == "testpack" and services.settings.ocr_primary == "testpack"
+    wizard.reject()
+
+
+def test_the_ocr_page_with_the_shipped_packs_fits_the_wizard_without_widening_it(make_window, qtbot):
+    _services, window = make_window()
+    wizard = window.open_wizard()
+    qtbot.addWidget(wizard)
+    wizard.show()
+    qtbot.waitExposed(wizard)
+    width = wizard.width()
+    walk_to(qtbot, wizard, wizard.ocr_page)
+    page = wizard.ocr_page
+    (about,) = page.about.values()  # the shipped pack: a long name, size and licence
+    assert "PP-OCRv5" in about.text() and about.wordWrap()
+    assert wizard.width() == width and page.minimumSizeHint().width() <= page.width()
+    walk_to(qtbot, wizard, wizard.folders_page)
+    assert wizard.width() == width
     wizard.reject()
