@@ -94,7 +94,8 @@ def _ram_gb() -> float | None:
             return None
 
 
-def _free_gb(path: Path) -> float | None:
+def free_gb(path: Path) -> float | None:
+    """Free space (GB) on the disk ``path`` is or will be on (None: cannot be asked)."""
     p = Path(path)
     while not p.exists() and p != p.parent:
         p = p.parent  # the folder may not exist yet: ask about the disk it will be on
@@ -108,7 +109,7 @@ def detect(locations: dict[str, Path] | None = None) -> Hardware:
     name, mem = _nvidia()
     disks = {}
     for label, path in (locations or {}).items():
-        gb = _free_gb(path)
+        gb = free_gb(path)
         if gb is not None:
             disks[label] = gb
     return Hardware(

@@ -226,6 +226,19 @@ class Services(QObject):
 
         return models.Manifest.load(self.manifest_path or models.default_manifest_path())
 
+    def model_download_size(self) -> tuple[int, int] | None:
+        """(bytes still to download, bytes of the whole model) for the pinned manifest, counting files and partial
+        downloads already in the model folder (cheap: sizes, no hashing); None when the manifest cannot be read."""
+        from desktop_search.core import models
+
+        try:
+            status = models.model_status(self._manifest(), self.settings.model_dir)
+        except (models.ModelError, OSError, ValueError):
+            return None
+        left = sum(f["size"] - (f["bytes"] if f["present"] else min(f["partial_bytes"], f["size"]))
+                   for f in status["files"])
+        return left, status["bytes_total"]
+
     def download_model(self, endpoint: str | None = None, proxy: str | None = None) -> None:
         """Download (resuming any partial files), verify, then load the model and catch up on encoding."""
         from desktop_search.core import models

@@ -187,8 +187,29 @@ class ModelPage(QWizardPage):
 
     def initializePage(self) -> None:
         if not self.verified() and not self.services.model_busy:
-            self.status.setText(f"The model is not installed yet. It will be stored in {self.services.settings.model_dir}.")
+            self.status.setText(self.plan())
         self._refresh()
+
+    def plan(self) -> str:
+        """What pressing Download will fetch, where it goes and whether it fits there."""
+        from desktop_search.core.hardware import free_gb
+
+        where = self.services.settings.model_dir
+        size = self.services.model_download_size()
+        if size is None:
+            return f"The model is not installed yet. It will be stored in {where}."
+        left, total = size
+        text = f"The model is not installed yet: {format_bytes(left)} to download"
+        if left < total:
+            text += f" (of {format_bytes(total)}: the rest is here from an earlier download)"
+        text += f", stored in {where}"
+        free = free_gb(where)
+        if free is None:
+            return text + "."
+        text += f" ({free:.1f} GB free there)."
+        if free * 1024**3 < left:
+            text += " That is not enough: free some space, or choose another model folder in Settings."
+        return text
 
     def verified(self) -> bool:
         from desktop_search.core.models import verification_problem

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
+from desktop_search.core import hardware, models
+from desktop_search.formatting import format_bytes
 from desktop_search.gui.prefs import Key
 from desktop_search.gui.wizard import SetupWizard, progress_text
 from tests.model_server import ModelServer
@@ -44,6 +46,9 @@ def test_wizard_downloads_verifies_and_finishes_into_semantic_search(fresh, qtbo
     walk_to(qtbot, wizard, wizard.model_page)
     page = wizard.model_page
     assert not page.verified() and page.download_btn.isEnabled()
+    # Before pressing Download: how much it fetches, where to, and the space there.
+    total = models.Manifest.load(services.manifest_path).total_bytes()
+    assert f"{format_bytes(total)} to download" in page.status.text() and "GB free there" in page.status.text()
     page.endpoint.setText(server.url)
     with qtbot.waitSignal(services.model_done, timeout=120_000) as done:
         qtbot.mouseClick(page.download_btn, Qt.MouseButton.LeftButton)
@@ -230,4 +235,24 @@ def test_the_ocr_page_with_the_shipped_packs_fits_the_wizard_without_widening_it
     assert wizard.width() == width and page.minimumSizeHint().width() <= page.width()
     walk_to(qtbot, wizard, wizard.folders_page)
     assert wizard.width() == width
+    wizard.reject()
+
+
+def test_the_model_page_counts_an_earlier_partial_download_and_says_when_the_disk_is_too_full(fresh, qtbot,
+                                                                                             monkeypatch):
+    services, window = fresh
+    manifest = models.Manifest.load(services.manifest_path)
+    big = max(manifest.files, key=lambda f: f.size)
+    folder = services.settings.model_dir
+    folder.mkdir(parents=True)
+    (folder / (big.path + models.PART_SUFFIX)).write_bytes(b"\0" * (big.size // 2))
+    wizard = window.open_wizard()
+    qtbot.addWidget(wizard)
+    walk_to(qtbot, wizard, wizard.model_page)
+    text = wizard.model_page.status.text()
+    left = manifest.total_bytes() - big.size // 2
+    assert f"{format_bytes(left)} to download (of {format_bytes(manifest.total_bytes())}" in text
+    assert "earlier download" in text and "not enough" not in text
+    monkeypatch.setattr(hardware, "free_gb", lambda _path: 0.0)
+    assert "not enough: free some space" in wizard.model_page.plan()
     wizard.reject()
