@@ -36,7 +36,7 @@ COLBERT_COST = {
 
 # The CPU encoder (figures from benchmarks/bench_encode.py and bench_query.py, 2 cores, full-size BGE-M3).
 CPU_PRECISION_TEXT = {
-    "int8": "int8 — fast: about 3x the tokens/s of fp32, 32-token queries in ~50 ms; checked against fp32 at "
+    "int8": "int8 — fast: about 3x the tokens/s of fp32, 32-token queries in ~45 ms; checked against fp32 at "
             "every load (dense cosine >= 0.99), fp32 is used instead if the check fails",
     "fp32": "fp32 — exact FlagEmbedding forward pass: scores identical to BGEM3FlagModel, about 3x slower",
 }
