@@ -115,6 +115,9 @@ class Settings:
     # the installed one that reads every page first (the user's choice; "" = the bundled Chinese/English models).
     ocr_models_dir: Path = field(default_factory=lambda: default_model_dir().parent / "ocr")
     ocr_primary: str = ""
+    # Passwords the user gave for protected PDFs (--passwords-file, the failures list): tried on each protected
+    # file; never written to the settings file or shown in a repr.
+    document_passwords: tuple[str, ...] = field(default=(), repr=False)
     # A shared index on object storage (``s3://bucket/prefix``); empty: the local ``index_dir``. Storage options
     # (endpoint, region, profile, allow_http ...) go with it; secrets are never kept here (see core/location.py).
     index_uri: str = ""

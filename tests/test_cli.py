@@ -164,3 +164,27 @@ def test_gui_starts_offscreen_and_quits_cleanly(tmp_path):
                           capture_output=True, text=True, cwd=REPO, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1])["gui_smoke"]["index_ready"] is True
+
+
+def test_protected_pdfs_are_indexed_with_a_passwords_file_and_the_passwords_are_kept_nowhere(capsys, tmp_path):
+    import pymupdf
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    doc = pymupdf.open()
+    doc.new_page().insert_text((72, 72), "Quarterly payslip for the lighthouse keeper", fontsize=12)
+    doc.save(str(docs / "payslip.pdf"), encryption=pymupdf.PDF_ENCRYPT_AES_256, user_pw="s3cret!", owner_pw="hr")
+    where = ["--index-dir", tmp_path / "idx"]
+    code, out, err = cli(capsys, "index", docs, "--keyword-only", *where)
+    assert code == 0 and "1 failed" in out and "password-protected PDF (AES-256); no password known" in err
+    passwords = tmp_path / "passwords.txt"
+    passwords.write_text("wrong\n\ns3cret!\n", "utf-8")
+    # The file failed as protected and has not changed: with passwords it is tried again, and opens.
+    code, out, err = cli(capsys, "index", docs, "--keyword-only", "--passwords-file", passwords, *where)
+    assert code == 0 and "indexed 1 files" in out and "0 failed" in out, out + err
+    code, out, _ = cli(capsys, "search", "payslip", "--mode", "keyword", "--json", *where)
+    assert [Path(h["path"]).name for h in json.loads(out)["hits"]] == ["payslip.pdf"]
+    # Nothing of the passwords file is kept: not in the index folder, not in the settings.
+    assert not any(b"s3cret!" in f.read_bytes() for f in (tmp_path / "idx").rglob("*") if f.is_file())
+    code, _out, err = cli(capsys, "index", docs, "--keyword-only", "--passwords-file", tmp_path / "nope.txt", *where)
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "cannot read the passwords file" in err

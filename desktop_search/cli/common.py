@@ -48,6 +48,17 @@ def add_common(p: argparse.ArgumentParser, *, model: bool = True) -> None:
         )
 
 
+def read_passwords(path: Path | None) -> tuple[str, ...] | None:
+    """The passwords in ``path``, one per line (line ends stripped, empty lines skipped); None without a file."""
+    if path is None:
+        return None
+    try:
+        lines = path.read_text("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise CliError(f"cannot read the passwords file {path}: {e}") from None
+    return tuple(dict.fromkeys(line for line in lines if line))
+
+
 def settings_from_args(args: argparse.Namespace) -> config.Settings:
     weights = None
     if getattr(args, "weights", None):
@@ -69,6 +80,7 @@ def settings_from_args(args: argparse.Namespace) -> config.Settings:
             ocr=False if getattr(args, "no_ocr", False) else None,
             ocr_primary=getattr(args, "ocr_primary", None),
             ocr_models_dir=getattr(args, "ocr_models_dir", None),
+            document_passwords=read_passwords(getattr(args, "passwords_file", None)),
             fusion=getattr(args, "fusion", None),
             keyword_weight=getattr(args, "keyword_weight", None),
         )

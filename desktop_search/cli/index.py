@@ -34,7 +34,11 @@ def _writer_parser(sub: Any, name: str, help: str, metavar: str) -> argparse.Arg
                         "`desktop-search model ocr-packs`); the bundled models read what it cannot")
     p.add_argument("--ocr-dir", type=Path, metavar="D", dest="ocr_models_dir",
                    help="where OCR packs are installed (default: the folder `ocr` beside the model folder)")
+    p.add_argument("--passwords-file", type=Path, metavar="FILE",
+                   help="passwords for protected PDFs, one per line, tried on each protected file (files that "
+                        "failed as protected are tried again); the passwords are not stored")
     return p
+
 
 
 def check_ocr_pack(settings: Any) -> None:

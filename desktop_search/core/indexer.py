@@ -428,7 +428,10 @@ class Indexer:
                 else:
                     report.unchanged += 1
                 continue
-            if rec is not None and rec.status in ("indexed", "failed") and rec.size == st.st_size:
+            # A protected file that failed is tried again while the user has given passwords (one may open it now).
+            retry_locked = rec is not None and rec.reason == Reason.ENCRYPTED.value and bool(
+                self.settings.document_passwords)
+            if rec is not None and rec.status in ("indexed", "failed") and rec.size == st.st_size and not retry_locked:
                 if rec.mtime_ns == st.st_mtime_ns:
                     report.unchanged += 1
                     continue
@@ -551,6 +554,7 @@ class Indexer:
             ocr=self.settings.ocr, ocr_cache_dir=str(self.settings.ocr_cache_dir),
             ocr_models_dir=str(self.settings.ocr_models_dir), ocr_primary=self.settings.ocr_primary,
             ocr_manifest=str(ocr_models.default_manifest_path()),
+            passwords=self.settings.document_passwords,
             # Each extraction worker may be recognising a page at once: share the cores instead of each taking all.
             ocr_threads=max(1, (os.cpu_count() or 1) // max(1, self.settings.extract_workers)),
         )

@@ -46,12 +46,12 @@ Rect = tuple[float, float, float, float]  # x0, y0, x1, y1
 
 
 @contextmanager
-def _document(path: str | Path) -> Iterator[Any]:
-    from desktop_search.core.extract.pdf import MUPDF_LOCK, open_document
+def _document(path: str | Path, passwords: Sequence[str] = ()) -> Iterator[Any]:
+    from desktop_search.core.extract.pdf import MUPDF_LOCK, open_document, unlock
 
     data = Path(path).read_bytes()
     with MUPDF_LOCK, open_document(data, Path(path).suffix.lower().lstrip(".") or "pdf") as doc:
-        if doc.needs_pass and not doc.authenticate(""):
+        if not unlock(doc, passwords):
             raise ValueError("the document is password-protected")
         yield doc
 
@@ -81,14 +81,14 @@ def term_boxes(pg: Any, terms: Sequence[str]) -> list[tuple[float, float, float,
 
 
 def pages_with_hits(path: str | Path, terms: Sequence[str],
-                    indexed: Iterable[tuple[int | None, str]] = ()) -> list[int]:
+                    indexed: Iterable[tuple[int | None, str]] = (), passwords: Sequence[str] = ()) -> list[int]:
     """1-based numbers of the pages where the highlight rule marks something, for next/previous hit: in the text
     layer, and in the file's ``indexed`` passages ((page, text) as the index holds them), which have what OCR read
     on pages without a readable layer (recognising those pages again here would take seconds each)."""
     if not terms:
         return []
     pages = {page for page, text in indexed if page and highlight_spans(" ".join(text.split()), terms)}
-    with _document(path) as doc:
+    with _document(path, passwords) as doc:
         pages |= {i + 1 for i, pg in enumerate(doc) if highlight_spans(" ".join(pg.get_text().split()), terms)}
         return sorted(p for p in pages if p <= doc.page_count)
 
@@ -96,6 +96,7 @@ def pages_with_hits(path: str | Path, terms: Sequence[str],
 def render_pdf_page(
     path: str | Path, page: int, *, terms: Sequence[str] = (), passage: str = "", zoom: float = 1.5,
     fit_width: int | None = None, fit_height: int | None = None, ocr_cache_dir: str | Path | None = None,
+    passwords: Sequence[str] = (),
 ) -> RenderedPage:
     """Render page ``page`` (1-based, clamped to the document) and locate the terms and the passage on it.
     With ``fit_width`` (pixels) the zoom is chosen so the page fills that width; with ``fit_height`` as well, so
@@ -105,7 +106,7 @@ def render_pdf_page(
     from desktop_search.core.extract.pdf import page_layer, pymupdf_module, unreadable_layer
 
     pymupdf = pymupdf_module()
-    with _document(path) as doc:
+    with _document(path, passwords) as doc:
         count = doc.page_count
         number = min(max(1, page), count)
         pg = doc[number - 1]

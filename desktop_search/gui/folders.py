@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QHeaderView,
+    QInputDialog,
     QLineEdit,
     QPushButton,
     QTableView,
@@ -181,6 +182,7 @@ class FailuresDialog(QDialog):
 
     retry_requested = Signal(list)
     open_requested = Signal(str)
+    password_given = Signal(str, list)  # a password for the selected protected files, and those files
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -195,10 +197,15 @@ class FailuresDialog(QDialog):
         self.table.verticalHeader().setVisible(False)
         self.retry_btn = QPushButton("Retry selected")
         self.open_btn = QPushButton("Open")
+        self.password_btn = QPushButton("Enter password…")
+        self.password_btn.setToolTip("Open the selected password-protected PDFs with their password and index "
+                                     "them (the password is kept for this session only, never written anywhere)")
+        self.password_btn.setEnabled(False)
         close = QPushButton("Close")
         row = QHBoxLayout()
         row.addWidget(self.retry_btn)
         row.addWidget(self.open_btn)
+        row.addWidget(self.password_btn)
         row.addStretch(1)
         row.addWidget(close)
         lay = QVBoxLayout(self)
@@ -207,7 +214,10 @@ class FailuresDialog(QDialog):
         close.clicked.connect(self.accept)
         self.retry_btn.clicked.connect(lambda: self.retry_requested.emit(self.selected_paths()))
         self.open_btn.clicked.connect(self._open)
+        self.password_btn.clicked.connect(self._ask_password)
         self.table.doubleClicked.connect(lambda _i: self._open())
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self.password_btn.setEnabled(
+            bool(self.locked_paths())))
 
     def set_failures(self, failures: list[tuple[str, str, str]]) -> None:
         self.model.removeRows(0, self.model.rowCount())
@@ -230,6 +240,21 @@ class FailuresDialog(QDialog):
     def selected_paths(self) -> list[str]:
         rows = {i.row() for i in self.table.selectionModel().selectedRows()}
         return [self.model.item(r, 0).data(Qt.ItemDataRole.UserRole) for r in sorted(rows)]
+
+    def locked_paths(self) -> list[str]:
+        """The selected files that failed as password-protected."""
+        rows = {i.row() for i in self.table.selectionModel().selectedRows()}
+        return [self.model.item(r, 0).data(Qt.ItemDataRole.UserRole) for r in sorted(rows)
+                if self.model.item(r, 1).data(Qt.ItemDataRole.UserRole) == "encrypted"]
+
+    def _ask_password(self) -> None:
+        paths = self.locked_paths()
+        if not paths:
+            return
+        what = os.path.basename(paths[0]) if len(paths) == 1 else f"the {len(paths)} selected files"
+        password, ok = QInputDialog.getText(self, "Password", f"Password for {what}:", QLineEdit.EchoMode.Password)
+        if ok and password:
+            self.password_given.emit(password, paths)
 
     def _open(self) -> None:
         paths = self.selected_paths()

@@ -228,6 +228,7 @@ class MainWindow(QMainWindow):
         self.folders_panel.set_folders(self.prefs.folders())
         self.preview.path_map = services.settings.paths
         self.preview.indexed_passages = services.indexed_passages
+        self.preview.passwords = lambda: services.settings.document_passwords
         if services.shared:  # search only: the team's indexing machine owns the folders
             self.folders_dock.hide()
             self.folders_dock.toggleViewAction().setEnabled(False)
@@ -754,10 +755,16 @@ class MainWindow(QMainWindow):
             dlg = FailuresDialog(self)
             dlg.retry_requested.connect(self._retry)
             dlg.open_requested.connect(lambda p: opener.open_document(fs_path(p)))
+            dlg.password_given.connect(self._unlock)
             self._failures_dialog = dlg
         self._failures_dialog.set_failures(self._last_stats.get("failures", []))
         self._failures_dialog.show()
         return self._failures_dialog
+
+    def _unlock(self, password: str, paths: list[str]) -> None:
+        """A password for protected files: tried on them now (and on any protected file for this session)."""
+        self.services.add_document_password(password)
+        self._retry(paths)
 
     def _retry(self, paths: list[str]) -> None:
         if paths:

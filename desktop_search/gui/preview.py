@@ -78,6 +78,7 @@ class PreviewPane(QWidget):
         # A file's passages as indexed, (page, text) (the window sets it): next/previous hit finds pages whose text
         # came from OCR there.
         self.indexed_passages: Callable[[str], list[tuple[int | None, str]]] | None = None
+        self.passwords: Callable[[], tuple[str, ...]] = tuple  # the session's document passwords (the window sets it)
         self.hit = None
         self.terms: list[str] = []
         self.page_count = 0
@@ -211,12 +212,12 @@ class PreviewPane(QWidget):
             self.show_page(pages[0] if direction > 0 else pages[-1])
 
     def _find_hit_pages(self, hit, terms) -> None:
-        passages = self.indexed_passages
+        passages, passwords = self.indexed_passages, self.passwords()
 
         def run():
             from desktop_search.core.render import pages_with_hits
 
-            return pages_with_hits(self._local(hit.path), terms, passages(hit.path) if passages else ())
+            return pages_with_hits(self._local(hit.path), terms, passages(hit.path) if passages else (), passwords)
 
         task = Task(run)
         task.signals.result.connect(lambda pages, h=hit: isValid(self) and self._on_hit_pages(h, pages))
@@ -255,12 +256,12 @@ class PreviewPane(QWidget):
         kwargs = {"zoom": self.zoom * dpr}
         if self.fit:
             kwargs = {"fit_width": fit_w, "fit_height": fit_h if self.fit == "page" else None}
-        terms = self.terms
+        terms, passwords = self.terms, self.passwords()
 
         def run():
             from desktop_search.core.render import render_pdf_page
 
-            r = render_pdf_page(self._local(hit.path), page, terms=terms, passage=passage, **kwargs)
+            r = render_pdf_page(self._local(hit.path), page, terms=terms, passage=passage, passwords=passwords, **kwargs)
             return r, _to_image(r)
 
         task = Task(run)

@@ -288,6 +288,12 @@ class Services(QObject):
         if ok and self.encoder is None and not self._closing:
             self.load_model()
 
+    def add_document_password(self, password: str) -> None:
+        """Try ``password`` on protected PDFs from now on (indexing and preview), for this session only: it is
+        never written to the settings file, the index or a log."""
+        if password and password not in self.settings.document_passwords:
+            self.settings = self.settings.with_(document_passwords=(*self.settings.document_passwords, password))
+
     def indexed_passages(self, path: str) -> list[tuple[int | None, str]]:
         """(page, text) of the file's passages as the index holds them (none without an index); for any pool."""
         store = self.store

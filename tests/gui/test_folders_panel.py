@@ -99,3 +99,41 @@ def test_dir_in_the_query_narrows_to_any_subfolder(make_window, qtbot, docs):
     assert [Path(p).name for p in window.model.paths()] == ["observatory.pdf"]
     search(qtbot, window, "observatory dir:energy")
     assert window.model.paths() == []
+
+
+def test_a_password_given_in_the_failures_list_indexes_the_protected_pdf_for_this_session(make_window, qtbot,
+                                                                                         tmp_path, monkeypatch):
+    import pymupdf
+    from PySide6.QtCore import QItemSelectionModel, Qt
+    from PySide6.QtWidgets import QInputDialog
+
+    from tests.gui.test_main_window import shown_paths
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    doc = pymupdf.open()
+    doc.new_page().insert_text((72, 72), "Quarterly payslip for the lighthouse keeper", fontsize=12)
+    doc.save(str(docs / "payslip.pdf"), encryption=pymupdf.PDF_ENCRYPT_AES_256, user_pw="s3cret!", owner_pw="hr")
+    services, window = make_window([docs])
+    with qtbot.waitSignal(services.stats_ready, timeout=60_000, check_params_cb=lambda st: st["failed"] == 1):
+        services.index_folders(services.prefs.folders())
+    dlg = window.show_failures()
+    assert [r[1] for r in dlg.rows()] == ["encrypted"] and not dlg.password_btn.isEnabled()
+    dlg.table.selectionModel().select(dlg.model.index(0, 0), QItemSelectionModel.SelectionFlag.ClearAndSelect
+                                      | QItemSelectionModel.SelectionFlag.Rows)
+    assert dlg.password_btn.isEnabled()
+    monkeypatch.setattr(QInputDialog, "getText", staticmethod(lambda *a, **k: ("s3cret!", True)))
+    with qtbot.waitSignal(services.stats_ready, timeout=60_000, check_params_cb=lambda st: st["failed"] == 0):
+        qtbot.mouseClick(dlg.password_btn, Qt.MouseButton.LeftButton)
+    assert dlg.rows() == []  # no longer a failure
+    wait_idle(qtbot, services)
+    search(qtbot, window, "payslip")
+    assert [Path(p).name for p in shown_paths(window)] == ["payslip.pdf"]
+    with qtbot.waitSignal(window.preview.rendered, timeout=60_000):  # the preview opens it with the password
+        window.view.setCurrentIndex(window.model.index(0, 0))
+    assert window.preview.shown.term_rects
+    qtbot.waitUntil(lambda: window.preview.hit_pages == [1], timeout=30_000)  # F3 opens it too
+    # Kept for this session only: not in the settings file.
+    services.prefs._qs.sync()
+    assert services.prefs.path.is_file() and "s3cret!" not in services.prefs.path.read_text("utf-8")
+    dlg.close()

@@ -17,7 +17,7 @@ import os
 import re
 import stat
 import unicodedata
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from desktop_search.core.failures import REASONS, Failure, Reason  # REASONS re-exported: the codes of Reason
@@ -96,6 +96,8 @@ class ExtractOptions:
     # The packs' manifest (None: ocr_models.default_manifest_path()): resolved by the caller, since a worker
     # process may have been started before the caller's environment named another one.
     ocr_manifest: str | None = None
+    # Passwords the user gave for protected documents, tried in turn on a PDF that needs one (never in a repr).
+    passwords: tuple[str, ...] = field(default=(), repr=False)
 
     @staticmethod
     def given(options: "ExtractOptions | None", max_bytes: int | None = None,

@@ -19,7 +19,7 @@ import re
 import sys
 import threading
 import unicodedata
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from desktop_search.core.extract.base import (
     Extraction,
@@ -133,8 +133,27 @@ def _with_document(src: Source, filetype: str, label: str, read: Callable[[Sourc
             doc.close()
 
 
+def unlock(doc: Any, passwords: Sequence[str] = ()) -> bool:
+    """Open a protected document with the empty password (owner-password-only files: MuPDF normally does that
+    itself, this covers files where it does not) or one of the user's, as typed and as AES-256 (revision 6)
+    files expect it after SASLprep, which MuPDF does not apply (a soft hyphen dropped, "ª" read as "a");
+    False when none opens it."""
+    if not doc.needs_pass:
+        return True
+    tries = dict.fromkeys(("", *passwords, *(_saslprep(p) for p in passwords)))
+    return any(doc.authenticate(p) for p in tries)
+
+
+def _saslprep(password: str) -> str:
+    """RFC 4013's mapping and normalisation (without its prohibition checks: a wrong password just fails)."""
+    import stringprep
+
+    mapped = "".join(" " if stringprep.in_table_c12(c) else c for c in password if not stringprep.in_table_b1(c))
+    return unicodedata.normalize("NFKC", mapped)
+
+
 def _read_chapters(src: Source, doc: Any, label: str) -> Extraction:
-    if doc.needs_pass and not doc.authenticate(""):
+    if not unlock(doc, src.options.passwords):
         return src.fail(Reason.ENCRYPTED, f"this {label} is protected (DRM or password); it cannot be read")
     pages: list[Page] = []
     flags = _text_flags()
@@ -151,14 +170,12 @@ def _read_chapters(src: Source, doc: Any, label: str) -> Extraction:
 
 def _read_pages(src: Source, doc: Any, label: str) -> Extraction:
     warnings: list[str] = []
-    if doc.needs_pass:
-        # Owner-password-only files open with the empty user password; MuPDF normally does that
-        # itself, this covers files where it does not.
-        if not doc.authenticate(""):
-            method = _encryption_name(doc)
-            method = f" ({method})" if method else ""
-            return src.fail(Reason.ENCRYPTED, f"password-protected {label}{method}; no password known",
-                            mupdf_warning_note())
+    if doc.needs_pass and not unlock(doc, src.options.passwords):
+        method = _encryption_name(doc)
+        method = f" ({method})" if method else ""
+        tried = f"none of the {len(src.options.passwords)} passwords given opens it" if src.options.passwords \
+            else "no password known"
+        return src.fail(Reason.ENCRYPTED, f"password-protected {label}{method}; {tried}", mupdf_warning_note())
     try:
         page_count = doc.page_count
     except Exception as exc:  # noqa: BLE001
