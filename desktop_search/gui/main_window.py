@@ -229,6 +229,7 @@ class MainWindow(QMainWindow):
         self.preview.path_map = services.settings.paths
         self.preview.indexed_passages = services.indexed_passages
         self.preview.passwords = lambda: services.settings.document_passwords
+        self.preview.add_password = services.add_document_password
         if services.shared:  # search only: the team's indexing machine owns the folders
             self.folders_dock.hide()
             self.folders_dock.toggleViewAction().setEnabled(False)

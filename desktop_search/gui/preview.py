@@ -79,6 +79,7 @@ class PreviewPane(QWidget):
         # came from OCR there.
         self.indexed_passages: Callable[[str], list[tuple[int | None, str]]] | None = None
         self.passwords: Callable[[], tuple[str, ...]] = tuple  # the session's document passwords (the window sets it)
+        self.add_password: Callable[[str], None] | None = None  # keeps one for the session (the window sets it)
         self.hit = None
         self.terms: list[str] = []
         self.page_count = 0
@@ -141,6 +142,7 @@ class PreviewPane(QWidget):
         self.message = QLabel("")
         self.message.setWordWrap(True)
         self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.message.linkActivated.connect(self._on_link)
         self.stack = QStackedWidget()
         for w in (self.message, self.scroll, self.text):
             self.stack.addWidget(w)
@@ -347,9 +349,24 @@ class PreviewPane(QWidget):
         self.stack.setCurrentWidget(self.text)
         self.rendered.emit(0)
 
+    def _on_link(self, link: str) -> None:
+        if link != "password" or self.hit is None or self.add_password is None:
+            return
+        from PySide6.QtWidgets import QInputDialog, QLineEdit
+
+        name = self.hit.path.rsplit("/", 1)[-1]
+        password, ok = QInputDialog.getText(self, "Password", f"Password for {name}:", QLineEdit.EchoMode.Password)
+        if ok and password:
+            self.add_password(password)
+            self.show_hit(self.hit, self.terms)
+
     def _on_error(self, seq: int, message: str) -> None:
         if seq != self._seq:
             return
-        self.message.setText(f"Cannot preview this file: {message.splitlines()[0]}")
+        text = f"Cannot preview this file: {message.splitlines()[0]}"
+        ask = "password-protected" in message and self.add_password is not None
+        # Indexed with a password in an earlier session (passwords are never kept): a link asks for it again.
+        self.message.setTextFormat(Qt.TextFormat.RichText if ask else Qt.TextFormat.PlainText)
+        self.message.setText(f'{html.escape(text)}<br><a href="password">Enter its password…</a>' if ask else text)
         self.stack.setCurrentWidget(self.message)
         self.rendered.emit(-1)

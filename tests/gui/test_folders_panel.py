@@ -137,3 +137,13 @@ def test_a_password_given_in_the_failures_list_indexes_the_protected_pdf_for_thi
     services.prefs._qs.sync()
     assert services.prefs.path.is_file() and "s3cret!" not in services.prefs.path.read_text("utf-8")
     dlg.close()
+    # A later session (no password kept): the file stays indexed and found; its preview asks for the password.
+    services.settings = services.settings.with_(document_passwords=())
+    window.preview.clear()
+    with qtbot.waitSignal(window.preview.rendered, timeout=60_000) as failed:
+        window.preview.show_hit(window.model.hit_at(window.model.index(0, 0)), ["payslip"])
+    assert failed.args == [-1] and 'href="password"' in window.preview.message.text()
+    with qtbot.waitSignal(window.preview.rendered, timeout=60_000) as shown:
+        window.preview.message.linkActivated.emit("password")
+    assert shown.args == [1] and window.preview.shown.term_rects
+    qtbot.waitUntil(lambda: window.preview.hit_pages == [1], timeout=30_000)
