@@ -159,6 +159,17 @@ def _corpus_root() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
 
 
+def test_text_drawn_as_outlines_is_recognised_and_a_blank_page_costs_no_ocr(tmp_path):
+    # ocrmypdf/vector.pdf: its sentences are vector curves (no font, no image); a user sees text and expects it found.
+    pdfs = _corpus_root() / "pdfs"
+    cache = str(tmp_path / "cache")
+    res = extract(pdfs / "ocrmypdf/vector.pdf", ExtractOptions(ocr_cache_dir=cache))
+    assert res.ok and res.ocr_pages == 1, (res.reason, res.detail)
+    assert "OCR processing" in " ".join(res.pages[0].text.split())
+    blank = extract(pdfs / "ocrmypdf/blank.pdf", ExtractOptions(ocr_cache_dir=cache))
+    assert blank.reason == "no_text" and blank.ocr_pages == 0  # nothing drawn: not worth a recognition pass
+
+
 # A sample of the shared corpus's Latin-script scans (each page costs seconds of CPU): a brochure page (with its
 # fax-coded and JBIG2 versions' sibling), a French page with diacritics and an English article printed and
 # scanned. The whole category is checked by benchmarks/check_scanned_corpus.py (figures in benchmarks/README.md).

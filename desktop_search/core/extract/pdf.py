@@ -220,9 +220,11 @@ def _read_pages(src: Source, doc: Any, label: str) -> Extraction:
 
     ocr_done: list[int] = []
     if src.options.ocr:
-        # OCR'd: pages with no text but an image (scans), pages whose fonts cannot be mapped to Unicode (MuPDF
-        # still draws the glyphs), and pages whose text layer is garbage over an image (a bad OCR layer).
-        wanted = sorted(set(glyphs_only) | {n for n in textless + garbage if not doc.is_pdf or _has_images(doc, [n])})
+        # OCR'd: pages with no text but an image (scans) or many drawn shapes (text converted to outlines), pages
+        # whose fonts cannot be mapped to Unicode (MuPDF still draws the glyphs), and pages whose text layer is
+        # garbage over an image (a bad OCR layer).
+        wanted = sorted(set(glyphs_only) | {n for n in textless + garbage if not doc.is_pdf or _has_images(doc, [n])
+                                            or (n in textless and _drawn_like_text(doc, n))})
         stats = _ocr_pages(src, doc, wanted, pages, warnings)
         ocr_done = stats[0]
         textless = [n for n in textless if n not in ocr_done]
@@ -346,6 +348,18 @@ def _is_garbage(text: str) -> bool:
         return False
     letters = len(_WORDLIKE.findall(text))
     return letters / len(visible) < 0.45
+
+
+# Path segments on a page without text from which on it is recognised: text turned into outlines is thousands
+# (a glyph is 5-20 curves; the corpus's vector.pdf has 2,452), a rule or a frame a handful.
+DRAWN_TEXT_SEGMENTS = 200
+
+
+def _drawn_like_text(doc: Any, number: int) -> bool:
+    try:
+        return sum(len(path["items"]) for path in doc[number - 1].get_cdrawings()) >= DRAWN_TEXT_SEGMENTS
+    except Exception:  # noqa: BLE001 - a page whose drawing cannot be listed is simply not recognised
+        return False
 
 
 def _has_images(doc: Any, numbers: list[int]) -> bool:
