@@ -39,7 +39,15 @@ import numpy as np
 from desktop_search.config import Settings
 from desktop_search.core import ocr_models
 from desktop_search.core.chunk import Chunk, TokenSpans, TooManyChunks, chunk_pages, token_spans_for
-from desktop_search.core.extract import Extraction, ExtractOptions, extract, is_supported, kind_of, runs_isolated
+from desktop_search.core.extract import (
+    READERS_IMPROVED_AT,
+    Extraction,
+    ExtractOptions,
+    extract,
+    is_supported,
+    kind_of,
+    runs_isolated,
+)
 from desktop_search.core.failures import Failure, Reason
 from desktop_search.core.lease import writer_lock
 from desktop_search.core.lock import IndexBusy
@@ -428,10 +436,12 @@ class Indexer:
                 else:
                     report.unchanged += 1
                 continue
-            # A protected file that failed is tried again while the user has given passwords (one may open it now).
-            retry_locked = rec is not None and rec.reason == Reason.ENCRYPTED.value and bool(
-                self.settings.document_passwords)
-            if rec is not None and rec.status in ("indexed", "failed") and rec.size == st.st_size and not retry_locked:
+            # A failed file is tried again, unchanged, when the readers have learnt more since it failed, and a
+            # protected one while the user has given passwords (one may open it now).
+            retry = rec is not None and rec.status == "failed" and (
+                rec.indexed_at < READERS_IMPROVED_AT
+                or (rec.reason == Reason.ENCRYPTED.value and bool(self.settings.document_passwords)))
+            if rec is not None and rec.status in ("indexed", "failed") and rec.size == st.st_size and not retry:
                 if rec.mtime_ns == st.st_mtime_ns:
                     report.unchanged += 1
                     continue

@@ -163,3 +163,30 @@ def test_whole_pdf_corpus_indexes_without_crash_hang_or_writes(settings, corpus,
     # a page-accurate hit inside the 352-page book
     hits = Searcher(store, None).search('"Free Culture"', mode="keyword", k=5).hits
     assert any(h.path.endswith("freeculture.pdf") and h.page for h in hits)
+
+
+def test_a_file_that_failed_before_the_readers_improved_is_read_once_more(settings, tmp_path):
+    from desktop_search.core.extract import READERS_IMPROVED_AT
+    from desktop_search.core.store import FileRecord
+
+    folder = tmp_path / "docs"
+    write(folder / "plan.txt", "The harbour plan for the northern lighthouse")
+    store, report = run(settings, [folder])
+    assert report.indexed == 1
+    (path, rec), = store.file_records().items()
+
+    def failed_at(when: float) -> None:  # as an older version (or this one) recorded its failure
+        store.upsert_files([FileRecord(**{**rec.as_row(), "status": "failed", "reason": "no_text", "detail": "x",
+                                          "indexed_at": when})])
+
+    # Failed before the readers learnt more (say, a page of outlined text): read again although unchanged.
+    failed_at(READERS_IMPROVED_AT - 3600)
+    store, report = run(settings, [folder])
+    assert (report.indexed, report.unchanged) == (1, 0) and paths_in(store, "indexed") == {path}
+    assert store.file_records()[path].indexed_at > READERS_IMPROVED_AT  # so only once
+    store, report = run(settings, [folder])
+    assert (report.indexed, report.unchanged) == (0, 1)
+    # Failed since: an unchanged failed file is not read again.
+    failed_at(READERS_IMPROVED_AT + 3600)
+    store, report = run(settings, [folder])
+    assert (report.indexed, report.unchanged) == (0, 1) and paths_in(store, "failed") == {path}

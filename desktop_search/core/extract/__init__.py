@@ -10,7 +10,7 @@ in their own process.
 
 from __future__ import annotations
 
-from desktop_search.core.extract.base import REASONS, Extraction, ExtractOptions, Page
+from desktop_search.core.extract.base import READERS_IMPROVED_AT, REASONS, Extraction, ExtractOptions, Page
 from desktop_search.core.extract.registry import (
     Extractor,
     extract,
@@ -22,6 +22,7 @@ from desktop_search.core.extract.registry import (
 )
 
 __all__ = [
+    "READERS_IMPROVED_AT",
     "REASONS",
     "Page",
     "Extraction",

@@ -82,6 +82,12 @@ class Member:
     extraction: Extraction
 
 
+# When the readers last learnt to read files they failed on before (a Unix time): a file that failed before then
+# is read once more on the next run, even unchanged; its new record is newer, so once. Moved forward with each such
+# change: 2026-11-26 18:00 UTC, text drawn as vector outlines recognised, protected PDFs opened with passwords.
+READERS_IMPROVED_AT = 1_795_716_000.0
+
+
 @dataclass(frozen=True)
 class ExtractOptions:
     """How one file is read; picklable, so it travels to the isolated workers with the job."""
