@@ -7,6 +7,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from desktop_search import config
+
 from desktop_search.cli.common import (
     EXIT_OK,
     CliError,
@@ -41,7 +43,7 @@ def _writer_parser(sub: Any, name: str, help: str, metavar: str) -> argparse.Arg
 
 
 
-def check_ocr_pack(settings: Any) -> None:
+def check_ocr_pack(settings: config.Settings) -> None:
     """A pack named with --ocr-pack must be one of the manifest's and installed, verified and unchanged: otherwise
     one line says which packs there are or how to install it (rather than indexing without it, unsaid)."""
     if not settings.ocr_primary:

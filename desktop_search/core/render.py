@@ -42,6 +42,7 @@ class TextContext:
 
 
 MIN_ZOOM, MAX_ZOOM = 0.25, 6.0
+PROTECTED = "the document is password-protected"  # the error a preview of a locked file reports
 Rect = tuple[float, float, float, float]  # x0, y0, x1, y1
 
 
@@ -52,7 +53,7 @@ def _document(path: str | Path, passwords: Sequence[str] = ()) -> Iterator[Any]:
     data = Path(path).read_bytes()
     with MUPDF_LOCK, open_document(data, Path(path).suffix.lower().lstrip(".") or "pdf") as doc:
         if not unlock(doc, passwords):
-            raise ValueError("the document is password-protected")
+            raise ValueError(PROTECTED)
         yield doc
 
 

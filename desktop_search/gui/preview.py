@@ -363,8 +363,10 @@ class PreviewPane(QWidget):
     def _on_error(self, seq: int, message: str) -> None:
         if seq != self._seq:
             return
+        from desktop_search.core.render import PROTECTED
+
         text = f"Cannot preview this file: {message.splitlines()[0]}"
-        ask = "password-protected" in message and self.add_password is not None
+        ask = PROTECTED in message and self.add_password is not None
         # Indexed with a password in an earlier session (passwords are never kept): a link asks for it again.
         self.message.setTextFormat(Qt.TextFormat.RichText if ask else Qt.TextFormat.PlainText)
         self.message.setText(f'{html.escape(text)}<br><a href="password">Enter its password…</a>' if ask else text)

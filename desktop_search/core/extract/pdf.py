@@ -173,8 +173,9 @@ def _read_pages(src: Source, doc: Any, label: str) -> Extraction:
     if doc.needs_pass and not unlock(doc, src.options.passwords):
         method = _encryption_name(doc)
         method = f" ({method})" if method else ""
-        tried = f"none of the {len(src.options.passwords)} passwords given opens it" if src.options.passwords \
-            else "no password known"
+        count = len(src.options.passwords)
+        tried = ("no password known" if not count else "the password given does not open it" if count == 1
+                 else f"none of the {count} passwords given opens it")
         return src.fail(Reason.ENCRYPTED, f"password-protected {label}{method}; {tried}", mupdf_warning_note())
     try:
         page_count = doc.page_count
@@ -350,8 +351,8 @@ def _is_garbage(text: str) -> bool:
     return letters / len(visible) < 0.45
 
 
-# Path segments on a page without text from which on it is recognised: text turned into outlines is thousands
-# (a glyph is 5-20 curves; the corpus's vector.pdf has 2,452), a rule or a frame a handful.
+# A page without text is recognised when it draws at least this many path segments: text turned into outlines
+# draws thousands (5-20 curves a glyph; the corpus's vector.pdf 2,452), a rule or a frame a handful.
 DRAWN_TEXT_SEGMENTS = 200
 
 
