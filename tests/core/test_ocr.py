@@ -168,6 +168,7 @@ def test_text_drawn_as_outlines_is_recognised_and_a_blank_page_costs_no_ocr(tmp_
     assert "OCR processing" in " ".join(res.pages[0].text.split())
     blank = extract(pdfs / "ocrmypdf/blank.pdf", ExtractOptions(ocr_cache_dir=cache))
     assert blank.reason == "no_text" and blank.ocr_pages == 0  # nothing drawn: not worth a recognition pass
+    assert "the only page is blank" in blank.detail  # and not called a scan OCR could not read
 
 
 # A sample of the shared corpus's Latin-script scans (each page costs seconds of CPU): a brochure page (with its

@@ -220,6 +220,7 @@ def _read_pages(src: Source, doc: Any, label: str) -> Extraction:
             textless.append(number)
 
     ocr_done: list[int] = []
+    wanted: list[int] = []
     if src.options.ocr:
         # OCR'd: pages with no text but an image (scans) or many drawn shapes (text converted to outlines), pages
         # whose fonts cannot be mapped to Unicode (MuPDF still draws the glyphs), and pages whose text layer is
@@ -261,8 +262,12 @@ def _read_pages(src: Source, doc: Any, label: str) -> Extraction:
         else:
             of_pages = "the only page" if page_count == 1 else f"any of {page_count} pages"
             reason = Reason.NO_TEXT
-            why = "OCR found no text it could read" if src.options.ocr else "OCR is turned off"
-            detail = f"no text layer on {of_pages} (scanned or image-only; {why})"
+            if src.options.ocr and not wanted:  # nothing drawn that OCR could read: not a scan
+                blank = "the only page is" if page_count == 1 else f"all {page_count} pages are"
+                detail = f"{blank} blank: no text, no image, nothing drawn that could be text"
+            else:
+                why = "OCR found no text it could read" if src.options.ocr else "OCR is turned off"
+                detail = f"no text layer on {of_pages} (scanned or image-only; {why})"
         return src.fail(reason, detail, *warnings, mupdf_warning_note(), page_count=page_count)
 
     # Partial: indexed, but the user should know which pages search cannot see.
