@@ -302,6 +302,7 @@ class Indexer:
     def __init__(self, store: Store, settings: Settings, encoder: Any = None, *, extractor: Any = None) -> None:
         self.store = store
         self.settings = settings
+        self._ocr_manifest = str(ocr_models.default_manifest_path())  # read once: handed to every extraction
         self.encoder = encoder
         self.counter: TokenSpans = token_spans_for(settings.model_dir)
         if extractor is None:
@@ -563,7 +564,7 @@ class Indexer:
             max_bytes=self.settings.max_file_bytes, time_limit_s=self.settings.extract_time_limit_s,
             ocr=self.settings.ocr, ocr_cache_dir=str(self.settings.ocr_cache_dir),
             ocr_models_dir=str(self.settings.ocr_models_dir), ocr_primary=self.settings.ocr_primary,
-            ocr_manifest=str(ocr_models.default_manifest_path()),
+            ocr_manifest=self._ocr_manifest,
             passwords=self.settings.document_passwords,
             # Each extraction worker may be recognising a page at once: share the cores instead of each taking all.
             ocr_threads=max(1, (os.cpu_count() or 1) // max(1, self.settings.extract_workers)),

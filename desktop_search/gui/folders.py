@@ -237,15 +237,15 @@ class FailuresDialog(QDialog):
             for i in range(self.model.rowCount())
         ]
 
-    def selected_paths(self) -> list[str]:
-        rows = {i.row() for i in self.table.selectionModel().selectedRows()}
-        return [self.model.item(r, 0).data(Qt.ItemDataRole.UserRole) for r in sorted(rows)]
+    def selected_paths(self, reason: str | None = None) -> list[str]:
+        """The selected files (those that failed for ``reason`` only, when given)."""
+        rows = sorted({i.row() for i in self.table.selectionModel().selectedRows()})
+        return [self.model.item(r, 0).data(Qt.ItemDataRole.UserRole) for r in rows
+                if reason is None or self.model.item(r, 1).data(Qt.ItemDataRole.UserRole) == reason]
 
     def locked_paths(self) -> list[str]:
         """The selected files that failed as password-protected."""
-        rows = {i.row() for i in self.table.selectionModel().selectedRows()}
-        return [self.model.item(r, 0).data(Qt.ItemDataRole.UserRole) for r in sorted(rows)
-                if self.model.item(r, 1).data(Qt.ItemDataRole.UserRole) == "encrypted"]
+        return self.selected_paths("encrypted")
 
     def _ask_password(self) -> None:
         paths = self.locked_paths()
